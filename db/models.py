@@ -1,0 +1,246 @@
+"""SQLAlchemy 2.x models of the shared edit-vector library.
+
+Tables (see docs/vector_library.md for the reasoning):
+
+    users              one row per person (or local account); the app maps OAuth/local auth onto it
+    models             generators, keyed by their content hash (``model_id``)
+    vector_blobs       content-addressed tensor payloads (safetensors bytes of delta + preview)
+    edit_vectors       one row per shared vector; carries its current version's fields so search
+                       never joins the version history
+    vector_versions    the history: one row per published version of a vector
+    vector_tags        (vector, tag) for indexed tag filters
+    vector_classes     (vector, edited class) of the current version, for indexed class filters
+    likes              (user, vector); ``edit_vectors.like_count`` is kept in the same transaction
+    compositions       a named, publishable list of (vector, scale) ...
+    composition_items  ... its entries, in order
+
+Full-text search structures are dialect-specific and live only in the migration: an FTS5
+external-content table on SQLite, a generated ``tsvector`` column with a GIN index on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+VISIBILITIES = ("public", "private")
+
+# Deterministic constraint names so Alembic migrations can refer to them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores no offset: we add UTC back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Optional[datetime], dialect) -> Optional[datetime]:
+        if value is not None:
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given; the database stores timezone-aware UTC times")
+            value = value.astimezone(timezone.utc)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Optional[datetime], dialect) -> Optional[datetime]:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, datetime: UTCDateTime}
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GeneratorModel(Base):
+    """A generator that vectors belong to; ``model_id`` is its content hash (lowercase hex)."""
+
+    __tablename__ = "models"
+
+    model_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    resolution: Mapped[int]
+    n_latent: Mapped[int]
+    w_dim: Mapped[int]
+    class_names: Mapped[list[str]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class VectorBlob(Base):
+    """Tensor payload, addressed by the sha256 of ``data``; shared by identical versions."""
+
+    __tablename__ = "vector_blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EditVector(Base):
+    __tablename__ = "edit_vectors"
+    __table_args__ = (
+        CheckConstraint("visibility IN ('public', 'private')", name="visibility"),
+        CheckConstraint("scale_min < scale_max", name="scale_range"),
+        CheckConstraint("version >= 1", name="version_positive"),
+        # Search: the common shapes are "public vectors of model M, newest/most liked first".
+        Index("ix_edit_vectors_model_vis_created", "model_id", "visibility", "created_at"),
+        Index("ix_edit_vectors_model_vis_likes", "model_id", "visibility", "like_count"),
+        Index("ix_edit_vectors_model_vis_downloads", "model_id", "visibility", "download_count"),
+        Index("ix_edit_vectors_vis_created", "visibility", "created_at"),
+        Index("ix_edit_vectors_vis_likes", "visibility", "like_count"),
+        Index("ix_edit_vectors_vis_downloads", "visibility", "download_count"),
+        Index("ix_edit_vectors_author_created", "author_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str] = mapped_column(Text, default="")
+    tags_text: Mapped[str] = mapped_column(String(600), default="")  # space-joined, for full text
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.model_id"))
+    licence: Mapped[str] = mapped_column(String(32))
+    visibility: Mapped[str] = mapped_column(String(16), default="public")
+    # Fields of the current version (copied from vector_versions).
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    blob_sha256: Mapped[str] = mapped_column(ForeignKey("vector_blobs.sha256"))
+    edited_classes: Mapped[list[str]]
+    default_scale: Mapped[float] = mapped_column(Float)
+    scale_min: Mapped[float] = mapped_column(Float)
+    scale_max: Mapped[float] = mapped_column(Float)
+    metrics: Mapped[dict[str, Any]]
+    has_preview: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Remix lineage: the vector (and its version) this one was derived from.
+    parent_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("edit_vectors.id", ondelete="SET NULL"), index=True)
+    parent_version: Mapped[Optional[int]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    download_count: Mapped[int] = mapped_column(Integer, default=0)
+    like_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    author: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+    tags: Mapped[list["VectorTag"]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="VectorTag.position")
+    classes: Mapped[list["VectorClass"]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+
+
+class VectorVersion(Base):
+    __tablename__ = "vector_versions"
+    __table_args__ = (UniqueConstraint("vector_id", "number", name="uq_vector_versions_vector_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vector_id: Mapped[int] = mapped_column(ForeignKey("edit_vectors.id", ondelete="CASCADE"))
+    number: Mapped[int]
+    blob_sha256: Mapped[str] = mapped_column(ForeignKey("vector_blobs.sha256"), index=True)
+    edited_classes: Mapped[list[str]]
+    default_scale: Mapped[float] = mapped_column(Float)
+    scale_min: Mapped[float] = mapped_column(Float)
+    scale_max: Mapped[float] = mapped_column(Float)
+    metrics: Mapped[dict[str, Any]]
+    has_preview: Mapped[bool] = mapped_column(Boolean, default=False)
+    note: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class VectorTag(Base):
+    __tablename__ = "vector_tags"
+    __table_args__ = (Index("ix_vector_tags_tag_vector", "tag", "vector_id"),)
+
+    vector_id: Mapped[int] = mapped_column(ForeignKey("edit_vectors.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(32), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class VectorClass(Base):
+    __tablename__ = "vector_classes"
+    __table_args__ = (Index("ix_vector_classes_class_vector", "class_name", "vector_id"),)
+
+    vector_id: Mapped[int] = mapped_column(ForeignKey("edit_vectors.id", ondelete="CASCADE"), primary_key=True)
+    class_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class Like(Base):
+    __tablename__ = "likes"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    vector_id: Mapped[int] = mapped_column(
+        ForeignKey("edit_vectors.id", ondelete="CASCADE"), primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Composition(Base):
+    __tablename__ = "compositions"
+    __table_args__ = (
+        CheckConstraint("visibility IN ('public', 'private')", name="visibility"),
+        Index("ix_compositions_vis_created", "visibility", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str] = mapped_column(Text, default="")
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.model_id"), index=True)
+    visibility: Mapped[str] = mapped_column(String(16), default="private")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    owner: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+    items: Mapped[list["CompositionItem"]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="CompositionItem.position")
+
+
+class CompositionItem(Base):
+    __tablename__ = "composition_items"
+    __table_args__ = (
+        UniqueConstraint("composition_id", "position", name="uq_composition_items_composition_position"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    composition_id: Mapped[int] = mapped_column(ForeignKey("compositions.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    # SET NULL: deleting a vector must not silently rewrite other people's compositions;
+    # resolving an item whose vector is gone raises an explicit error instead.
+    vector_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("edit_vectors.id", ondelete="SET NULL"), index=True)
+    scale: Mapped[float] = mapped_column(Float)

@@ -1,0 +1,57 @@
+"""Real databases for tests and benchmarks: a migrated SQLite file per test (copied from a
+template, so migrations run once), and the PostgreSQL server named by $EDITGAN_TEST_PG_URL
+(migrated once, emptied between tests). Nothing here is mocked."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Optional
+
+from sqlalchemy import create_engine, text
+
+from db.engine import Database, DatabaseConfig
+from db.models import Base
+
+ENV_TEST_PG_URL = "EDITGAN_TEST_PG_URL"
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+def make_sqlite_template(path: Path) -> Path:
+    """Create a migrated SQLite file at ``path`` to copy for each test."""
+    db = Database.open(sqlite_url(path))
+    with db.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.dispose()
+    return path
+
+
+def fresh_sqlite(template: Path, path: Path) -> Database:
+    shutil.copyfile(template, path)
+    return Database(DatabaseConfig(url=sqlite_url(path)))
+
+
+def postgres_url() -> tuple[Optional[str], str]:
+    """(url, "") when $EDITGAN_TEST_PG_URL names a reachable server, else (None, why not)."""
+    url = os.environ.get(ENV_TEST_PG_URL)
+    if not url:
+        return None, f"PostgreSQL tests skipped: ${ENV_TEST_PG_URL} is not set (.ci/run sets it)"
+    try:
+        engine = create_engine(url, connect_args={"connect_timeout": 5})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:  # any failure to connect means: skip, and say why
+        return None, f"PostgreSQL tests skipped: cannot connect to ${ENV_TEST_PG_URL} ({type(exc).__name__}: {exc})"
+    return url, ""
+
+
+def truncate_all(db: Database) -> None:
+    """Empty every table of a PostgreSQL database and restart its id sequences."""
+    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with db.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
