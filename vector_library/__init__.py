@@ -1,0 +1,36 @@
+"""The shared edit-vector library: publish, search, versions, remixes, likes, compositions,
+import/export and Hub sync, over the database of ``db``. Knows no torch and no gradio.
+
+    from db import Database
+    from vector_library import VectorLibrary
+    library = VectorLibrary(Database.open())        # upgrades the schema on start
+"""
+
+from vector_library.errors import Conflict, InvalidInput, LibraryError, NotFound, PermissionDenied
+from vector_library.hub import HubPushResult, pull_collection, push_collection
+from vector_library.records import (
+    SORTS,
+    ComposedVector,
+    ComposeResult,
+    CompositionInfo,
+    LikeResult,
+    MetadataUpdate,
+    ModelSpec,
+    SearchPage,
+    SearchQuery,
+    UserInfo,
+    VectorInfo,
+    VectorMetadata,
+    VersionInfo,
+)
+from vector_library.service import VectorLibrary
+from vector_library.transfer import CollectionEntry, read_collection
+from vector_library.validation import LICENCES, VISIBILITIES
+
+__all__ = [
+    "Conflict", "InvalidInput", "LibraryError", "NotFound", "PermissionDenied", "HubPushResult",
+    "pull_collection", "push_collection", "SORTS", "ComposedVector", "ComposeResult", "CompositionInfo",
+    "LikeResult", "MetadataUpdate", "ModelSpec", "SearchPage", "SearchQuery", "UserInfo", "VectorInfo",
+    "VectorMetadata", "VersionInfo", "VectorLibrary", "CollectionEntry", "read_collection", "LICENCES",
+    "VISIBILITIES",
+]
