@@ -321,7 +321,7 @@ def render_face(p: FaceParams, resolution: int = 64) -> tuple[np.ndarray, np.nda
     # brows: curved bars above the eyes
     brow_labels = (CLASS_INDEX["left_brow"], CLASS_INDEX["right_brow"])
     for side, label in zip((-1, 1), brow_labels):
-        bx, by = fx + side * p.eye_dx, p.eye_y - p.brow_gap - p.eye_w * p.eye_open * 0.3
+        bx, by = fx + side * p.eye_dx, p.eye_y - p.brow_gap - 0.03
         ang = -side * p.brow_angle
         c, s = np.cos(ang), np.sin(ang)
         u, v = c * (x - bx) + s * (y - by), -s * (x - bx) + c * (y - by)

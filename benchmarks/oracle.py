@@ -1,0 +1,246 @@
+"""The oracle segmenter: a judge for benchmarks, never part of the editor.
+
+A small U-Net trained with full supervision on procedural faces (pixel-exact
+masks). Later benchmarks use it to read the mask of any image -- a GAN sample,
+an edit result -- independently of the generator's own segmentation branch.
+
+    python -m benchmarks.oracle train --resolution 64 --train-images 20000
+    python -m benchmarks.oracle eval  --resolution 64
+
+The checkpoint lives in ``benchmarks/oracle/`` (safetensors + JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm import tqdm
+
+from core.data.faces import ProceduralFaces
+from core.data.palette import CLASS_NAMES, NUM_CLASSES
+
+ORACLE_DIR = Path(__file__).resolve().parent / "oracle"
+# Disjoint index ranges of the procedural stream (seed ORACLE_SEED).
+ORACLE_SEED = 1001
+TEST_START = 10_000_000
+
+
+@dataclass(frozen=True)
+class OracleConfig:
+    resolution: int = 64
+    width: int = 24
+    depth: int = 3
+    num_classes: int = NUM_CLASSES
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+    )  # fmt: skip
+
+
+class OracleUNet(nn.Module):
+    """Image [B, 3, H, W] in [-1, 1] -> logits [B, num_classes, H, W]."""
+
+    def __init__(self, config: OracleConfig):
+        super().__init__()
+        self.config = config
+        w = config.width
+        widths = [w * 2**i for i in range(config.depth + 1)]
+        self.down = nn.ModuleList([_block(3, widths[0])] + [_block(widths[i], widths[i + 1]) for i in range(config.depth)])
+        self.up = nn.ModuleList(
+            [nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(config.depth))]
+        )
+        self.dec = nn.ModuleList([_block(widths[i] * 2, widths[i]) for i in reversed(range(config.depth))])
+        self.head = nn.Conv2d(widths[0], config.num_classes, 1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled bottleneck features [B, C] (used for the Frechet distance)."""
+        for i, blk in enumerate(self.down):
+            x = blk(x if i == 0 else F.max_pool2d(x, 2))
+        return x.mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i, blk in enumerate(self.down):
+            x = blk(x if i == 0 else F.max_pool2d(x, 2))
+            skips.append(x)
+        x = skips.pop()
+        for up, dec in zip(self.up, self.dec):
+            x = dec(torch.cat([up(x), skips.pop()], 1))
+        return self.head(x)
+
+
+def render_set(resolution: int, start: int, n: int, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    ds = ProceduralFaces(resolution, ORACLE_SEED)
+    imgs = np.empty((n, resolution, resolution, 3), np.uint8)
+    masks = np.empty((n, resolution, resolution), np.uint8)
+    for i in tqdm(range(n), desc="render", disable=not progress):
+        imgs[i], masks[i] = ds[start + i]
+    return torch.from_numpy(imgs), torch.from_numpy(masks)
+
+
+def to_input(imgs_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 [B, H, W, 3] -> float [B, 3, H, W] in [-1, 1]."""
+    return imgs_uint8.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def confusion(pred: torch.Tensor, target: torch.Tensor, k: int = NUM_CLASSES) -> torch.Tensor:
+    idx = target.flatten().long() * k + pred.flatten().long()
+    return torch.bincount(idx, minlength=k * k).view(k, k)
+
+
+def iou_from_confusion(cm: torch.Tensor) -> dict[str, float]:
+    """Per-class IoU over the whole set (classes absent from both prediction and truth are skipped)."""
+    cm = cm.double()
+    tp = cm.diag()
+    union = cm.sum(0) + cm.sum(1) - tp
+    return {CLASS_NAMES[i]: float(tp[i] / union[i]) for i in range(len(tp)) if union[i] > 0}
+
+
+def mean_iou(pred: torch.Tensor, target: torch.Tensor) -> float:
+    ious = iou_from_confusion(confusion(pred, target))
+    return float(np.mean(list(ious.values())))
+
+
+@torch.no_grad()
+def predict(model: OracleUNet, images: torch.Tensor, batch: int = 128) -> torch.Tensor:
+    """images float [B, 3, H, W] in [-1, 1] -> class ids [B, H, W]."""
+    model.eval()
+    out = [model(images[i : i + batch]).argmax(1) for i in range(0, len(images), batch)]
+    return torch.cat(out)
+
+
+def save_oracle(model: OracleUNet, meta: dict, folder: Path = ORACLE_DIR) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    res = model.config.resolution
+    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(sd, str(folder / f"oracle{res}.safetensors"))
+    (folder / f"oracle{res}.json").write_text(json.dumps({"config": model.config.to_dict(), **meta}, indent=2) + "\n")
+
+
+def load_oracle(resolution: int = 64, folder: Path = ORACLE_DIR) -> OracleUNet:
+    meta_path = folder / f"oracle{resolution}.json"
+    if not meta_path.exists():
+        raise FileNotFoundError(f"no oracle for {resolution} px in {folder}; train one with python -m benchmarks.oracle train")
+    meta = json.loads(meta_path.read_text())
+    model = OracleUNet(OracleConfig(**meta["config"]))
+    model.load_state_dict(load_file(str(folder / f"oracle{resolution}.safetensors")))
+    return model.eval()
+
+
+def train(config: OracleConfig, n_train: int, epochs: int, batch: int, lr: float, seed: int = 0) -> tuple[OracleUNet, dict]:
+    torch.manual_seed(seed)
+    t0 = time.time()
+    imgs, masks = render_set(config.resolution, 0, n_train)
+    render_s = time.time() - t0
+    model = OracleUNet(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    steps = epochs * (n_train // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    gen = torch.Generator().manual_seed(seed)
+    bar = tqdm(total=steps, desc="oracle")
+    losses = []
+    for _ in range(epochs):
+        perm = torch.randperm(n_train, generator=gen)
+        for i in range(n_train // batch):
+            idx = perm[i * batch : (i + 1) * batch]
+            x, y = to_input(imgs[idx]), masks[idx].long()
+            if torch.rand((), generator=gen) < 0.5:  # mirror, swapping left/right classes
+                x, y = x.flip(-1), _swap_sides(y.flip(-1))
+            model.train()
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+    bar.close()
+    meta = {
+        "train_images": n_train,
+        "epochs": epochs,
+        "batch": batch,
+        "lr": lr,
+        "render_seconds": round(render_s, 1),
+        "train_seconds": round(time.time() - t0 - render_s, 1),
+        "final_loss": float(np.mean(losses[-100:])),
+        "data_seed": ORACLE_SEED,
+    }
+    return model, meta
+
+
+_SWAP = None
+
+
+def _swap_sides(mask: torch.Tensor) -> torch.Tensor:
+    """Mirror labels: left_* <-> right_* (needed when the image is flipped)."""
+    global _SWAP
+    if _SWAP is None:
+        perm = list(range(NUM_CLASSES))
+        for a, b in (("left_eye", "right_eye"), ("left_brow", "right_brow")):
+            ia, ib = CLASS_NAMES.index(a), CLASS_NAMES.index(b)
+            perm[ia], perm[ib] = ib, ia
+        _SWAP = torch.tensor(perm)
+    return _SWAP[mask]
+
+
+def evaluate(model: OracleUNet, n_test: int = 1000) -> dict:
+    imgs, masks = render_set(model.config.resolution, TEST_START, n_test, progress=False)
+    pred = predict(model, to_input(imgs))
+    ious = iou_from_confusion(confusion(pred, masks))
+    return {
+        "test_images": n_test,
+        "test_index_start": TEST_START,
+        "pixel_accuracy": float((pred == masks).float().mean()),
+        "miou": float(np.mean(list(ious.values()))),
+        "per_class_iou": {k: round(v, 4) for k, v in ious.items()},
+    }
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("command", choices=["train", "eval"])
+    ap.add_argument("--resolution", type=int, default=64)
+    ap.add_argument("--width", type=int, default=24)
+    ap.add_argument("--train-images", type=int, default=20000)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--test-images", type=int, default=1000)
+    ap.add_argument("--threads", type=int)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.command == "train":
+        cfg = OracleConfig(resolution=args.resolution, width=args.width)
+        model, meta = train(cfg, args.train_images, args.epochs, args.batch, args.lr)
+        meta["eval"] = evaluate(model, args.test_images)
+        save_oracle(model, meta)
+    else:
+        model = load_oracle(args.resolution)
+        meta = {"eval": evaluate(model, args.test_images)}
+    out = Path(__file__).resolve().parent / "results" / f"oracle{args.resolution}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(meta, indent=2) + "\n")
+    print(json.dumps(meta, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.train.gan import GANTrainer, TrainConfig, parse_args
+
+from .conftest import TINY  # noqa: F401  (importlib mode resolves the package-relative import)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tiny_train_config(**kw) -> TrainConfig:
+    base = dict(generator=TINY, iterations=4, batch_size=4, num_workers=0, ckpt_every=2, sample_every=0,
+                log_every=1, d_reg_every=2)  # fmt: skip
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_runs_logs_and_resumes(tmp_path):
+    t = GANTrainer(tiny_train_config(), tmp_path)
+    state = t.fit(progress=False)
+    assert state.step == 4
+    assert len(state.log) == 4 and all(torch.isfinite(torch.tensor(r["d_loss"])) for r in state.log)
+    assert ["r1" in r for r in state.log] == [True, False, True, False]  # lazy R1 every 2nd step
+    t2 = GANTrainer(tiny_train_config(iterations=6), tmp_path)
+    assert t2.state.step == 4
+    for a, b in zip(t.g_ema.parameters(), t2.g_ema.parameters()):
+        assert torch.equal(a.cpu(), b.cpu())
+    assert t2.fit(progress=False).step == 6
+
+
+def test_ema_generator_moves_towards_g(tmp_path):
+    t = GANTrainer(tiny_train_config(iterations=2), tmp_path)
+    before = [p.clone() for p in t.g_ema.parameters()]
+    t.fit(progress=False)
+    assert any(not torch.equal(a, b) for a, b in zip(before, t.g_ema.parameters()))
+
+
+def test_resume_refuses_another_architecture(tmp_path):
+    GANTrainer(tiny_train_config(iterations=2), tmp_path).fit(progress=False)
+    other = tiny_train_config(generator=TINY.__class__(**{**TINY.to_dict(), "style_dim": 16}))
+    with pytest.raises(ValueError, match="another architecture"):
+        GANTrainer(other, tmp_path)
+
+
+def test_export_writes_a_loadable_model(tmp_path):
+    from core.checkpoint import load_generator
+
+    t = GANTrainer(tiny_train_config(iterations=1), tmp_path / "run")
+    t.fit(progress=False)
+    mid = t.export(tmp_path / "model")
+    g = load_generator(tmp_path / "model")
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["model_id"] == mid
+    assert g.config == TINY
+
+
+def test_cli_flags_override_and_unknown_config_keys_fail(tmp_path):
+    cfg, _ = parse_args(["--out", str(tmp_path), "--resolution", "32", "--batch-size", "8", "--augment", "true"])
+    assert cfg.generator.resolution == 32 and cfg.batch_size == 8 and cfg.augment
+    bad = tmp_path / "c.json"
+    bad.write_text(json.dumps({"iteratons": 3}))
+    with pytest.raises(ValueError, match="iteratons"):
+        parse_args(["--out", str(tmp_path), "--config", str(bad)])
+
+
+def test_augmented_training_step_runs(tmp_path):
+    t = GANTrainer(tiny_train_config(iterations=2, augment=True), tmp_path)
+    assert t.fit(progress=False).step == 2
+
+
+DDP_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, torch, torch.distributed as dist
+    from core.generator import GeneratorConfig
+    from core.train.gan import GANTrainer, TrainConfig
+    gc = GeneratorConfig(resolution=16, style_dim=32, n_mlp=2, channel_base=256, channel_max=32, channel_multiplier=1)
+    cfg = TrainConfig(generator=gc, iterations=3, batch_size=4, num_workers=0, ckpt_every=100, sample_every=0,
+                      log_every=1, d_reg_every=2, device="cpu")
+    t = GANTrainer(cfg, sys.argv[1])
+    t.fit(progress=False)
+    flat = torch.cat([p.detach().flatten() for p in list(t.g.parameters()) + list(t.d.parameters())])
+    out = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, flat)
+    if dist.get_rank() == 0:
+        json.dump({"world": dist.get_world_size(), "max_diff": max(float((o - out[0]).abs().max()) for o in out),
+                   "moved": float((flat - flat).abs().sum()), "step": t.state.step}, open(sys.argv[2], "w"))
+    dist.destroy_process_group()
+    """
+)
+
+
+def test_ddp_two_cpu_ranks_agree(tmp_path):
+    script = tmp_path / "ddp_run.py"
+    script.write_text(DDP_SCRIPT)
+    result = tmp_path / "result.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           str(script), str(tmp_path / "run"), str(result)]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(result.read_text())
+    assert r["world"] == 2 and r["step"] == 3
+    assert r["max_diff"] == 0.0
+    assert (tmp_path / "run" / "g_ema.safetensors").exists()
+
+
+def test_core_imports_no_web_or_db_framework():
+    code = "import sys, core, core.generator, core.checkpoint, core.train.gan, core.data.faces, core.losses\n" \
+           "bad = [m for m in ('gradio', 'sqlalchemy', 'fastapi') if m in sys.modules]\nassert not bad, bad"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
