@@ -751,7 +751,10 @@ def _insert_ignore(s: Session, model: type, values: dict) -> int:
     dialect = s.get_bind().dialect.name
     if dialect in ("sqlite", "postgresql"):
         insert = sqlite_insert if dialect == "sqlite" else pg_insert
-        return s.execute(insert(model).values(**values).on_conflict_do_nothing()).rowcount
+        # RETURNING tells whether a row went in; INSERT rowcounts are not reliable across drivers.
+        table = model.__table__
+        stmt = insert(table).values(**values).on_conflict_do_nothing().returning(*table.primary_key.columns)
+        return len(s.execute(stmt).all())
     try:
         with s.begin_nested():
             s.add(model(**values))
