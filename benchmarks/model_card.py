@@ -1,0 +1,135 @@
+"""Writes a model card (README.md + pictures) beside a trained generator.
+
+    python -m benchmarks.model_card --model checkpoints/faces64 --run runs/faces64 \
+        --hardware "2 CPU cores (no GPU)" --core-json benchmarks/results/core.json
+
+The pictures: a grid of samples beside the oracle's masks of them, and the
+training loss curves (drawn with PIL so no plotting library is needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from benchmarks.bench_core import generate
+from benchmarks.oracle import load_oracle
+from core.checkpoint import load_generator
+from core.data.palette import CLASS_NAMES, colorize
+
+
+def sample_grid(model_dir: Path, n: int = 16, scale: int = 2) -> Image.Image:
+    g = load_generator(model_dir)
+    imgs = generate(g, n, seed=2024)
+    with torch.no_grad():
+        masks = load_oracle(g.config.resolution)(imgs).argmax(1).numpy()
+    pics = ((imgs.permute(0, 2, 3, 1).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+    cols = []
+    for i in range(n):
+        cols.append(np.concatenate([pics[i], colorize(masks[i])], 0))
+    per_row = 8
+    rows = [np.concatenate(cols[r : r + per_row], 1) for r in range(0, n, per_row)]
+    grid = Image.fromarray(np.concatenate(rows, 0))
+    return grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST)
+
+
+def loss_curves(log: list[dict], keys=("d_loss", "g_loss", "r1"), size=(720, 300)) -> Image.Image:
+    colors = {"d_loss": (200, 40, 40), "g_loss": (40, 90, 200), "r1": (40, 160, 60)}
+    w, h = size
+    img = Image.new("RGB", size, (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    pad = 40
+    steps = [r["step"] for r in log]
+    if not steps:
+        return img
+    vals = [r.get(k) for r in log for k in keys if r.get(k) is not None]
+    lo, hi = 0.0, float(np.percentile(vals, 99)) if vals else 1.0
+    d.rectangle([pad, 10, w - 10, h - pad], outline=(0, 0, 0))
+    for j, k in enumerate(keys):
+        pts = [(r["step"], r[k]) for r in log if k in r]
+        if len(pts) < 2:
+            continue
+        # moving average keeps the curve readable
+        ys = np.convolve([p[1] for p in pts], np.ones(5) / 5, mode="same")
+        xy = [
+            (pad + (s - steps[0]) / max(1, steps[-1] - steps[0]) * (w - pad - 10),
+             h - pad - (min(y, hi) - lo) / (hi - lo + 1e-9) * (h - pad - 10))
+            for (s, _), y in zip(pts, ys)
+        ]  # fmt: skip
+        d.line(xy, fill=colors[k], width=2)
+        d.text((pad + 10 + 90 * j, 14), k, fill=colors[k])
+    d.text((pad, h - pad + 5), f"step {steps[0]}", fill=(0, 0, 0))
+    d.text((w - 90, h - pad + 5), f"step {steps[-1]}", fill=(0, 0, 0))
+    d.text((2, 10), f"{hi:.2f}", fill=(0, 0, 0))
+    d.text((2, h - pad - 10), f"{lo:.2f}", fill=(0, 0, 0))
+    return img
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="checkpoints/faces64")
+    ap.add_argument("--run", default="runs/faces64")
+    ap.add_argument("--hardware", required=True)
+    ap.add_argument("--train-seconds", type=float, help="wall time of all training sittings")
+    ap.add_argument("--core-json", default="benchmarks/results/core.json")
+    args = ap.parse_args(argv)
+    model, run = Path(args.model), Path(args.run)
+    cfg = json.loads((model / "config.json").read_text())
+    train_cfg = json.loads((run / "train_config.json").read_text())
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    sample_grid(model).save(model / "samples_with_oracle_masks.png")
+    loss_curves(log).save(model / "loss_curves.png")
+    core = json.loads(Path(args.core_json).read_text()) if Path(args.core_json).exists() else {}
+    step = log[-1]["step"] if log else 0
+    imgs_seen = step * train_cfg["batch_size"]
+    card = f"""# {model.name}: StyleGAN2 on procedural faces
+
+Model id (content hash of the weights): `{cfg["model_id"]}`
+
+| | |
+|---|---|
+| resolution | {cfg["generator"]["resolution"]} x {cfg["generator"]["resolution"]} |
+| W+ shape | [{2 * int(np.log2(cfg["generator"]["resolution"])) - 2}, {cfg["generator"]["style_dim"]}] |
+| classes | {", ".join(CLASS_NAMES)} |
+| training data | `core.data.faces.ProceduralFaces(resolution, seed={train_cfg["data_seed"]})`, an infinite stream; {imgs_seen:,} images seen |
+| iterations | {step:,} at batch {train_cfg["batch_size"]} |
+| training time | {f"{args.train_seconds / 3600:.2f} h" if args.train_seconds else "see note"} |
+| hardware | {args.hardware} |
+| loss | non-saturating logistic, lazy R1 (gamma {train_cfg["r1_gamma"]} every {train_cfg["d_reg_every"]}), style mixing {train_cfg["mixing_prob"]}, EMA half-life {train_cfg["ema_half_life_kimg"]} kimg |
+
+Generator config: `{json.dumps(cfg["generator"])}`
+
+## Metrics (benchmarks/bench_core.py, judged by the oracle segmenter)
+
+```json
+{json.dumps(core.get("gan_quality", {}), indent=2)}
+```
+
+Truncation 0.7:
+
+```json
+{json.dumps(core.get("gan_quality_truncation_0.7", {}), indent=2)}
+```
+
+## Samples and their oracle masks
+
+![samples](samples_with_oracle_masks.png)
+
+## Training losses
+
+![losses](loss_curves.png)
+
+Reproduce: `python -m core.train.gan --config {run}/train_config.json --out {run} --export {model}` (resumes).
+"""
+    (model / "README.md").write_text(card)
+    print(f"wrote {model / 'README.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""One object for the whole model bundle: generator + segmentation branch + encoder.
+
+    from core.editgan import EditGAN
+    model = EditGAN.load("faces64")             # a name under checkpoints/, or a folder path
+    w = model.sample(seed=3)                     # W+ [1, n_latent, w_dim]
+    image, mask = model.render(w), model.segment(w)
+    result = model.embed("photo.jpg")            # EmbedResult (w_plus, reconstruction, crop box, ...)
+
+A model folder holds ``generator.safetensors``, optionally ``branch.safetensors``
+and ``encoder.safetensors``, and one ``config.json`` with their configs, the
+class names and the model id.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from core.branch import BranchConfig, SegmentationBranch
+from core.checkpoint import CONFIG_FILE, check_state_dict, load_generator
+from core.data.palette import CLASS_NAMES, PALETTE
+from core.embed import EmbedConfig, EmbedResult, embed
+from core.encoder import Encoder, EncoderConfig
+from core.generator import Generator
+from core.image_io import ImageLike
+from core.perceptual import PerceptualLoss
+
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+DEFAULT_MODEL = "faces64"
+
+
+def resolve_model_path(path_or_name: str | Path) -> Path:
+    p = Path(path_or_name)
+    if p.is_dir():
+        return p
+    named = CHECKPOINTS / str(path_or_name)
+    if named.is_dir():
+        return named
+    known = sorted(d.name for d in CHECKPOINTS.iterdir() if (d / CONFIG_FILE).exists()) if CHECKPOINTS.is_dir() else []
+    raise ValueError(f"no model folder at {path_or_name!r}; shipped models: {known}")
+
+
+def _load_part(model_dir: Path, file: str, module: torch.nn.Module) -> torch.nn.Module:
+    try:
+        sd = load_file(str(model_dir / file))
+    except Exception as e:
+        raise ValueError(f"{model_dir / file}: not a readable safetensors file ({e})") from None
+    check_state_dict(module, sd, what=str(model_dir / file))
+    module.load_state_dict(sd)
+    return module.eval()
+
+
+class EditGAN:
+    def __init__(
+        self,
+        generator: Generator,
+        branch: Optional[SegmentationBranch] = None,
+        encoder: Optional[Encoder] = None,
+        class_names: Sequence[str] = CLASS_NAMES,
+        palette: np.ndarray = PALETTE,
+        model_id: str = "",
+        path: Optional[Path] = None,
+    ):
+        self.generator = generator.eval()
+        self.branch = branch
+        self.encoder = encoder
+        self.class_names = tuple(class_names)
+        self.palette = palette
+        self.model_id = model_id
+        self.path = path
+        self._perceptual: Optional[PerceptualLoss] = None
+
+    @classmethod
+    def load(cls, path_or_name: str | Path = DEFAULT_MODEL, device: str | torch.device = "cpu",
+             require: Sequence[str] = ()) -> "EditGAN":  # fmt: skip
+        """Load a bundle; ``require`` names parts ("branch", "encoder") that must be present."""
+        model_dir = resolve_model_path(path_or_name)
+        generator = load_generator(model_dir)
+        cfg = json.loads((model_dir / CONFIG_FILE).read_text())
+        branch = encoder = None
+        if "branch" in cfg and (model_dir / "branch.safetensors").exists():
+            branch = _load_part(model_dir, "branch.safetensors", SegmentationBranch(BranchConfig.from_dict(cfg["branch"])))
+        if "encoder" in cfg and (model_dir / "encoder.safetensors").exists():
+            encoder = _load_part(model_dir, "encoder.safetensors", Encoder(EncoderConfig.from_dict(cfg["encoder"])))
+        missing = [p for p in require if {"branch": branch, "encoder": encoder}.get(p) is None]
+        if missing:
+            raise ValueError(f"model {model_dir.name} has no {', '.join(missing)} (train it; see README)")
+        names = tuple(cfg.get("classes", CLASS_NAMES))
+        model = cls(generator, branch, encoder, names, PALETTE[: len(names)], cfg["model_id"], model_dir)
+        return model.to(device)
+
+    def to(self, device: str | torch.device) -> "EditGAN":
+        for m in (self.generator, self.branch, self.encoder, self._perceptual):
+            if m is not None:
+                m.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.generator.w_avg.device
+
+    @property
+    def resolution(self) -> int:
+        return self.generator.config.resolution
+
+    @property
+    def latent_shape(self) -> tuple[int, int]:
+        return (self.generator.n_latent, self.generator.config.style_dim)
+
+    @property
+    def perceptual(self) -> PerceptualLoss:
+        if self._perceptual is None:
+            self._perceptual = PerceptualLoss().to(self.device)
+        return self._perceptual
+
+    # -- the API later parts build on ------------------------------------------------------------
+    def sample(self, seed: int, truncation: float = 0.7, batch: int = 1) -> torch.Tensor:
+        """Deterministic W+ [batch, n_latent, w_dim] for a seed."""
+        return self.generator.sample_w_plus(seed, batch, truncation)
+
+    @torch.no_grad()
+    def render(self, w_plus: torch.Tensor) -> torch.Tensor:
+        """W+ -> image [B, 3, R, R] in [-1, 1]."""
+        return self.generator(w_plus.to(self.device)).image.clamp(-1, 1)
+
+    @torch.no_grad()
+    def segment(self, w_plus: torch.Tensor) -> torch.Tensor:
+        """W+ -> class ids [B, R, R] from the segmentation branch."""
+        if self.branch is None:
+            raise ValueError(f"model {self.model_id} has no segmentation branch")
+        feats = self.generator.synthesis(w_plus.to(self.device)).features
+        return self.branch(feats).argmax(1)
+
+    def embed(self, image: ImageLike, config: EmbedConfig = EmbedConfig(), callback=None) -> EmbedResult:
+        if self.encoder is None:
+            raise ValueError(f"model {self.model_id} has no encoder; it cannot embed images")
+        return embed(self.generator, self.encoder, image, config, self.perceptual, callback)

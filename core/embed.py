@@ -1,0 +1,128 @@
+"""Putting an image into W+: encoder initialisation, then a short optimisation.
+
+As in EditGAN: the encoder gives a first latent; Adam then refines it with a
+perceptual + L2 reconstruction loss and an encoder-consistency term
+``MSE(w, E(G(w)))`` that keeps the latent where the encoder (and so the
+generator's well-trained region) expects it. The best latent seen is kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from core.encoder import Encoder
+from core.generator import Generator, _check_keys
+from core.image_io import CropBox, ImageLike, to_model_input
+from core.perceptual import PerceptualLoss
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    steps: int = 100
+    lr: float = 0.01
+    w_perceptual: float = 1.0
+    w_l2: float = 1.0
+    w_encoder: float = 0.1
+    early_stop_patience: Optional[int] = None  # stop after this many steps without improvement
+    policy: str = "crop"  # how a non-square image becomes square (see core.image_io)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EmbedConfig":
+        _check_keys(cls, data)
+        return cls(**data)
+
+
+@dataclass
+class EmbedResult:
+    w_plus: torch.Tensor  # [1, n_latent, w_dim]
+    image: torch.Tensor  # reconstruction [1, 3, R, R]
+    target: torch.Tensor  # the preprocessed input [1, 3, R, R]
+    crop: Optional[CropBox]
+    losses: list[float] = field(default_factory=list)
+    best_step: int = 0
+    psnr_encoder: float = float("nan")
+    psnr: float = float("nan")
+    seconds: float = 0.0
+    perceptual_backend: str = ""
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB for images in [-1, 1] (peak-to-peak 2)."""
+    mse = F.mse_loss(a.clamp(-1, 1), b.clamp(-1, 1)).item()
+    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(4.0 / mse)).item()
+
+
+def embed_tensor(
+    generator: Generator,
+    encoder: Encoder,
+    target: torch.Tensor,  # [1, 3, R, R] in [-1, 1]
+    config: EmbedConfig = EmbedConfig(),
+    perceptual: Optional[PerceptualLoss] = None,
+    crop: Optional[CropBox] = None,
+    callback: Optional[Callable[[int, float], None]] = None,
+) -> EmbedResult:
+    res = generator.config.resolution
+    if target.shape != (1, 3, res, res):
+        raise ValueError(f"target must be [1, 3, {res}, {res}], got {list(target.shape)}")
+    perceptual = perceptual or PerceptualLoss()
+    t0 = time.perf_counter()
+    generator.requires_grad_(False)
+    encoder.requires_grad_(False)
+    with torch.no_grad():
+        w0 = encoder(target)
+        img0 = generator(w0).image
+    result = EmbedResult(w_plus=w0, image=img0, target=target, crop=crop, psnr_encoder=psnr(img0, target),
+                         perceptual_backend=perceptual.backend)  # fmt: skip
+    if config.steps <= 0:
+        result.psnr, result.seconds = result.psnr_encoder, time.perf_counter() - t0
+        return result
+    w = w0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([w], lr=config.lr)
+    best, since_best = float("inf"), 0
+    for step in range(config.steps):
+        img = generator(w).image
+        loss = config.w_perceptual * perceptual(img, target).mean() + config.w_l2 * F.mse_loss(img, target)
+        if config.w_encoder > 0:
+            loss = loss + config.w_encoder * F.mse_loss(encoder(img), w)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        value = loss.item()
+        result.losses.append(value)
+        if value < best:  # the loss belongs to w before this step's update
+            best, since_best = value, 0
+            result.w_plus, result.best_step = w.detach().clone(), step
+        else:
+            since_best += 1
+        if callback:
+            callback(step, value)
+        if config.early_stop_patience is not None and since_best >= config.early_stop_patience:
+            break
+        opt.step()
+    with torch.no_grad():
+        result.image = generator(result.w_plus).image
+    result.psnr = psnr(result.image, target)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def embed(
+    generator: Generator,
+    encoder: Encoder,
+    image: ImageLike,
+    config: EmbedConfig = EmbedConfig(),
+    perceptual: Optional[PerceptualLoss] = None,
+    callback: Optional[Callable[[int, float], None]] = None,
+) -> EmbedResult:
+    """Any accepted image (see core.image_io) -> EmbedResult with the crop box for pasting back."""
+    device = next(generator.parameters()).device
+    target, box = to_model_input(image, generator.config.resolution, config.policy)
+    return embed_tensor(generator, encoder, target.to(device), config, perceptual, box, callback)

@@ -1,0 +1,207 @@
+"""Training the segmentation branch from a handful of labelled images (DatasetGAN-style).
+
+1. The labelled images (16 by default: procedural faces with their masks) are
+   embedded into W+ with the encoder + optimisation (core.embed).
+2. Each step takes a few of those latents, runs the frozen generator to get its
+   feature maps (or reads them from a small cache of *native-resolution* maps
+   when they fit the budget), samples pixels -- class-balanced, so eyes and
+   brows are not drowned by background -- and trains every ensemble member with
+   cross-entropy on the features at its own pixel sample.
+
+Nothing of size [pixels, channels] is ever kept for the whole training set,
+which is what makes the original recipe need 76-160 GB.
+
+    python -m core.train.branch --model checkpoints/faces64 --export
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from core.branch import BranchConfig, SegmentationBranch, sample_features
+from core.data.faces import ProceduralFaces
+from core.data.palette import CLASS_NAMES, NUM_CLASSES
+from core.embed import EmbedConfig, embed_tensor
+from core.encoder import Encoder
+from core.generator import Generator, _check_keys
+from core.perceptual import PerceptualLoss
+
+BRANCH_FILE = "branch.safetensors"
+LABELLED_SEED = 4242  # procedural stream the labelled images come from
+
+
+@dataclass(frozen=True)
+class BranchTrainConfig:
+    n_images: int = 16
+    ensemble: int = 5
+    hidden: tuple[int, ...] = (128, 32)
+    steps: int = 1500
+    images_per_step: int = 4
+    pixels_per_image: int = 1024
+    lr: float = 1e-3
+    class_balance: float = 0.5  # pixel sampling weight ~ class frequency ** -class_balance
+    cache_budget_mb: int = 512  # keep native-resolution feature maps if they fit; else recompute
+    embed_steps: int = 100
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BranchTrainConfig":
+        _check_keys(cls, data)
+        data = dict(data)
+        if "hidden" in data:
+            data["hidden"] = tuple(data["hidden"])
+        return cls(**data)
+
+
+def labelled_set(resolution: int, n: int, seed: int = LABELLED_SEED) -> tuple[torch.Tensor, torch.Tensor]:
+    """The n labelled images ([n, 3, R, R] in [-1, 1]) and masks ([n, R, R])."""
+    return ProceduralFaces(resolution, seed).batch(0, n)
+
+
+def embed_labelled(
+    generator: Generator, encoder: Encoder, images: torch.Tensor, steps: int, perceptual: Optional[PerceptualLoss] = None
+) -> torch.Tensor:
+    perceptual = perceptual or PerceptualLoss()
+    cfg = EmbedConfig(steps=steps)
+    out = [embed_tensor(generator, encoder, images[i : i + 1], cfg, perceptual).w_plus for i in range(len(images))]
+    return torch.cat(out)
+
+
+def _sample_pixels(mask: torch.Tensor, n: int, balance: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel coordinates drawn with weight ~ freq(class) ** -balance. mask [R, R] -> (ys, xs) [n]."""
+    flat = mask.flatten()
+    counts = torch.bincount(flat, minlength=NUM_CLASSES).float().clamp(min=1)
+    weights = counts[flat] ** (-balance)
+    idx = torch.multinomial(weights, n, replacement=True, generator=gen)
+    r = mask.shape[-1]
+    return idx // r, idx % r
+
+
+def train_branch(
+    generator: Generator,
+    latents: torch.Tensor,  # [N, n_latent, w_dim]
+    masks: torch.Tensor,  # [N, R, R] class ids
+    config: BranchTrainConfig = BranchTrainConfig(),
+    progress: bool = True,
+) -> tuple[SegmentationBranch, dict[str, Any]]:
+    g = generator.eval().requires_grad_(False)
+    device = latents.device
+    res = g.config.resolution
+    if masks.shape != (latents.shape[0], res, res):
+        raise ValueError(f"masks must be [{latents.shape[0]}, {res}, {res}], got {list(masks.shape)}")
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    bcfg = BranchConfig(feature_channels=tuple(g.feature_channels), resolution=res, num_classes=NUM_CLASSES,
+                        hidden=config.hidden, ensemble=config.ensemble)  # fmt: skip
+    branch = SegmentationBranch(bcfg).to(device).train()
+    opt = torch.optim.Adam(branch.parameters(), lr=config.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.steps)
+    per_image_mb = sum(c * r * r for c, r in zip(g.feature_channels, g.feature_resolutions)) * 4 / 2**20
+    cache = None
+    if per_image_mb * len(latents) <= config.cache_budget_mb:
+        with torch.no_grad():
+            cache = [torch.cat(x) for x in zip(*(g.synthesis(latents[i : i + 1]).features for i in range(len(latents))))]
+    t0 = time.time()
+    losses = []
+    bar = tqdm(range(config.steps), desc="branch", disable=not progress)
+    for _ in bar:
+        pick = torch.randperm(len(latents), generator=gen)[: config.images_per_step].to(device)
+        if cache is not None:
+            feats = [f[pick] for f in cache]
+        else:
+            with torch.no_grad():
+                feats = g.synthesis(latents[pick]).features
+        total = 0.0
+        for member in branch.members:
+            bi, ys, xs = [], [], []
+            for j, k in enumerate(pick.tolist()):
+                y, x = _sample_pixels(masks[k], config.pixels_per_image, config.class_balance, gen)
+                bi.append(torch.full_like(y, j))
+                ys.append(y)
+                xs.append(x)
+            bi, ys, xs = (torch.cat(t).to(device) for t in (bi, ys, xs))
+            logits = member(sample_features(feats, bi, ys, xs, res))
+            total = total + F.cross_entropy(logits, masks[pick][bi, ys, xs].long())
+        loss = total / len(branch.members)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
+    branch.eval()
+    stats = {
+        "train_seconds": round(time.time() - t0, 1),
+        "feature_cache": cache is not None,
+        "feature_cache_mb": round(per_image_mb * len(latents), 1) if cache is not None else 0.0,
+        "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:])),
+        "labelled_images": int(len(latents)),
+    }
+    return branch, stats
+
+
+@torch.no_grad()
+def segment(generator: Generator, branch: SegmentationBranch, w_plus: torch.Tensor) -> torch.Tensor:
+    """W+ [B, n_latent, w_dim] -> class ids [B, R, R]."""
+    return branch(generator.synthesis(w_plus).features).argmax(1)
+
+
+def export_branch(branch: SegmentationBranch, model_dir: str | Path, training: dict[str, Any]) -> None:
+    model_dir = Path(model_dir)
+    sd = {k: v.detach().cpu().contiguous() for k, v in branch.state_dict().items()}
+    save_file(sd, str(model_dir / BRANCH_FILE))
+    cfg_path = model_dir / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["branch"] = branch.config.to_dict()
+    cfg["branch_training"] = training
+    cfg["classes"] = list(CLASS_NAMES)
+    cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    from core.editgan import EditGAN
+
+    ap = argparse.ArgumentParser(description="Train the segmentation branch from a few labelled images.")
+    ap.add_argument("--model", required=True, help="model folder with generator + encoder")
+    ap.add_argument("--export", action="store_true", help="write branch.safetensors into --model")
+    ap.add_argument("--threads", type=int)
+    for f in dataclasses.fields(BranchTrainConfig):
+        if f.name != "hidden":
+            ap.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=type(f.default))
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    over = {f.name: getattr(args, f.name) for f in dataclasses.fields(BranchTrainConfig)
+            if f.name != "hidden" and getattr(args, f.name) is not None}  # fmt: skip
+    cfg = BranchTrainConfig(**over)
+    model = EditGAN.load(args.model, require=("encoder",))
+    images, masks = labelled_set(model.resolution, cfg.n_images)
+    t0 = time.time()
+    latents = embed_labelled(model.generator, model.encoder, images, cfg.embed_steps, model.perceptual)
+    embed_s = time.time() - t0
+    branch, stats = train_branch(model.generator, latents, masks, cfg)
+    stats = {**cfg.to_dict(), **stats, "embed_seconds": round(embed_s, 1), "labelled_seed": LABELLED_SEED,
+             "perceptual_backend": model.perceptual.backend}  # fmt: skip
+    print(json.dumps(stats, indent=2))
+    if args.export:
+        export_branch(branch, args.model, stats)
+
+
+if __name__ == "__main__":
+    main()

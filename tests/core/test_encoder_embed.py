@@ -1,0 +1,96 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from core.embed import EmbedConfig, embed, embed_tensor, psnr
+from core.encoder import Encoder, EncoderConfig
+from core.perceptual import PerceptualLoss
+from core.train.encoder import EncoderTrainConfig, EncoderTrainer, random_w_plus
+
+
+@pytest.fixture
+def tiny_encoder(tiny_generator):
+    torch.manual_seed(0)
+    g = tiny_generator
+    e = Encoder(EncoderConfig(resolution=16, n_latent=g.n_latent, w_dim=32, base_channels=8, max_channels=16,
+                              pyramid_channels=16))  # fmt: skip
+    e.w_avg.copy_(g.w_avg)
+    return e.eval()
+
+
+def test_latent_groups_cover_every_latent_once():
+    for res, n in [(16, 6), (64, 10), (256, 14), (1024, 18)]:
+        groups = EncoderConfig(resolution=res, n_latent=n, w_dim=8).latent_groups()
+        assert sorted(i for grp in groups for i in grp) == list(range(n))
+
+
+def test_encoder_shapes_and_start_near_average(tiny_encoder, tiny_generator):
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    w = tiny_encoder(x)
+    assert w.shape == (2, tiny_generator.n_latent, 32)
+    assert (w - tiny_generator.w_avg).abs().mean() < tiny_generator.w_avg.abs().mean() + 1.0
+    with pytest.raises(ValueError, match=r"\[B, 3, 16, 16\]"):
+        tiny_encoder(torch.zeros(1, 3, 32, 32))
+
+
+def test_embedding_optimisation_improves_on_the_encoder(tiny_generator, tiny_encoder):
+    g = tiny_generator
+    with torch.no_grad():
+        target = g(g.sample_w_plus(11)).image
+    cfg = EmbedConfig(steps=40, lr=0.05)
+    res = embed_tensor(g, tiny_encoder, target, cfg, PerceptualLoss())
+    assert res.w_plus.shape == (1, g.n_latent, 32)
+    assert min(res.losses) < res.losses[0]
+    assert res.psnr >= res.psnr_encoder
+    assert res.losses[res.best_step] == min(res.losses)
+    assert res.perceptual_backend
+
+
+def test_early_stop_and_zero_steps(tiny_generator, tiny_encoder):
+    target = torch.zeros(1, 3, 16, 16)
+    r0 = embed_tensor(tiny_generator, tiny_encoder, target, EmbedConfig(steps=0))
+    assert r0.losses == [] and r0.psnr == r0.psnr_encoder
+    r = embed_tensor(tiny_generator, tiny_encoder, target, EmbedConfig(steps=50, lr=5.0, early_stop_patience=2))
+    assert len(r.losses) < 50
+
+
+def test_embed_any_image_returns_crop_box(tiny_generator, tiny_encoder):
+    photo = (np.random.default_rng(0).random((40, 70, 3)) * 255).astype(np.uint8)
+    r = embed(tiny_generator, tiny_encoder, photo, EmbedConfig(steps=2))
+    assert r.crop is not None and (r.crop.left, r.crop.top, r.crop.size) == (15, 0, 40)
+    assert r.target.shape == (1, 3, 16, 16)
+
+
+def test_psnr():
+    a = torch.zeros(1, 3, 4, 4)
+    assert psnr(a, a) == float("inf")
+    assert abs(psnr(a, a + 0.2) - 10 * np.log10(4 / 0.04)) < 1e-4
+
+
+def test_random_w_plus_mixes_layers(tiny_generator):
+    w = random_w_plus(tiny_generator, 8, 1.0, torch.Generator().manual_seed(0))
+    assert w.shape == (8, tiny_generator.n_latent, 32)
+    assert any(not torch.equal(w[i, 0], w[i, -1]) for i in range(8))
+
+
+def test_encoder_training_steps_resume_and_export(tiny_generator, tmp_path):
+    from core.checkpoint import save_generator
+    from core.editgan import EditGAN
+
+    cfg = EncoderTrainConfig(iterations=3, batch_size=2, base_channels=8, max_channels=16, pyramid_channels=16,
+                             ckpt_every=3, log_every=1)  # fmt: skip
+    t = EncoderTrainer(tiny_generator, cfg, tmp_path / "run")
+    assert t.fit(progress=False) == 3
+    assert all(np.isfinite(r["loss"]) for r in t.log)
+    t2 = EncoderTrainer(tiny_generator, EncoderTrainConfig(**{**cfg.to_dict(), "iterations": 4}), tmp_path / "run")
+    assert t2.step == 3 and t2.fit(progress=False) == 4
+    save_generator(tiny_generator, tmp_path / "model")
+    t2.export(tmp_path / "model")
+    cfg_json = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert cfg_json["encoder"]["n_latent"] == tiny_generator.n_latent
+    m = EditGAN.load(tmp_path / "model", require=("encoder",))
+    assert m.encoder is not None and m.branch is None
+    with pytest.raises(ValueError, match="no branch"):
+        EditGAN.load(tmp_path / "model", require=("branch",))
