@@ -99,15 +99,18 @@ def train_branch(
     masks: torch.Tensor,  # [N, R, R] class ids
     config: BranchTrainConfig = BranchTrainConfig(),
     progress: bool = True,
+    num_classes: int = NUM_CLASSES,
 ) -> tuple[SegmentationBranch, dict[str, Any]]:
     g = generator.eval().requires_grad_(False)
     device = latents.device
     res = g.config.resolution
     if masks.shape != (latents.shape[0], res, res):
         raise ValueError(f"masks must be [{latents.shape[0]}, {res}, {res}], got {list(masks.shape)}")
+    if masks.numel() and (masks.min() < 0 or masks.max() >= num_classes):
+        raise ValueError(f"masks hold class ids outside [0, {num_classes - 1}]")
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
-    bcfg = BranchConfig(feature_channels=tuple(g.feature_channels), resolution=res, num_classes=NUM_CLASSES,
+    bcfg = BranchConfig(feature_channels=tuple(g.feature_channels), resolution=res, num_classes=num_classes,
                         hidden=config.hidden, ensemble=config.ensemble)  # fmt: skip
     branch = SegmentationBranch(bcfg).to(device).train()
     opt = torch.optim.Adam(branch.parameters(), lr=config.lr)

@@ -1,0 +1,173 @@
+import numpy as np
+import pytest
+import torch
+
+from core.branch import BranchConfig, SegmentationBranch
+from core.edit import (EditConfig, EditObjective, edit_by_mask, edit_loss_upsampled, region_iou,
+                       region_of_interest)  # fmt: skip
+from core.edit_vector import apply_vectors, check_vector, interference, refine, vector_from_edit
+from core.perceptual import PerceptualLoss
+from core.vector_format import VectorFile, VectorFormatError
+
+NAMES = ("background", "skin", "hair", "lips")
+MODEL_ID = "0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def branch():
+    """A tiny branch trained to read brightness bands of the red channel, so its masks follow the image."""
+    from core.generator import Generator
+    from core.train.branch import BranchTrainConfig, train_branch
+
+    from .conftest import TINY
+
+    torch.manual_seed(0)
+    g = Generator(TINY).eval()
+    g.compute_w_avg(256)
+    latents = g.sample_w_plus(3, 6)
+    with torch.no_grad():
+        img = g(latents).image
+    masks = torch.bucketize(img[:, 0].contiguous(), torch.tensor([-0.2, 0.1, 0.4])).long()
+    cfg = BranchTrainConfig(ensemble=2, hidden=(32, 16), steps=200, images_per_step=3, pixels_per_image=128, lr=3e-3)
+    br, _ = train_branch(g, latents, masks, cfg, progress=False, num_classes=len(NAMES))
+    return br
+
+
+def _target(g, br, w):
+    with torch.no_grad():
+        mask = br(g.synthesis(w).features).argmax(1)[0]
+    target = mask.clone()
+    target[5:9, 5:9] = 3  # paint a square of "lips" (the brightest band)
+    return mask, target
+
+
+def test_region_of_interest_rules():
+    orig = torch.zeros(16, 16, dtype=torch.long)
+    orig[2:6, 2:6] = 2  # hair
+    orig[10:12, 10:12] = 3  # eye
+    target = orig.clone()
+    target[2:6, 2:4] = 0  # remove some hair -> background
+    roi, edited = region_of_interest(orig, target, NAMES, dilation=0)
+    assert set(edited) == {"background", "hair"}
+    assert roi[2:6, 2:6].all()  # all hair pixels (an edited class) are in
+    assert not roi[10:12, 10:12].any() and not roi[14, 14]  # background joins only where it changed
+    roi_d, _ = region_of_interest(orig, target, NAMES, dilation=1)
+    assert roi_d.sum() > roi.sum()
+    with pytest.raises(ValueError, match="identical"):
+        region_of_interest(orig, orig, NAMES)
+
+
+def test_edit_lowers_loss_and_raises_target_iou(tiny_generator, branch):
+    g = tiny_generator
+    w = g.sample_w_plus(4)
+    mask, target = _target(g, branch, w)
+    roi, _ = region_of_interest(mask, target, NAMES, 3)
+    before = region_iou(mask, target, roi)
+    r = edit_by_mask(g, branch, w, target, NAMES, EditConfig(steps=40, lr=0.05), PerceptualLoss())
+    assert r.losses[r.best_step] < r.losses[0]
+    assert r.metrics["target_iou_in_region"] > before
+    painted = (r.mask[0, 5:9, 5:9] == 3).float().mean().item()
+    assert painted > 0.7 and (mask[5:9, 5:9] == 3).float().mean().item() < 0.2
+    assert r.delta.shape == (g.n_latent, 32) and r.delta.abs().sum() > 0
+    assert r.image.shape == (1, 3, 16, 16) and r.mask.shape == (1, 16, 16)
+    assert "lips" in r.edited_classes
+    assert np.isfinite(r.metrics["psnr_outside_region"])
+
+
+def test_edit_refuses_bad_masks(tiny_generator, branch):
+    g = tiny_generator
+    w = g.sample_w_plus(4)
+    with pytest.raises(ValueError, match=r"\[16, 16\]"):
+        edit_by_mask(g, branch, w, torch.zeros(8, 8, dtype=torch.long), NAMES)
+    with pytest.raises(ValueError, match="outside"):
+        edit_by_mask(g, branch, w, torch.full((16, 16), 9), NAMES)
+    with pytest.raises(ValueError, match="integer"):
+        edit_by_mask(g, branch, w, torch.zeros(16, 16), NAMES)
+    mask, _ = _target(g, branch, w)
+    with pytest.raises(ValueError, match="identical"):
+        edit_by_mask(g, branch, w, mask, NAMES)
+
+
+def test_point_sampled_loss_equals_the_original_formulation(tiny_generator, branch):
+    g = tiny_generator
+    w = g.sample_w_plus(4)
+    mask, target = _target(g, branch, w)
+    roi, _ = region_of_interest(mask, target, NAMES, 2)
+    with torch.no_grad():
+        img = g(w).image
+    obj = EditObjective(g, branch, None, PerceptualLoss(), img, target, roi, EditConfig())
+    w2 = w + 0.1 * torch.randn_like(w)
+    torch.testing.assert_close(obj(w2)[0], edit_loss_upsampled(obj, w2), rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture
+def edit_and_vector(tiny_generator, branch):
+    g = tiny_generator
+    w = g.sample_w_plus(4)
+    _, target = _target(g, branch, w)
+    r = edit_by_mask(g, branch, w, target, NAMES, EditConfig(steps=5, lr=0.05), PerceptualLoss())
+    return r, vector_from_edit(r, MODEL_ID, name="paint lips")
+
+
+def test_vector_round_trip_is_bit_exact(edit_and_vector, tmp_path):
+    r, v = edit_and_vector
+    v.save(tmp_path / "v.safetensors")
+    v2 = VectorFile.load(tmp_path / "v.safetensors")
+    assert v2 == v and np.array_equal(v2.delta, r.delta.numpy())
+    assert v2.model_id == MODEL_ID and "lips" in v2.edited_classes
+    assert v2.preview is not None and v2.preview.dtype == np.uint8
+
+
+def test_zero_vector_changes_nothing_and_scale_is_linear(tiny_generator, edit_and_vector):
+    g = tiny_generator
+    r, v = edit_and_vector
+    w = g.sample_w_plus(9)
+    with torch.no_grad():
+        base = g(w).image
+    zero = VectorFile(delta=np.zeros_like(v.delta), model_id=MODEL_ID)
+    assert torch.equal(apply_vectors(g, w, [(zero, 1.0)], MODEL_ID).image, base)
+    assert torch.equal(apply_vectors(g, w, [(v, 0.0)], MODEL_ID).image, base)
+    a = apply_vectors(g, w, [(v, 2.0)], MODEL_ID)
+    torch.testing.assert_close(a.w_plus, w + 2.0 * torch.from_numpy(np.array(v.delta))[None])
+
+
+def test_composition_adds_deltas_and_warns(tiny_generator, edit_and_vector):
+    g = tiny_generator
+    _, v = edit_and_vector
+    other = VectorFile(delta=np.array(v.delta) * 0.5, model_id=MODEL_ID, edited_classes=v.edited_classes, name="b")
+    w = g.sample_w_plus(9)
+    res = apply_vectors(g, w, [(v, 1.0), (other, -1.0)], MODEL_ID)
+    torch.testing.assert_close(res.w_plus, w + 0.5 * torch.from_numpy(np.array(v.delta))[None])
+    text = " ".join(res.warnings)
+    assert "both edit lips" in text and "correlated" in text and "cancel" in text
+    unrelated = VectorFile(delta=np.eye(*v.delta.shape, dtype=np.float32), model_id=MODEL_ID,
+                           edited_classes=("hair",))  # fmt: skip
+    assert interference([(v, 1.0), (unrelated, 1.0)]) == []
+
+
+def test_mismatched_vectors_are_refused(tiny_generator, edit_and_vector):
+    g = tiny_generator
+    _, v = edit_and_vector
+    w = g.sample_w_plus(0)
+    foreign = VectorFile(delta=np.array(v.delta), model_id="f" * 16)
+    with pytest.raises(VectorFormatError, match="belongs to model ffff"):
+        apply_vectors(g, w, [(foreign, 1.0)], MODEL_ID)
+    wrong = VectorFile(delta=np.zeros((3, 32), np.float32), model_id=MODEL_ID)
+    with pytest.raises(VectorFormatError, match="shape"):
+        check_vector(wrong, MODEL_ID, (g.n_latent, 32))
+    with pytest.raises(ValueError, match="finite"):
+        apply_vectors(g, w, [(v, float("nan"))], MODEL_ID)
+    with pytest.raises(VectorFormatError):
+        VectorFile(delta=np.full(v.delta.shape, np.nan, np.float32), model_id=MODEL_ID)
+
+
+def test_refinement_runs_and_keeps_outside_closer(tiny_generator, branch, edit_and_vector):
+    g = tiny_generator
+    _, v = edit_and_vector
+    w = g.sample_w_plus(21)
+    out = refine(g, branch, w, [(v, 1.0)], MODEL_ID, NAMES, steps=8,
+                 config=EditConfig(lr=0.05), perceptual=PerceptualLoss())  # fmt: skip
+    if out.losses:  # the vector changed the mask in the edited classes' region
+        assert min(out.losses) <= out.losses[0]
+        assert out.metrics["psnr_outside_region"] >= out.metrics["psnr_outside_region_before_refinement"] - 1e-6
+    assert out.image.shape == (1, 3, 16, 16)
