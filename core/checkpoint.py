@@ -64,8 +64,8 @@ def check_state_dict(
             problems.append(f"{k}: expected a tensor, got {type(v).__name__}")
         elif tuple(v.shape) != tuple(expected[k].shape):
             problems.append(f"{k}: shape {list(v.shape)} does not match the model's {list(expected[k].shape)}")
-        elif not v.dtype.is_floating_point:
-            problems.append(f"{k}: dtype {v.dtype} is not floating point")
+        elif v.dtype.is_floating_point != expected[k].dtype.is_floating_point:
+            problems.append(f"{k}: dtype {v.dtype} does not match the model's {expected[k].dtype}")
     if problems:
         raise ValueError(f"{what} does not fit the model: " + "; ".join(problems))
 

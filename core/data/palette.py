@@ -63,3 +63,35 @@ def colorize(mask: np.ndarray, palette: np.ndarray = PALETTE) -> np.ndarray:
     if mask.size and (mask.min() < 0 or mask.max() >= len(palette)):
         raise ValueError(f"mask holds class ids outside [0, {len(palette) - 1}]")
     return palette[mask.astype(np.int64)]
+
+
+def mask_from_colors(
+    rgb: np.ndarray, palette: np.ndarray = PALETTE, alpha: np.ndarray | None = None, max_distance: float = 60.0
+) -> np.ndarray:
+    """A painted RGB image [H, W, 3] -> class ids [H, W], snapping each pixel to the nearest palette colour.
+
+    Anti-aliased brush edges blend two palette colours; the nearest one wins. Pixels
+    farther than ``max_distance`` (RGB Euclidean) from every palette colour are an
+    error, not a guess. Where ``alpha`` is given, pixels with alpha < 128 are
+    reported as -1 ("not painted") for the caller to fill from the current mask.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] not in (3, 4):
+        raise ValueError(f"painted mask must be [H, W, 3] or [H, W, 4], got shape {list(rgb.shape)}")
+    if rgb.shape[2] == 4 and alpha is None:
+        alpha = rgb[..., 3]
+    colors = rgb[..., :3].astype(np.int32)
+    d = ((colors[:, :, None, :] - palette[None, None].astype(np.int32)) ** 2).sum(-1)  # [H, W, K]
+    ids = d.argmin(-1)
+    dist = np.sqrt(d.min(-1))
+    painted = np.ones(ids.shape, bool) if alpha is None else np.asarray(alpha) >= 128
+    bad = painted & (dist > max_distance)
+    if bad.any():
+        y, x = np.argwhere(bad)[0]
+        raise ValueError(
+            f"{int(bad.sum())} painted pixels have colours that are not in the class palette "
+            f"(first at x={x}, y={y}: RGB {tuple(int(c) for c in colors[y, x])}); paint with the legend's colours"
+        )
+    out = ids.astype(np.int64)
+    out[~painted] = -1
+    return out

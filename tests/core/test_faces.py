@@ -100,3 +100,18 @@ def test_batches_are_tensors_in_range():
     x, m = ProceduralFaces(32, seed=1).batch(0, 3)
     assert x.shape == (3, 3, 32, 32) and m.shape == (3, 32, 32)
     assert x.min() >= -1 and x.max() <= 1
+
+
+def test_mask_from_colors_snaps_antialiased_paint_and_rejects_unknown_colours():
+    from core.data.palette import mask_from_colors
+
+    mask = np.array([[0, 1], [4, 9]])
+    rgb = colorize(mask).astype(np.int32)
+    rgb[0, 1] = (rgb[0, 1] * 0.9 + PALETTE[0] * 0.1).astype(np.int32)  # a blended brush edge
+    assert np.array_equal(mask_from_colors(rgb.astype(np.uint8)), mask)
+    rgba = np.concatenate([colorize(mask), np.array([[[255], [0]], [[255], [255]]], np.uint8)], -1)
+    assert mask_from_colors(rgba)[0, 1] == -1
+    bad = colorize(mask)
+    bad[1, 1] = (128, 128, 0)
+    with pytest.raises(ValueError, match="not in the class palette"):
+        mask_from_colors(bad)

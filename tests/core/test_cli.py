@@ -1,0 +1,72 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core.branch import BranchConfig, SegmentationBranch
+from core.checkpoint import save_generator
+from core.cli import main
+from core.data.palette import NUM_CLASSES, PALETTE
+from core.encoder import Encoder, EncoderConfig
+from core.train.branch import export_branch
+from safetensors.torch import save_file
+
+
+@pytest.fixture
+def bundle(tiny_generator, tmp_path):
+    g = tiny_generator
+    d = tmp_path / "model"
+    save_generator(g, d)
+    torch.manual_seed(0)
+    br = SegmentationBranch(BranchConfig(feature_channels=tuple(g.feature_channels), resolution=16,
+                                         num_classes=NUM_CLASSES, hidden=(8,), ensemble=1))  # fmt: skip
+    export_branch(br.eval(), d, {"note": "random weights for tests"})
+    enc = Encoder(EncoderConfig(resolution=16, n_latent=g.n_latent, w_dim=32, base_channels=8, max_channels=16,
+                                pyramid_channels=16))  # fmt: skip
+    save_file({k: v.contiguous() for k, v in enc.state_dict().items()}, str(d / "encoder.safetensors"))
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["encoder"] = enc.config.to_dict()
+    (d / "config.json").write_text(json.dumps(cfg))
+    return d
+
+
+def test_sample_edit_apply_batch(bundle, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["--model", str(bundle), "sample", "--seed", "1", "--out", str(out)]) == 0
+    assert (out / "sample_1.png").exists() and (out / "sample_1_mask.png").exists()
+    painted = np.zeros((16, 16, 4), np.uint8)
+    painted[4:9, 4:9, :3] = PALETTE[9]  # lips
+    painted[4:9, 4:9, 3] = 255
+    Image.fromarray(painted, "RGBA").save(tmp_path / "paint.png")
+    vec = tmp_path / "v.safetensors"
+    rc = main(["--model", str(bundle), "edit", "--seed", "1", "--target-mask", str(tmp_path / "paint.png"),
+               "--steps", "3", "--out", str(out), "--save-vector", str(vec), "--name", "lips"])  # fmt: skip
+    assert rc == 0 and vec.exists() and (out / "after.png").exists() and (out / "target_mask.png").exists()
+    capsys.readouterr()
+    assert main(["--model", str(bundle), "apply", "--seed", "2", "--vector", f"{vec}:0.5", "--refine", "2",
+                 "--out", str(out)]) == 0  # fmt: skip
+    assert (out / "applied.png").exists()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(np.full((30, 40, 3), 90, np.uint8)).save(photos / "a.png")
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    capsys.readouterr()
+    assert main(["--model", str(bundle), "batch", "--input-dir", str(photos), "--vector", str(vec),
+                 "--embed-steps", "1", "--out", str(tmp_path / "b")]) == 0  # fmt: skip
+    res = json.loads(capsys.readouterr().out)
+    assert res["edited"] == 1 and "broken.jpg" in res["failed"]
+    assert Image.open(tmp_path / "b" / "a_edited.png").size == (40, 30)
+
+
+def test_errors_are_messages_not_tracebacks(bundle, tmp_path, capsys):
+    bad = np.zeros((16, 16, 3), np.uint8)
+    bad[0, 0] = (128, 128, 0)
+    Image.fromarray(bad).save(tmp_path / "bad.png")
+    assert main(["--model", str(bundle), "edit", "--target-mask", str(tmp_path / "bad.png"), "--out", str(tmp_path)]) == 2
+    assert "not in the class palette" in capsys.readouterr().err
+    assert main(["--model", str(tmp_path / "nope"), "sample", "--out", str(tmp_path)]) == 2
+    assert "no model folder" in capsys.readouterr().err
+    (tmp_path / "nan.safetensors").write_bytes(b"\x00" * 20)
+    assert main(["--model", str(bundle), "apply", "--vector", str(tmp_path / "nan.safetensors"), "--out", str(tmp_path)]) == 2
