@@ -117,7 +117,19 @@ class VectorBlob(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class EditVector(Base):
+class VersionFields:
+    """What one version defines; stored per version in vector_versions and copied, for the
+    current version, onto edit_vectors so that search and listing never join the history."""
+
+    edited_classes: Mapped[list[str]]
+    default_scale: Mapped[float] = mapped_column(Float)
+    scale_min: Mapped[float] = mapped_column(Float)
+    scale_max: Mapped[float] = mapped_column(Float)
+    metrics: Mapped[dict[str, Any]]
+    has_preview: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class EditVector(VersionFields, Base):
     __tablename__ = "edit_vectors"
     __table_args__ = (
         CheckConstraint("visibility IN ('public', 'private')", name="visibility"),
@@ -141,15 +153,9 @@ class EditVector(Base):
     model_id: Mapped[str] = mapped_column(ForeignKey("models.model_id"))
     licence: Mapped[str] = mapped_column(String(32))
     visibility: Mapped[str] = mapped_column(String(16), default="public")
-    # Fields of the current version (copied from vector_versions).
+    # The current version's number and tensors (its other fields come from VersionFields).
     version: Mapped[int] = mapped_column(Integer, default=1)
     blob_sha256: Mapped[str] = mapped_column(ForeignKey("vector_blobs.sha256"))
-    edited_classes: Mapped[list[str]]
-    default_scale: Mapped[float] = mapped_column(Float)
-    scale_min: Mapped[float] = mapped_column(Float)
-    scale_max: Mapped[float] = mapped_column(Float)
-    metrics: Mapped[dict[str, Any]]
-    has_preview: Mapped[bool] = mapped_column(Boolean, default=False)
     # Remix lineage: the vector (and its version) this one was derived from.
     parent_id: Mapped[Optional[int]] = mapped_column(
         ForeignKey("edit_vectors.id", ondelete="SET NULL"), index=True)
@@ -165,7 +171,7 @@ class EditVector(Base):
     classes: Mapped[list["VectorClass"]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
 
-class VectorVersion(Base):
+class VectorVersion(VersionFields, Base):
     __tablename__ = "vector_versions"
     __table_args__ = (UniqueConstraint("vector_id", "number", name="uq_vector_versions_vector_number"),)
 
@@ -173,12 +179,6 @@ class VectorVersion(Base):
     vector_id: Mapped[int] = mapped_column(ForeignKey("edit_vectors.id", ondelete="CASCADE"))
     number: Mapped[int]
     blob_sha256: Mapped[str] = mapped_column(ForeignKey("vector_blobs.sha256"), index=True)
-    edited_classes: Mapped[list[str]]
-    default_scale: Mapped[float] = mapped_column(Float)
-    scale_min: Mapped[float] = mapped_column(Float)
-    scale_max: Mapped[float] = mapped_column(Float)
-    metrics: Mapped[dict[str, Any]]
-    has_preview: Mapped[bool] = mapped_column(Boolean, default=False)
     note: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
