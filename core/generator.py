@@ -185,7 +185,8 @@ class GeneratorOutput:
     """What one synthesis pass gives back.
 
     image: [B, 3, H, W] in roughly [-1, 1].
-    features: one map per styled conv, coarse to fine: [B, C_i, H_i, W_i].
+    features: the constant input, then one map per styled conv, coarse to fine: [B, C_i, H_i, W_i]
+        (16 maps, 6016 channels for a 512 px config-f generator, as DatasetGAN/EditGAN read them).
     """
 
     image: torch.Tensor
@@ -233,12 +234,13 @@ class Generator(nn.Module):
     # -- shapes ---------------------------------------------------------------------------------
     @property
     def feature_channels(self) -> list[int]:
-        """Channels of each map in ``GeneratorOutput.features``."""
-        return [self.conv1.activate.bias.shape[0]] + [m.activate.bias.shape[0] for m in self.convs]
+        """Channels of each map in ``GeneratorOutput.features``: the constant input, conv1, then every conv."""
+        c4 = self.conv1.activate.bias.shape[0]
+        return [c4, c4] + [m.activate.bias.shape[0] for m in self.convs]
 
     @property
     def feature_resolutions(self) -> list[int]:
-        return [4] + [2 ** (3 + i // 2) for i in range(len(self.convs))]
+        return [4, 4] + [2 ** (3 + i // 2) for i in range(len(self.convs))]
 
     # -- latents ----------------------------------------------------------------------------------
     def mapping(self, z: torch.Tensor) -> torch.Tensor:
@@ -294,8 +296,10 @@ class Generator(nn.Module):
             )
         batch = w_plus.shape[0]
         x = self.input(batch)
-        x = self.conv1(x, w_plus[:, 0], noise=self._noise(0, batch, noise_mode, x))
         features = [x] if return_features else []
+        x = self.conv1(x, w_plus[:, 0], noise=self._noise(0, batch, noise_mode, x))
+        if return_features:
+            features.append(x)
         skip = self.to_rgb1(x, w_plus[:, 1])
         i = 1
         for j, to_rgb in enumerate(self.to_rgbs):
