@@ -1,0 +1,289 @@
+"""Editing-engine benchmarks: quality per edit kind, vector transfer, speed, and the at-scale comparison.
+
+    python -m benchmarks.bench_edit --model checkpoints/faces64            # quality + transfer + speed
+    python -m benchmarks.bench_edit --at-scale --scale-steps 2             # 512 px config-f timing (CPU: ratio only)
+
+Writes benchmarks/results/edit.json (or edit_at_scale.json) and edit_<kind>.png
+pictures: original | painted target | mode-3 result | the kind's vector on three
+other images in mode 1 | and in mode 2.
+
+Success of an edit (EditGAN's two requirements, judged by the oracle, never by
+the branch that drove the edit): oracle mIoU against the target mask inside the
+region >= 0.7 and PSNR outside the region >= 30 dB. For transfer, the target of
+each other image is the same scripted edit applied to that image's own mask.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from PIL import Image
+
+from benchmarks.oracle import load_oracle
+from core.branch import BranchConfig, SegmentationBranch
+from core.data.palette import colorize
+from core.edit import (EditConfig, EditObjective, edit_by_mask, edit_loss_upsampled, psnr_outside,
+                       region_iou, region_of_interest)  # fmt: skip
+from core.edit_vector import apply_vectors, refine, vector_from_edit
+from core.editgan import EditGAN
+from core.generator import Generator, GeneratorConfig
+from core.mask_edits import SCRIPTED_EDITS, apply_scripted
+from core.perceptual import PerceptualLoss
+
+RESULTS = Path(__file__).resolve().parent / "results"
+IOU_OK, PSNR_OK = 0.7, 30.0
+
+
+def judge(oracle, image: torch.Tensor, original: torch.Tensor, target: torch.Tensor, roi: torch.Tensor) -> dict:
+    with torch.no_grad():
+        om = oracle(image.clamp(-1, 1)).argmax(1)[0]
+    iou = region_iou(om, target, roi)
+    ps = psnr_outside(image, original, roi)
+    return {"oracle_iou": iou, "psnr_outside": ps, "success": bool(iou >= IOU_OK and ps >= PSNR_OK)}
+
+
+def _summary(records: list[dict]) -> dict:
+    if not records:
+        return {"n": 0}
+    ps = [min(r["psnr_outside"], 99.0) for r in records]
+    return {
+        "n": len(records),
+        "success_rate": round(float(np.mean([r["success"] for r in records])), 4),
+        "mean_oracle_iou_in_region": round(float(np.mean([r["oracle_iou"] for r in records])), 4),
+        "mean_psnr_outside_db": round(float(np.mean(ps)), 3),
+    }
+
+
+def _cases(model: EditGAN, kind: str, n: int, start_seed: int, truncation: float) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+    """n (seed, w, target) cases where the scripted edit applies to the branch's mask."""
+    out, seed = [], start_seed
+    while len(out) < n and seed < start_seed + 50 * n:
+        w = model.sample(seed, truncation)
+        mask = model.segment(w)[0]
+        try:
+            target = torch.from_numpy(apply_scripted(kind, mask))
+            region_of_interest(mask.cpu(), target, model.class_names)
+            out.append((seed, w, target))
+        except ValueError:
+            pass
+        seed += 1
+    return out
+
+
+def quality_and_transfer(model: EditGAN, oracle, kinds, n_edit: int, n_transfer: int, steps: int,
+                         refine_steps: int, truncation: float, out_dir: Path) -> dict:  # fmt: skip
+    cfg = EditConfig(steps=steps)
+    result = {}
+    for kind in kinds:
+        recs, vec, first = [], None, None
+        for seed, w, target in _cases(model, kind, n_edit, 1000, truncation):
+            r = edit_by_mask(model.generator, model.branch, w, target, model.class_names, cfg, model.perceptual, model.encoder)
+            j = judge(oracle, r.image, model.render(w), target, r.roi)
+            recs.append({**j, "seed": seed, "seconds": r.seconds, "branch_iou": r.metrics["target_iou_in_region"]})
+            if vec is None:
+                vec = vector_from_edit(r, model.model_id, name=kind)
+                first = (w, target, r.image)
+        m1, m2, pics = [], [], []
+        for seed, w, target in _cases(model, kind, n_transfer, 5000, truncation):
+            orig = model.render(w)
+            roi = region_of_interest(model.segment(w)[0].cpu(), target, model.class_names, cfg.dilation)[0]
+            a = apply_vectors(model.generator, w, [(vec, 1.0)], model.model_id)
+            b = refine(model.generator, model.branch, w, [(vec, 1.0)], model.model_id, model.class_names,
+                       refine_steps, cfg, model.perceptual, model.encoder)  # fmt: skip
+            m1.append(judge(oracle, a.image, orig, target, roi))
+            m2.append(judge(oracle, b.image, orig, target, roi))
+            if len(pics) < 3:
+                pics.append((orig, a.image, b.image))
+        result[kind] = {"mode3": _summary(recs), "mode3_mean_seconds": round(float(np.mean([r["seconds"] for r in recs])), 3) if recs else None,
+                        "transfer_mode1": _summary(m1), "transfer_mode2": _summary(m2)}  # fmt: skip
+        if first is not None and pics:
+            _picture(model, first, pics, out_dir / f"edit_{kind}.png")
+    return result
+
+
+def _img(t: torch.Tensor) -> np.ndarray:
+    return ((t[0].detach().clamp(-1, 1).permute(1, 2, 0).cpu().numpy() + 1) * 127.5).astype(np.uint8)
+
+
+def _picture(model: EditGAN, first, pics, path: Path) -> None:
+    w, target, edited = first
+    top = [_img(model.render(w)), colorize(target.numpy(), model.palette), _img(edited)]
+    row1 = np.concatenate(top + [_img(p[1]) for p in pics], 1)
+    blank = np.full_like(top[0], 255)
+    row2 = np.concatenate([blank, blank, blank] + [_img(p[2]) for p in pics], 1)
+    row0 = np.concatenate([blank, blank, blank] + [_img(p[0]) for p in pics], 1)
+    grid = np.concatenate([row0, row1, row2], 0)
+    Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(path)
+
+
+def speed(model: EditGAN, steps_edit: int = 30, steps_refine: int = 10, reps: int = 20) -> dict:
+    w = model.sample(3)
+    mask = model.segment(w)[0]
+    kind = next(k for k in SCRIPTED_EDITS if _ok(k, mask))
+    target = torch.from_numpy(apply_scripted(kind, mask))
+    r = edit_by_mask(model.generator, model.branch, w, target, model.class_names, EditConfig(steps=steps_edit),
+                     model.perceptual, model.encoder)  # fmt: skip
+    vec = vector_from_edit(r, model.model_id, name=kind)
+    w2 = model.sample(4)
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        apply_vectors(model.generator, w2, [(vec, 1.0)], model.model_id)
+        times.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    refine(model.generator, model.branch, w2, [(vec, 1.0)], model.model_id, model.class_names, steps_refine,
+           EditConfig(), model.perceptual, model.encoder)  # fmt: skip
+    refine_s = time.perf_counter() - t
+    return {
+        "edit_kind": kind,
+        "vector_apply_ms_p50": round(1000 * float(np.median(times)), 2),
+        "vector_apply_ms_p95": round(1000 * float(np.percentile(times, 95)), 2),
+        "edit_30_steps_seconds": round(r.seconds, 3),
+        "refine_10_steps_seconds": round(refine_s, 3),
+        "region_pixels": int(r.roi.sum()),
+    }
+
+
+def _ok(kind, mask) -> bool:
+    try:
+        apply_scripted(kind, mask)
+        return True
+    except ValueError:
+        return False
+
+
+def step_timing(generator: Generator, branch: SegmentationBranch, roi: torch.Tensor, target: torch.Tensor,
+                formulation: str, steps: int, perceptual: PerceptualLoss) -> dict:  # fmt: skip
+    """Seconds per optimisation step of one formulation ('sampled' = ours, 'upsampled' = the original)."""
+    w = generator.sample_w_plus(0).requires_grad_(True)
+    with torch.no_grad():
+        img = generator(w).image
+    obj = EditObjective(generator, branch, None, perceptual, img, target, roi, EditConfig())
+    opt = torch.optim.Adam([w], lr=0.02)
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        loss = obj(w)[0] if formulation == "sampled" else edit_loss_upsampled(obj, w)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if torch.cuda.is_available() and w.is_cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return {"seconds_per_step": round(float(np.median(times)), 4), "steps": steps}
+
+
+def _child(args) -> None:
+    """Run one formulation in this process and print JSON with its peak memory (used via subprocess)."""
+    torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    if args.at_scale:
+        g = Generator(GeneratorConfig(resolution=512, channel_multiplier=2)).to(dev).eval()
+        g.compute_w_avg(256)
+        br = SegmentationBranch(BranchConfig(feature_channels=tuple(g.feature_channels), resolution=512, num_classes=32,
+                                             hidden=(128, 32), ensemble=10)).to(dev).eval()  # fmt: skip
+        roi = torch.zeros(512, 512, dtype=torch.bool, device=dev)
+        roi[150:318, 172:340] = True  # 168 x 168 = 28,224 pixels
+        target = torch.randint(0, 32, (512, 512), device=dev)
+    else:
+        model = EditGAN.load(args.model, require=("branch",)).to(dev)
+        g, br = model.generator, model.branch
+        w = model.sample(3)
+        mask = model.segment(w)[0]
+        kind = next(k for k in SCRIPTED_EDITS if _ok(k, mask))
+        target = torch.from_numpy(apply_scripted(kind, mask)).to(dev)
+        roi = region_of_interest(mask, target, model.class_names)[0].to(dev)
+    g.requires_grad_(False)
+    br.requires_grad_(False)
+    perceptual = PerceptualLoss().to(dev)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    res = step_timing(g, br, roi, target, args.formulation, args.steps, perceptual)
+    res["region_pixels"] = int(roi.sum())
+    if dev.type == "cuda":
+        res["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+    res["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
+    print(json.dumps(res))
+
+
+def side_by_side(args, steps: int) -> dict:
+    """Both formulations, each in its own process so their peak memory is their own."""
+    out = {}
+    for form in ("sampled", "upsampled"):
+        cmd = [sys.executable, "-m", "benchmarks.bench_edit", "--child", "--formulation", form, "--steps", str(steps),
+               "--model", args.model, "--threads", str(args.threads), "--device", args.device]  # fmt: skip
+        if args.at_scale:
+            cmd.append("--at-scale")
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            out[form] = {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
+        else:
+            out[form] = json.loads(proc.stdout.strip().splitlines()[-1])
+    s, u = out["sampled"].get("seconds_per_step"), out["upsampled"].get("seconds_per_step")
+    if s and u:
+        out["speedup_per_step"] = round(u / s, 2)
+        out["sampled_30_step_edit_seconds"] = round(30 * s, 3)
+        out["upsampled_30_step_edit_seconds"] = round(30 * u, 3)
+    return out
+
+
+def main(argv: Optional[list[str]] = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="checkpoints/faces64")
+    ap.add_argument("--kinds", nargs="*", default=sorted(SCRIPTED_EDITS))
+    ap.add_argument("--n-edit", type=int, default=20)
+    ap.add_argument("--n-transfer", type=int, default=50)
+    ap.add_argument("--steps", type=int, default=EditConfig.steps)
+    ap.add_argument("--refine-steps", type=int, default=10)
+    ap.add_argument("--truncation", type=float, default=0.7)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--at-scale", action="store_true", help="512 px config-f, 32 classes, 6016 channels, 10 members")
+    ap.add_argument("--scale-steps", type=int, default=2)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--formulation", choices=["sampled", "upsampled"], help=argparse.SUPPRESS)
+    ap.add_argument("--out")
+    args = ap.parse_args(argv)
+    if args.child:
+        _child(args)
+        return {}
+    torch.set_num_threads(args.threads)
+    if args.at_scale:
+        result = {"config": "512 px config-f generator (random weights), 32-class branch over 16 maps (6016 ch), "
+                            "10-member ensemble, 28,224-pixel region", "device": args.device,
+                  "comparison": side_by_side(args, args.scale_steps)}  # fmt: skip
+        out = Path(args.out or RESULTS / "edit_at_scale.json")
+    else:
+        model = EditGAN.load(args.model, require=("branch",))
+        oracle = load_oracle(model.resolution)
+        result = {"model": args.model, "model_id": model.model_id, "perceptual_backend": model.perceptual.backend,
+                  "criteria": {"oracle_iou_in_region_min": IOU_OK, "psnr_outside_min_db": PSNR_OK},
+                  "edit_config": EditConfig(steps=args.steps).to_dict(), "refine_steps": args.refine_steps}  # fmt: skip
+        result["per_kind"] = quality_and_transfer(model, oracle, args.kinds, args.n_edit, args.n_transfer, args.steps,
+                                                  args.refine_steps, args.truncation, RESULTS)  # fmt: skip
+        for key in ("mode3", "transfer_mode1", "transfer_mode2"):
+            recs = [v[key] for v in result["per_kind"].values() if v[key]["n"]]
+            total = sum(r["n"] for r in recs)
+            result[f"overall_{key}_success_rate"] = (
+                round(sum(r["success_rate"] * r["n"] for r in recs) / total, 4) if total else None
+            )
+        result["speed"] = speed(model)
+        result["side_by_side_default_model"] = side_by_side(args, 10)
+        out = Path(args.out or RESULTS / "edit.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""Joint-model benchmarks: segmentation branch quality, embedding quality, branch training cost.
+
+    python -m benchmarks.bench_joint --model checkpoints/faces64
+
+Prints JSON, writes benchmarks/results/joint.json and two pictures:
+joint_branch_vs_oracle.png (samples | branch mask | oracle mask) and
+joint_embedding.png (original | encoder only | after optimisation).
+
+* branch: mIoU of the branch against the oracle on GAN samples, beside the
+  oracle's own architecture trained on only the same labelled images (the
+  DatasetGAN claim is that the branch beats it);
+* embedding: PSNR and oracle mIoU (true mask vs the oracle's mask of the
+  reconstruction) on held-out procedural images, encoder only and after
+  optimisation, with time per image;
+* branch training: wall time and peak RSS of ``python -m core.train.branch``
+  in a child process (embedding the labelled images included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from benchmarks.bench_core import generate
+from benchmarks.oracle import OracleConfig, OracleUNet, _swap_sides, confusion, iou_from_confusion, load_oracle
+from core.data.faces import ProceduralFaces
+from core.data.palette import colorize
+from core.editgan import EditGAN
+from core.embed import EmbedConfig, embed_tensor
+from core.train.branch import labelled_set
+
+RESULTS = Path(__file__).resolve().parent / "results"
+HELDOUT_SEED = 31337
+
+
+def miou(pred: torch.Tensor, target: torch.Tensor) -> tuple[float, dict]:
+    ious = iou_from_confusion(confusion(pred, target))
+    return float(np.mean(list(ious.values()))), {k: round(v, 4) for k, v in ious.items()}
+
+
+def few_shot_oracle(images: torch.Tensor, masks: torch.Tensor, steps: int = 1500, seed: int = 0) -> OracleUNet:
+    """The oracle's architecture trained on only the labelled images (the DatasetGAN baseline)."""
+    torch.manual_seed(seed)
+    net = OracleUNet(OracleConfig(resolution=images.shape[-1], width=16))
+    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        idx = torch.randint(0, len(images), (8,), generator=gen)
+        x, y = images[idx], masks[idx]
+        if torch.rand((), generator=gen) < 0.5:
+            x, y = x.flip(-1), _swap_sides(y.flip(-1))
+        net.train()
+        loss = F.cross_entropy(net(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return net.eval()
+
+
+@torch.no_grad()
+def branch_quality(model: EditGAN, oracle, n: int, truncation: float, labelled_n: int) -> tuple[dict, list]:
+    imgs = generate(model.generator, n, seed=9000, truncation=truncation)
+    oracle_masks = torch.cat([oracle(imgs[i : i + 100]).argmax(1) for i in range(0, n, 100)])
+    branch_masks = []
+    for i in range(0, n, 25):
+        w = model.generator.sample_w_plus(9000 + i, min(25, n - i), truncation=truncation)
+        branch_masks.append(model.segment(w))
+    branch_masks = torch.cat(branch_masks)
+    b_miou, b_per = miou(branch_masks, oracle_masks)
+    with torch.enable_grad():
+        images, masks = labelled_set(model.resolution, labelled_n)
+        t0 = time.time()
+        baseline = few_shot_oracle(images, masks)
+        base_s = time.time() - t0
+    base_masks = torch.cat([baseline(imgs[i : i + 100]).argmax(1) for i in range(0, n, 100)])
+    o_miou, o_per = miou(base_masks, oracle_masks)
+    out = {
+        "samples": n,
+        "truncation": truncation,
+        "branch_miou_vs_oracle": round(b_miou, 4),
+        "branch_per_class_iou": b_per,
+        "few_shot_oracle_arch_miou_vs_oracle": round(o_miou, 4),
+        "few_shot_oracle_arch_per_class_iou": o_per,
+        "few_shot_baseline_train_seconds": round(base_s, 1),
+        "labelled_images": labelled_n,
+    }
+    pics = [(imgs[i], branch_masks[i], oracle_masks[i]) for i in range(8)]
+    return out, pics
+
+
+def embedding_quality(model: EditGAN, oracle, n: int, steps: int) -> tuple[dict, list]:
+    ds = ProceduralFaces(model.resolution, HELDOUT_SEED)
+    rec = {"encoder": {"psnr": [], "pred": [], "sec": []}, "optimised": {"psnr": [], "pred": [], "sec": []}}
+    truth, pics = [], []
+    for i in range(n):
+        x, m = ds.batch(i, 1)
+        truth.append(m[0])
+        for kind, k in (("encoder", 0), ("optimised", steps)):
+            r = embed_tensor(model.generator, model.encoder, x, EmbedConfig(steps=k), model.perceptual)
+            with torch.no_grad():
+                rec[kind]["pred"].append(oracle(r.image.clamp(-1, 1)).argmax(1)[0])
+            rec[kind]["psnr"].append(r.psnr)
+            rec[kind]["sec"].append(r.seconds)
+            if i < 6:
+                pics.append(r.image[0].clamp(-1, 1) if kind == "optimised" else torch.cat([x[0], r.image[0].clamp(-1, 1)], -1))
+    truth_t = torch.stack(truth)
+    out = {"images": n, "optimisation_steps": steps, "perceptual_backend": model.perceptual.backend}
+    for kind, d in rec.items():
+        mi, per = miou(torch.stack(d["pred"]), truth_t)
+        out[kind] = {
+            "psnr_mean_db": round(float(np.mean(d["psnr"])), 3),
+            "psnr_median_db": round(float(np.median(d["psnr"])), 3),
+            "oracle_miou_true_vs_reconstruction": round(mi, 4),
+            "per_class_iou": per,
+            "seconds_per_image": round(float(np.mean(d["sec"])), 3),
+        }
+    return out, pics
+
+
+def branch_training_cost(model_dir: Path, out_dir: Path) -> dict:
+    """Run the branch trainer in a child process (into a scratch copy) and read its peak RSS."""
+    import shutil
+
+    scratch = out_dir / "_branch_scratch"
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    shutil.copytree(model_dir, scratch)
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-m", "core.train.branch", "--model", str(scratch), "--threads", "2"],
+                          capture_output=True, text=True)  # fmt: skip
+    wall = time.time() - t0
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    shutil.rmtree(scratch, ignore_errors=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    stats = json.loads(proc.stdout[proc.stdout.index("{") :])
+    return {"wall_seconds": round(wall, 1), "peak_rss_mb": round(peak_kb / 1024, 1), "trainer_stats": stats}
+
+
+def _tile(t: torch.Tensor) -> np.ndarray:
+    return ((t.permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+
+
+def main(argv: Optional[list[str]] = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="checkpoints/faces64")
+    ap.add_argument("--samples", type=int, default=500)
+    ap.add_argument("--embed-images", type=int, default=200)
+    ap.add_argument("--embed-steps", type=int, default=100)
+    ap.add_argument("--truncation", type=float, default=1.0)
+    ap.add_argument("--skip-training-cost", action="store_true")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=str(RESULTS / "joint.json"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model = EditGAN.load(args.model, require=("branch", "encoder"))
+    oracle = load_oracle(model.resolution)
+    labelled = json.loads((Path(model.path) / "config.json").read_text()).get("branch_training", {}).get("n_images", 16)
+    out_path = Path(args.out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    result: dict = {"model": str(args.model), "model_id": model.model_id}
+    result["branch"], bpics = branch_quality(model, oracle, args.samples, args.truncation, labelled)
+    result["embedding"], epics = embedding_quality(model, oracle, args.embed_images, args.embed_steps)
+    if not args.skip_training_cost:
+        result["branch_training"] = branch_training_cost(Path(model.path), out_path.parent)
+    rows = [np.concatenate([_tile(i), colorize(b.numpy()), colorize(o.numpy())], 1) for i, b, o in bpics]
+    Image.fromarray(np.concatenate(rows, 0)).save(out_path.parent / "joint_branch_vs_oracle.png")
+    pairs = [np.concatenate([_tile(epics[k]), _tile(epics[k + 1])], 1) for k in range(0, len(epics) - 1, 2)]
+    Image.fromarray(np.concatenate(pairs, 0)).save(out_path.parent / "joint_embedding.png")
+    out_path.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
