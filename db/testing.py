@@ -4,6 +4,7 @@ template, so migrations run once), and the PostgreSQL server named by $EDITGAN_T
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from pathlib import Path
@@ -35,8 +36,10 @@ def fresh_sqlite(template: Path, path: Path) -> Database:
     return Database(DatabaseConfig(url=sqlite_url(path)))
 
 
+@functools.lru_cache(maxsize=None)
 def postgres_url() -> tuple[Optional[str], str]:
-    """(url, "") when $EDITGAN_TEST_PG_URL names a reachable server, else (None, why not)."""
+    """(url, "") when $EDITGAN_TEST_PG_URL names a reachable server, else (None, why not).
+    Checked once per process, so an unreachable server costs one timeout, not one per test."""
     url = os.environ.get(ENV_TEST_PG_URL)
     if not url:
         return None, f"PostgreSQL tests skipped: ${ENV_TEST_PG_URL} is not set (.ci/run sets it)"
