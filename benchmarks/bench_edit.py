@@ -31,8 +31,15 @@ from PIL import Image
 from benchmarks.oracle import load_oracle
 from core.branch import BranchConfig, SegmentationBranch
 from core.data.palette import colorize
-from core.edit import (EditConfig, EditObjective, edit_by_mask, edit_loss_upsampled, psnr_outside,
-                       region_iou, region_of_interest)  # fmt: skip
+from core.edit import (
+    EditConfig,
+    EditObjective,
+    edit_by_mask,
+    edit_loss_upsampled,
+    psnr_outside,
+    region_iou,  # fmt: skip
+    region_of_interest,
+)
 from core.edit_vector import apply_vectors, refine, vector_from_edit
 from core.editgan import EditGAN
 from core.generator import Generator, GeneratorConfig

@@ -15,19 +15,18 @@ pixel in chunks; a test checks it equals the upsample-everything formulation.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.generator import _check_keys
+from core.config import ConfigMixin
 
 
 @dataclass(frozen=True)
-class BranchConfig:
+class BranchConfig(ConfigMixin):
     feature_channels: tuple[int, ...]  # channels of the generator maps the branch reads
     resolution: int  # output (image) resolution
     num_classes: int
@@ -54,21 +53,6 @@ class BranchConfig:
     @property
     def in_dim(self) -> int:
         return sum(self.feature_channels[i] for i in self.used_layers)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        for k in ("feature_channels", "hidden", "layers"):
-            d[k] = list(d[k]) if d[k] is not None else None
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BranchConfig":
-        _check_keys(cls, data)
-        data = dict(data)
-        for k in ("feature_channels", "hidden", "layers"):
-            if data.get(k) is not None:
-                data[k] = tuple(data[k])
-        return cls(**data)
 
 
 class PixelClassifier(nn.Module):

@@ -17,25 +17,25 @@ formulation for side-by-side measurement).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from core.branch import SegmentationBranch
+from core.config import ConfigMixin
 from core.embed import psnr
 from core.encoder import Encoder
-from core.generator import Generator, _check_keys
+from core.generator import Generator
 from core.perceptual import PerceptualLoss
 
 CONTEXT_CLASSES = ("background", "skin")
 
 
 @dataclass(frozen=True)
-class EditConfig:
+class EditConfig(ConfigMixin):
     """EditGAN's defaults: Adam, lr 0.02, 30-100 steps."""
 
     steps: int = 60
@@ -51,17 +51,6 @@ class EditConfig:
         if self.steps < 0 or self.lr <= 0 or self.dilation < 0:
             raise ValueError(f"steps >= 0, lr > 0 and dilation >= 0 are required, got {self}")
         object.__setattr__(self, "context_classes", tuple(self.context_classes))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["context_classes"] = list(self.context_classes)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EditConfig":
-        _check_keys(cls, data)
-        return cls(**data)
-
 
 @dataclass
 class EditResult:

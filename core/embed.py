@@ -8,22 +8,22 @@ generator's well-trained region) expects it. The best latent seen is kept.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 
+from core.config import ConfigMixin
 from core.encoder import Encoder
-from core.generator import Generator, _check_keys
+from core.generator import Generator
 from core.image_io import CropBox, ImageLike, to_model_input
 from core.perceptual import PerceptualLoss
 
 
 @dataclass(frozen=True)
-class EmbedConfig:
+class EmbedConfig(ConfigMixin):
     steps: int = 100
     lr: float = 0.01
     w_perceptual: float = 1.0
@@ -31,15 +31,6 @@ class EmbedConfig:
     w_encoder: float = 0.1
     early_stop_patience: Optional[int] = None  # stop after this many steps without improvement
     policy: str = "crop"  # how a non-square image becomes square (see core.image_io)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EmbedConfig":
-        _check_keys(cls, data)
-        return cls(**data)
-
 
 @dataclass
 class EmbedResult:

@@ -10,20 +10,18 @@ encoder already starts at the mean face.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.generator import _check_keys
+from core.config import ConfigMixin
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
+class EncoderConfig(ConfigMixin):
     resolution: int
     n_latent: int
     w_dim: int
@@ -34,14 +32,6 @@ class EncoderConfig:
     def __post_init__(self) -> None:
         if self.resolution < 16 or math.log2(self.resolution) != int(math.log2(self.resolution)):
             raise ValueError(f"encoder resolution must be a power of two >= 16, got {self.resolution}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EncoderConfig":
-        _check_keys(cls, data)
-        return cls(**data)
 
     def latent_groups(self) -> list[list[int]]:
         """W+ indices per head: coarse (layers at <= 8 px), middle (16-32 px), fine (>= 64 px).

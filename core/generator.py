@@ -18,27 +18,20 @@ same image (edits must be deterministic).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.config import ConfigMixin
 from core.ops import Blur, EqualLinear, FusedLeakyReLU, PixelNorm, Upsample
 
 
-def _check_keys(cls: type, data: dict[str, Any]) -> None:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"{cls.__name__}: unknown key(s) {unknown}; accepted keys are {sorted(known)}")
-
-
 @dataclass(frozen=True)
-class GeneratorConfig:
+class GeneratorConfig(ConfigMixin):
     """Architecture of a StyleGAN2 generator.
 
     Channel width at resolution ``r`` is ``min(channel_max, channel_base * channel_multiplier // r)``;
@@ -75,17 +68,6 @@ class GeneratorConfig:
 
     def channels(self, res: int) -> int:
         return max(1, min(self.channel_max, self.channel_base * self.channel_multiplier // res))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["blur_kernel"] = list(self.blur_kernel)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "GeneratorConfig":
-        _check_keys(cls, data)
-        return cls(**data)
-
 
 class ModulatedConv2d(nn.Module):
     def __init__(
@@ -131,7 +113,6 @@ class ModulatedConv2d(nn.Module):
             x = self.blur(x)
         return x
 
-
 class NoiseInjection(nn.Module):
     def __init__(self):
         super().__init__()
@@ -142,7 +123,6 @@ class NoiseInjection(nn.Module):
             return x
         return x + self.weight * noise
 
-
 class ConstantInput(nn.Module):
     def __init__(self, channel: int, size: int = 4):
         super().__init__()
@@ -150,7 +130,6 @@ class ConstantInput(nn.Module):
 
     def forward(self, batch: int) -> torch.Tensor:
         return self.input.expand(batch, -1, -1, -1)
-
 
 class StyledConv(nn.Module):
     def __init__(self, in_channel, out_channel, kernel_size, style_dim, upsample=False, blur_kernel=(1, 3, 3, 1)):
@@ -163,7 +142,6 @@ class StyledConv(nn.Module):
 
     def forward(self, x, w, noise=None):
         return self.activate(self.noise(self.conv(x, w), noise))
-
 
 class ToRGB(nn.Module):
     def __init__(self, in_channel, style_dim, upsample=True, blur_kernel=(1, 3, 3, 1)):
@@ -179,7 +157,6 @@ class ToRGB(nn.Module):
             out = out + self.upsample(skip)
         return out
 
-
 @dataclass
 class GeneratorOutput:
     """What one synthesis pass gives back.
@@ -191,7 +168,6 @@ class GeneratorOutput:
 
     image: torch.Tensor
     features: list[torch.Tensor] = field(default_factory=list)
-
 
 class Generator(nn.Module):
     """Mapping network + synthesis network, W+ in, image (and feature maps) out."""

@@ -30,11 +30,12 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from core.branch import BranchConfig, SegmentationBranch, sample_features
+from core.config import ConfigMixin
 from core.data.faces import ProceduralFaces
 from core.data.palette import CLASS_NAMES, NUM_CLASSES
 from core.embed import EmbedConfig, embed_tensor
 from core.encoder import Encoder
-from core.generator import Generator, _check_keys
+from core.generator import Generator
 from core.perceptual import PerceptualLoss
 
 BRANCH_FILE = "branch.safetensors"
@@ -42,7 +43,7 @@ LABELLED_SEED = 4242  # procedural stream the labelled images come from
 
 
 @dataclass(frozen=True)
-class BranchTrainConfig:
+class BranchTrainConfig(ConfigMixin):
     n_images: int = 16
     ensemble: int = 5
     hidden: tuple[int, ...] = (128, 32)
@@ -54,20 +55,6 @@ class BranchTrainConfig:
     cache_budget_mb: int = 512  # keep native-resolution feature maps if they fit; else recompute
     embed_steps: int = 100
     seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["hidden"] = list(self.hidden)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BranchTrainConfig":
-        _check_keys(cls, data)
-        data = dict(data)
-        if "hidden" in data:
-            data["hidden"] = tuple(data["hidden"])
-        return cls(**data)
-
 
 def labelled_set(resolution: int, n: int, seed: int = LABELLED_SEED) -> tuple[torch.Tensor, torch.Tensor]:
     """The n labelled images ([n, 3, R, R] in [-1, 1]) and masks ([n, R, R])."""

@@ -20,7 +20,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 import torch.distributed as dist
@@ -30,16 +30,17 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from core.checkpoint import check_state_dict, load_generator
+from core.config import ConfigMixin
 from core.data.faces import ProceduralFaces
 from core.encoder import Encoder, EncoderConfig
-from core.generator import Generator, _check_keys
+from core.generator import Generator
 from core.perceptual import PerceptualLoss
 
 ENCODER_FILE = "encoder.safetensors"
 
 
 @dataclass(frozen=True)
-class EncoderTrainConfig:
+class EncoderTrainConfig(ConfigMixin):
     iterations: int = 3000
     batch_size: int = 8  # per kind (real and GAN), per process
     lr: float = 1e-4
@@ -55,15 +56,6 @@ class EncoderTrainConfig:
     ckpt_every: int = 250
     log_every: int = 25
     device: str = "auto"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EncoderTrainConfig":
-        _check_keys(cls, data)
-        return cls(**data)
-
 
 def encoder_config_for(g: Generator, c: EncoderTrainConfig) -> EncoderConfig:
     return EncoderConfig(resolution=g.config.resolution, n_latent=g.n_latent, w_dim=g.config.style_dim,

@@ -34,14 +34,15 @@ from tqdm import tqdm
 
 from core.augment import diff_augment
 from core.checkpoint import check_state_dict, save_generator
+from core.config import ConfigMixin
 from core.data.faces import ProceduralFaces
 from core.discriminator import Discriminator
-from core.generator import Generator, GeneratorConfig, _check_keys
+from core.generator import Generator, GeneratorConfig
 from core.losses import d_logistic_loss, d_r1_loss, g_nonsaturating_loss
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(ConfigMixin):
     generator: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(resolution=64))
     iterations: int = 20000
     batch_size: int = 16  # per process
@@ -58,20 +59,6 @@ class TrainConfig:
     sample_every: int = 1000
     log_every: int = 25
     device: str = "auto"
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["generator"] = self.generator.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        _check_keys(cls, data)
-        data = dict(data)
-        if "generator" in data:
-            data["generator"] = GeneratorConfig.from_dict(data["generator"])
-        return cls(**data)
-
 
 class FaceBatches(IterableDataset):
     """Batches of procedural faces; each (rank, worker) renders its own disjoint indices."""

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import save_file
 
 from core.branch import BranchConfig, SegmentationBranch
 from core.checkpoint import save_generator
@@ -11,7 +12,6 @@ from core.cli import main
 from core.data.palette import NUM_CLASSES, PALETTE
 from core.encoder import Encoder, EncoderConfig
 from core.train.branch import export_branch
-from safetensors.torch import save_file
 
 
 @pytest.fixture

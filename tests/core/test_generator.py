@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.generator import Generator, GeneratorConfig, ModulatedConv2d
+from core.generator import GeneratorConfig, ModulatedConv2d
 from core.ops import upfirdn2d
 
 
