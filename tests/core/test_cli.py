@@ -2,34 +2,16 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-from safetensors.torch import save_file
 
-from core.branch import BranchConfig, SegmentationBranch
-from core.checkpoint import save_generator
 from core.cli import main
-from core.data.palette import NUM_CLASSES, PALETTE
-from core.encoder import Encoder, EncoderConfig
-from core.train.branch import export_branch
+from core.data.palette import PALETTE
+from core.testing import make_tiny_bundle
 
 
 @pytest.fixture
-def bundle(tiny_generator, tmp_path):
-    g = tiny_generator
-    d = tmp_path / "model"
-    save_generator(g, d)
-    torch.manual_seed(0)
-    br = SegmentationBranch(BranchConfig(feature_channels=tuple(g.feature_channels), resolution=16,
-                                         num_classes=NUM_CLASSES, hidden=(8,), ensemble=1))  # fmt: skip
-    export_branch(br.eval(), d, {"note": "random weights for tests"})
-    enc = Encoder(EncoderConfig(resolution=16, n_latent=g.n_latent, w_dim=32, base_channels=8, max_channels=16,
-                                pyramid_channels=16))  # fmt: skip
-    save_file({k: v.contiguous() for k, v in enc.state_dict().items()}, str(d / "encoder.safetensors"))
-    cfg = json.loads((d / "config.json").read_text())
-    cfg["encoder"] = enc.config.to_dict()
-    (d / "config.json").write_text(json.dumps(cfg))
-    return d
+def bundle(tmp_path):
+    return make_tiny_bundle(tmp_path / "model")
 
 
 def test_sample_edit_apply_batch(bundle, tmp_path, capsys):
