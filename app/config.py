@@ -1,0 +1,84 @@
+"""The app's settings: environment variables first, then app.py's flags override them.
+
+    EDITGAN_MODEL          a name under checkpoints/ (default "faces64"), a folder, or
+                           hf://owner/repo[/subfolder] (fetched with huggingface_hub when online)
+    EDITGAN_DATABASE_URL   the library's database (read by db.Database.open; default SQLite)
+    EDITGAN_DATA_DIR       where the SQLite file, shared-state links and uploads live
+    EDITGAN_USERS_FILE     local accounts ("username:password" per line) -> Gradio auth
+    EDITGAN_LOCAL_USER     single-user mode: every visitor acts as this user (loopback only by default)
+    EDITGAN_QUEUE_SIZE     how many events may wait in the queue (default 32)
+    EDITGAN_HEAVY_WORKERS  how many edits / embeddings run at once (default 1)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Optional
+
+from db import default_data_dir
+
+ENV_MODEL = "EDITGAN_MODEL"
+ENV_USERS_FILE = "EDITGAN_USERS_FILE"
+ENV_LOCAL_USER = "EDITGAN_LOCAL_USER"
+ENV_QUEUE_SIZE = "EDITGAN_QUEUE_SIZE"
+ENV_HEAVY_WORKERS = "EDITGAN_HEAVY_WORKERS"
+DEFAULT_MODEL = "faces64"
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not an integer") from None
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def on_space() -> bool:
+    """Running on a Hugging Face Space (the platform sets SPACE_ID)."""
+    return bool(os.environ.get("SPACE_ID"))
+
+
+def oauth_enabled() -> bool:
+    """A Space with ``hf_oauth: true`` gets OAUTH_CLIENT_ID and friends from the platform."""
+    return on_space() and bool(os.environ.get("OAUTH_CLIENT_ID"))
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    model: str = DEFAULT_MODEL
+    database_url: Optional[str] = None  # None: db.default_database_url() (env, then data dir)
+    data_dir: Optional[Path] = None  # None: db.default_data_dir()
+    users_file: Optional[Path] = None
+    local_user: Optional[str] = None
+    queue_size: int = 32
+    heavy_workers: int = 1
+    light_workers: int = 4
+    host: str = "127.0.0.1"
+    port: Optional[int] = None
+    share: bool = False
+    example_seeds: tuple[int, ...] = tuple(range(8))
+    max_edit_steps: int = 200
+    max_embed_steps: int = 300
+
+    @classmethod
+    def from_env(cls, **overrides) -> "AppConfig":
+        users = os.environ.get(ENV_USERS_FILE)
+        cfg = cls(
+            model=os.environ.get(ENV_MODEL) or DEFAULT_MODEL,
+            users_file=Path(users) if users else None,
+            local_user=os.environ.get(ENV_LOCAL_USER) or None,
+            queue_size=_int_env(ENV_QUEUE_SIZE, 32),
+            heavy_workers=_int_env(ENV_HEAVY_WORKERS, 1),
+        )
+        return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return Path(self.data_dir) if self.data_dir is not None else default_data_dir()

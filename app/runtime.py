@@ -1,0 +1,213 @@
+"""What one app process shares between all sessions: the model bundle, the library, small caches.
+
+Created once in app.py (or by a test) and handed to ``build_demo``. The model may be missing or
+partial -- a generator trained before its segmentation branch and encoder -- and the app then does
+what it can: :attr:`Runtime.capabilities` says which actions are available and
+:meth:`Runtime.status_markdown` says which part is missing and why. Nothing is faked: without a
+branch there is no mask, without an encoder no photo upload.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from app.config import AppConfig
+from app.identity import Identity
+from core.data.palette import colorize
+from core.edit_vector import check_vector
+from core.editgan import CHECKPOINTS, EditGAN, resolve_model_path
+from core.vector_format import VectorFile
+from db import Database
+from vector_library import ModelSpec, VectorLibrary
+
+log = logging.getLogger(__name__)
+HF_PREFIX = "hf://"
+
+
+def fetch_model(spec: str) -> Path:
+    """A model spec -> a local folder. ``hf://owner/repo[/subfolder]`` is downloaded (or read from the
+    Hugging Face cache); anything else goes through core.editgan.resolve_model_path."""
+    if not spec.startswith(HF_PREFIX):
+        return resolve_model_path(spec)
+    parts = spec[len(HF_PREFIX):].strip("/").split("/")
+    if len(parts) < 2 or not all(parts):
+        raise ValueError(f"{spec!r}: expected hf://owner/repo or hf://owner/repo/subfolder")
+    repo_id, sub = "/".join(parts[:2]), "/".join(parts[2:])
+    from huggingface_hub import snapshot_download
+
+    patterns = [f"{sub}/*"] if sub else None
+    try:
+        root = Path(snapshot_download(repo_id=repo_id, allow_patterns=patterns))
+    except Exception as e:  # offline, unknown repo, no permission: say which and what to do
+        raise ValueError(
+            f"could not fetch {spec} from the Hugging Face Hub ({type(e).__name__}: {str(e)[:200]}). "
+            "Without internet, download it elsewhere and point EDITGAN_MODEL at the folder"
+        ) from None
+    folder = root / sub if sub else root
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"{spec}: the downloaded folder has no config.json (is the subfolder right?)")
+    return folder
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    sample: bool  # a generator: sample, render, apply and compose vectors
+    segment: bool  # a segmentation branch: masks, mask edits, refinement
+    embed: bool  # an encoder: photo upload
+
+    @property
+    def edit(self) -> bool:
+        return self.segment
+
+
+class Runtime:
+    """The model and the library, loaded once per process and shared by every session (thread-safe)."""
+
+    def __init__(self, config: AppConfig, identity: Identity, library: VectorLibrary,
+                 model: Optional[EditGAN], model_problem: str = "") -> None:  # fmt: skip
+        self.config = config
+        self.identity = identity
+        self.library = library
+        self.model = model
+        self.model_problem = model_problem
+        self._vectors: OrderedDict[tuple[int, str], VectorFile] = OrderedDict()
+        self._lock = threading.Lock()
+        self.examples: list[tuple[np.ndarray, str]] = []
+        if model is not None:
+            library.register_model(self.model_spec())
+            self.examples = [(self.render(self.sample(s)).image, f"seed {s}") for s in config.example_seeds]
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def create(cls, config: AppConfig, identity: Optional[Identity] = None,
+               library: Optional[VectorLibrary] = None) -> "Runtime":  # fmt: skip
+        """Load the model (never raising for a missing or partial bundle) and open the library."""
+        identity = identity or Identity("anonymous")
+        if library is None:
+            data_dir = config.resolved_data_dir
+            if config.database_url is None:
+                data_dir.mkdir(parents=True, exist_ok=True)
+            library = VectorLibrary(Database.open(config.database_url))
+        model, problem = None, ""
+        try:
+            model = EditGAN.load(fetch_model(config.model))
+        except Exception as e:  # a missing or broken bundle must not stop the library from working
+            problem = _explain_load_failure(config.model, e)
+            log.warning("model not loaded: %s", problem)
+        return cls(config, identity, library, model, problem)
+
+    # -- what this process can do -----------------------------------------------------------------
+    @property
+    def capabilities(self) -> Capabilities:
+        m = self.model
+        return Capabilities(sample=m is not None, segment=m is not None and m.branch is not None,
+                            embed=m is not None and m.encoder is not None)  # fmt: skip
+
+    @property
+    def model_id(self) -> Optional[str]:
+        return self.model.model_id if self.model is not None else None
+
+    def model_spec(self) -> ModelSpec:
+        m = self.model
+        name = m.path.name if m.path is not None else "model"
+        return ModelSpec(model_id=m.model_id, name=name[:120], resolution=m.resolution, n_latent=m.latent_shape[0],
+                         w_dim=m.latent_shape[1], class_names=tuple(m.class_names))  # fmt: skip
+
+    def status_markdown(self) -> str:
+        """The banner: which model, which parts are missing and what that disables."""
+        m = self.model
+        if m is None:
+            return (f"**No model loaded.** {self.model_problem}\n\nThe library can still be browsed and searched; "
+                    "sampling, editing and applying vectors need a generator.")
+        name = m.path.name if m.path is not None else "model"
+        head = f"Model **{name}** ({m.resolution}x{m.resolution}, {len(m.class_names)} classes, id `{m.model_id}`)."
+        missing = []
+        if m.branch is None:
+            missing.append("its **segmentation branch** is not trained yet: no masks, no mask editing, no refinement "
+                           "(random samples and library vectors work)")
+        if m.encoder is None:
+            missing.append("its **encoder** is not trained yet: photo upload is disabled")
+        if not missing:
+            return head + " All parts present."
+        return head + " This bundle is partial: " + "; ".join(missing) + ". The training scripts in README.md make them."
+
+    # -- model calls ------------------------------------------------------------------------------
+    def require(self, what: str) -> EditGAN:
+        """The model, or a ValueError saying which part is missing for ``what``."""
+        caps, m = self.capabilities, self.model
+        if m is None:
+            raise ValueError(f"{what} needs a model, and none is loaded: {self.model_problem}")
+        if what in ("mask editing", "segmentation", "refinement") and not caps.segment:
+            raise ValueError(f"{what} needs the model's segmentation branch, which this bundle does not have yet")
+        if what == "photo upload" and not caps.embed:
+            raise ValueError("photo upload needs the model's encoder, which this bundle does not have yet")
+        return m
+
+    def sample(self, seed: int, truncation: float = 0.7) -> np.ndarray:
+        """# [n_latent, w_dim] float32 for a seed."""
+        m = self.require("sampling")
+        return m.sample(int(seed), truncation)[0].cpu().numpy().astype(np.float32)
+
+    @torch.no_grad()
+    def render(self, w: np.ndarray) -> "Rendered":
+        """One generator pass (+ the branch when present) for a W+ latent # [n_latent, w_dim]."""
+        m = self.require("rendering")
+        wt = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))[None].to(m.device)
+        out = m.generator.synthesis(wt, return_features=m.branch is not None)
+        image = to_uint8(out.image)
+        mask = m.branch(out.features).argmax(1)[0].cpu().numpy() if m.branch is not None else None
+        return Rendered(image, mask)
+
+    def colorize(self, mask: np.ndarray) -> np.ndarray:
+        return colorize(mask, self.model.palette)
+
+    # -- library vectors, cached per content ------------------------------------------------------
+    def vector_file(self, vector_id: int, viewer: Optional[str]) -> VectorFile:
+        """The current version of a visible vector, checked against the loaded model."""
+        info = self.library.get(int(vector_id), viewer)
+        key = (info.id, info.content_sha256)
+        with self._lock:
+            vf = self._vectors.get(key)
+            if vf is not None:
+                self._vectors.move_to_end(key)
+        if vf is None:
+            vf = self.library.get_vector_file(info.id, viewer)
+            with self._lock:
+                self._vectors[key] = vf
+                while len(self._vectors) > 256:
+                    self._vectors.popitem(last=False)
+        m = self.require("applying a vector")
+        check_vector(vf, m.model_id, m.latent_shape)
+        return vf
+
+    def cached_vector(self, vector_id: int, sha: str) -> Optional[VectorFile]:
+        with self._lock:
+            return self._vectors.get((int(vector_id), sha))
+
+
+@dataclass
+class Rendered:
+    image: np.ndarray  # [R, R, 3] uint8
+    mask: Optional[np.ndarray]  # [R, R] class ids, None without a branch
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """[1, 3, R, R] in [-1, 1] -> [R, R, 3] uint8."""
+    x = image[0].detach().cpu().clamp(-1, 1)
+    return ((x + 1) * 127.5 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def _explain_load_failure(spec: str, e: Exception) -> str:
+    if spec == "faces64" and not (CHECKPOINTS / "faces64" / "config.json").exists():
+        return ("The default model checkpoints/faces64/ is not there yet: it is being trained "
+                "(`python -m core.train.gan ... --export checkpoints/faces64`, see README.md). "
+                "Point EDITGAN_MODEL at another bundle to use one now.")
+    return f"Could not load model {spec!r}: {e}"

@@ -1,0 +1,143 @@
+"""Per-session state (kept in gr.State, so small: latents and ids, never images or models) and
+shared-state links.
+
+A session has a *base* latent with an undo/redo history, and *applied* library vectors with their
+scales: a live preview on top of the base until the user keeps (bakes) them. The displayed image
+is always ``render(base + sum(scale * delta))``.
+
+Share links open the same state for someone else: ``?seed=3&v=12:1.0,15:-0.5`` when the base is a
+plain sample, else ``?s=<token>`` naming a small JSON file (the latent, base64 float32, plus the
+vectors) in ``<data dir>/shares/``. A photo's pixels are never shared, only its embedding.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+MAX_HISTORY = 20
+MAX_APPLIED = 8
+_TOKEN_RE = re.compile(r"[0-9a-f]{20}")
+_VEC_RE = re.compile(r"(\d{1,12}):([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)")
+
+
+@dataclass
+class EditSession:
+    w: Optional[np.ndarray] = None  # [n_latent, w_dim] float32, the base latent
+    source: dict = field(default_factory=dict)  # {"kind": "seed", "seed": 3} | {"kind": "photo", ...} | {"kind": "shared"}
+    history: list = field(default_factory=list)  # [(label, w)] states before each change
+    redo: list = field(default_factory=list)
+    applied: list = field(default_factory=list)  # [(vector_id, scale)] previewed on top of w
+    last_edit: Optional[dict] = None  # {"delta", "edited_classes", "metrics", "preview", "label"}
+
+    def start(self, w: np.ndarray, source: dict) -> None:
+        """A new image: history, applied vectors and the last edit are cleared."""
+        self.w, self.source = w.astype(np.float32), source
+        self.history, self.redo, self.applied, self.last_edit = [], [], [], None
+
+    def change(self, w: np.ndarray, label: str) -> None:
+        """Replace the base latent by an edited one (undoable)."""
+        self.history.append((label, self.w))
+        del self.history[:-MAX_HISTORY]
+        self.redo = []
+        self.w = w.astype(np.float32)
+
+    def undo(self) -> str:
+        if not self.history:
+            raise ValueError("nothing to undo")
+        label, w = self.history.pop()
+        self.redo.append((label, self.w))
+        self.w = w
+        return label
+
+    def redo_step(self) -> str:
+        if not self.redo:
+            raise ValueError("nothing to redo")
+        label, w = self.redo.pop()
+        self.history.append((label, self.w))
+        self.w = w
+        return label
+
+    @property
+    def pristine(self) -> bool:
+        """The base is exactly its source (nothing baked in, or everything undone)."""
+        return not self.history
+
+    def describe(self) -> str:
+        if self.w is None:
+            return "No image yet: pick a seed, an example or upload a photo."
+        src = self.source
+        what = {"seed": f"sample of seed {src.get('seed')}", "photo": "your uploaded photo (embedded)",
+                "shared": "a shared state"}.get(src.get("kind"), "an image")  # fmt: skip
+        edits = f"{len(self.history)} change(s) you can undo" if self.history else "no changes yet"
+        parts = [f"Editing {what}; {edits}."]
+        if self.applied:
+            parts.append("Applied (preview): " + ", ".join(f"#{i} ×{s:g}" for i, s in self.applied) + ".")
+        return " ".join(parts)
+
+
+def parse_vectors(text: str) -> list[tuple[int, float]]:
+    """'12:1.0,15:-0.5' -> [(12, 1.0), (15, -0.5)]; ValueError on anything else."""
+    out = []
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        m = _VEC_RE.fullmatch(part)
+        if m is None:
+            raise ValueError(f"vector entry {part[:40]!r} is not 'id:scale'")
+        vid, scale = int(m.group(1)), float(m.group(2))
+        if not np.isfinite(scale):
+            raise ValueError(f"scale {m.group(2)!r} is not finite")
+        out.append((vid, scale))
+    if len(out) > MAX_APPLIED:
+        raise ValueError(f"at most {MAX_APPLIED} vectors can be applied at once")
+    return out
+
+
+def format_vectors(items: list[tuple[int, float]]) -> str:
+    return ",".join(f"{int(i)}:{float(s):g}" for i, s in items)
+
+
+class ShareStore:
+    """Shared states as small JSON files, named by the hash of their content (idempotent)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def save(self, model_id: str, w: np.ndarray, applied: list[tuple[int, float]]) -> str:
+        w = np.ascontiguousarray(w, dtype=np.float32)
+        payload = {"format": "editgan-share/1", "model_id": model_id, "shape": list(w.shape),
+                   "w": base64.b64encode(w.tobytes()).decode("ascii"), "vectors": format_vectors(applied)}  # fmt: skip
+        text = json.dumps(payload, sort_keys=True)
+        token = hashlib.sha256(text.encode()).hexdigest()[:20]
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{token}.json"
+        if not path.exists():
+            tmp = path.with_suffix(f".{time.monotonic_ns()}.tmp")
+            tmp.write_text(text)
+            tmp.replace(path)
+        return token
+
+    def load(self, token: str, model_id: str, shape: tuple[int, int]) -> tuple[np.ndarray, list[tuple[int, float]]]:
+        if not isinstance(token, str) or _TOKEN_RE.fullmatch(token) is None:
+            raise ValueError("this share link is malformed (the token must be 20 hex characters)")
+        path = self.folder / f"{token}.json"
+        if not path.is_file():
+            raise ValueError("this share link points to nothing on this server (expired, or made on another server)")
+        try:
+            payload = json.loads(path.read_text())
+            w = np.frombuffer(base64.b64decode(payload["w"]), dtype=np.float32).reshape(payload["shape"]).copy()
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"this share link's state is damaged ({type(e).__name__})") from None
+        if payload.get("model_id") != model_id:
+            raise ValueError(f"this link was made with model {payload.get('model_id')}, "
+                             f"but this server runs {model_id}")  # fmt: skip
+        if tuple(w.shape) != tuple(shape) or not np.isfinite(w).all():
+            raise ValueError("this share link's latent does not fit the loaded model")
+        return w, parse_vectors(payload.get("vectors", ""))

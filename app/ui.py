@@ -1,0 +1,280 @@
+"""The editor's layout and event wiring: ``build_demo(runtime) -> gr.Blocks`` (never launches).
+
+Plain handlers live in app/handlers.py; this module only lays out components and wires events,
+each with an ``api_name`` so every action is scriptable with gradio_client (table in README.md).
+Heavy work (mask edits, refinement, photo embedding) shares one concurrency pool ("heavy"); model
+passes for sliders and samples share another ("light"); library reads use the queue's default.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from app import masks
+from app.handlers import COMPOSE_SLOTS, MODES, SORT_CHOICES, Handlers
+from app.runtime import Runtime
+from app.session import EditSession
+from vector_library import VISIBILITIES
+
+CSS = """
+#banner {border-left: 4px solid #f59e0b; padding: 4px 12px; background: rgba(245,158,11,0.08);}
+.legend {display: flex; flex-wrap: wrap; gap: 6px 14px; font-size: 0.9em;}
+.legend-item {display: inline-flex; align-items: center; gap: 5px;}
+.swatch {width: 16px; height: 16px; border: 1px solid #888; border-radius: 3px; display: inline-block;}
+.pixel img {image-rendering: pixelated;}
+"""
+
+
+def launch_options(runtime: Runtime) -> dict:
+    """Keyword arguments for ``demo.launch`` that belong to the UI (Gradio 6 takes css at launch)."""
+    opts = {"css": CSS}
+    auth = runtime.identity.auth()
+    if auth is not None:
+        opts["auth"] = auth
+        opts["auth_message"] = "Sign in to publish edits to the shared library."
+    return opts
+
+
+def queue_options(runtime: Runtime) -> dict:
+    """Keyword arguments for ``demo.queue``: a bounded queue (a full one answers 'busy')."""
+    return {"max_size": runtime.config.queue_size, "default_concurrency_limit": 8}
+
+
+def build_demo(runtime: Runtime) -> gr.Blocks:
+    h = Handlers(runtime)
+    cfg = runtime.config
+    caps = runtime.capabilities
+    model = runtime.model
+    heavy = {"concurrency_id": "heavy", "concurrency_limit": cfg.heavy_workers}
+    light = {"concurrency_id": "light", "concurrency_limit": cfg.light_workers}
+    res = model.resolution if model is not None else 64
+    size = masks.display_size(res)
+    palette = model.palette if model is not None else None
+    class_names = list(model.class_names) if model is not None else []
+
+    with gr.Blocks(title="EditGAN editor", delete_cache=(3600, 3600)) as demo:
+        state = gr.State(EditSession())
+        gr.Markdown("# EditGAN-class semantic image editor\nEdit a face by painting its segmentation; "
+                    "save the edit as a vector others can find, apply and combine.")  # fmt: skip
+        banner = gr.Markdown(runtime.status_markdown(), label="status", elem_id="banner")
+        if runtime.identity.mode == "oauth":
+            gr.LoginButton()
+
+        with gr.Tabs(selected="edit") as tabs:
+            # ------------------------------------------------------------------ Edit
+            with gr.Tab("Edit", id="edit"):
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=260):
+                        seed = gr.Number(value=cfg.example_seeds[0] if cfg.example_seeds else 0, label="Seed",
+                                         precision=0, minimum=0, elem_id="seed")  # fmt: skip
+                        with gr.Row():
+                            sample_btn = gr.Button("Sample this seed", interactive=caps.sample, elem_id="sample-btn")
+                            random_btn = gr.Button("New sample", variant="primary", interactive=caps.sample,
+                                                   elem_id="random-btn")  # fmt: skip
+                        examples = gr.Gallery(value=runtime.examples or None, label="Examples", columns=4, height=170,
+                                              allow_preview=False, elem_classes=["pixel"], elem_id="examples")  # fmt: skip
+                        photo = gr.File(label="Upload a photo" + ("" if caps.embed else " (needs the encoder)"),
+                                        file_types=["image"], type="filepath", interactive=caps.embed,
+                                        elem_id="photo")  # fmt: skip
+                        embed_steps = gr.Slider(0, cfg.max_embed_steps, value=min(100, cfg.max_embed_steps), step=1,
+                                                label="Embedding steps", interactive=caps.embed)  # fmt: skip
+                        upload_btn = gr.Button("Embed photo", interactive=caps.embed, elem_id="upload-btn")
+                    with gr.Column(scale=2):
+                        with gr.Row():
+                            image = gr.Image(label="Image", type="numpy", interactive=False, height=256,
+                                             elem_classes=["pixel"], elem_id="image", format="png")  # fmt: skip
+                            mask_img = gr.Image(label="Segmentation", type="numpy", interactive=False, height=256,
+                                                elem_classes=["pixel"], visible=caps.segment, elem_id="mask", format="png")  # fmt: skip
+                            overlay = gr.Image(label="Overlay", type="numpy", interactive=False, height=256,
+                                               elem_classes=["pixel"], visible=caps.segment, elem_id="overlay", format="png")  # fmt: skip
+                        info = gr.Markdown(label="session", elem_id="info")
+                with gr.Row():
+                    with gr.Column(scale=2):
+                        if caps.segment:
+                            gr.Markdown("**Paint the mask.** Pick a class colour in the brush menu (legend below), "
+                                        "paint where that class should be, then press **Run edit**. The eraser "
+                                        "removes paint.")  # fmt: skip
+                        else:
+                            gr.Markdown("**Mask editing is disabled**: the model has no segmentation branch yet "
+                                        "(see the banner). Library vectors still work: Library and Compose tabs.")  # fmt: skip
+                        editor = gr.ImageEditor(
+                            label="Mask editor", type="numpy", image_mode="RGBA", sources=[], transforms=[],
+                            layers=False, canvas_size=(size, size), fixed_canvas=True, height=size + 120,
+                            brush=gr.Brush(colors=masks.hex_colors(palette) if palette is not None else None,
+                                           default_color=masks.hex_colors(palette)[min(3, len(palette) - 1)]
+                                           if palette is not None else None,
+                                           color_mode="fixed", default_size=max(4, size // res)),
+                            eraser=gr.Eraser(default_size=max(6, 2 * size // res)),
+                            visible=caps.segment, elem_id="mask-editor", format="png",
+                        )  # fmt: skip
+                        legend = gr.HTML(masks.legend_html(class_names, palette) if palette is not None else "",
+                                         visible=caps.segment, elem_id="legend")  # fmt: skip
+                        with gr.Accordion("Or upload a painted mask (palette colours, transparent = unchanged)",
+                                          open=False, visible=caps.segment):
+                            mask_file = gr.File(label="Target mask", file_types=["image"], type="filepath")
+                    with gr.Column(scale=1, min_width=260):
+                        mode = gr.Radio(list(MODES), value=MODES[0] if caps.segment else MODES[1], label="Mode",
+                                        info="optimization: realise the painted mask · vector: keep the applied "
+                                             "library vectors · vector + refinement: apply, then refine")  # fmt: skip
+                        steps = gr.Slider(1, cfg.max_edit_steps, value=min(40, cfg.max_edit_steps), step=1,
+                                          label="Steps")  # fmt: skip
+                        with gr.Row():
+                            run_btn = gr.Button("Run edit", variant="primary", interactive=caps.sample,
+                                                elem_id="run-btn")  # fmt: skip
+                            stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn")
+                        with gr.Row():
+                            undo_btn = gr.Button("Undo", interactive=caps.sample, elem_id="undo-btn")
+                            redo_btn = gr.Button("Redo", interactive=caps.sample, elem_id="redo-btn")
+                        result_md = gr.Markdown(label="result", elem_id="result")
+                with gr.Row():
+                    before = gr.Image(label="Before", type="numpy", interactive=False, height=200,
+                                      elem_classes=["pixel"], elem_id="before", format="png")  # fmt: skip
+                    after = gr.Image(label="After", type="numpy", interactive=False, height=200,
+                                     elem_classes=["pixel"], elem_id="after", format="png")  # fmt: skip
+                with gr.Accordion("Download and save", open=True):
+                    with gr.Row():
+                        with gr.Column():
+                            export_btn = gr.Button("Prepare downloads (image, mask, edit vector)", elem_id="export-btn")
+                            files = gr.File(label="Files", file_count="multiple", interactive=False)
+                            pasted = gr.Image(label="Edit pasted into your photo", type="filepath", interactive=False,
+                                              height=200)  # fmt: skip
+                        with gr.Column():
+                            save_name = gr.Textbox(label="Name", max_length=120, elem_id="save-name")
+                            save_desc = gr.Textbox(label="Description", lines=2)
+                            save_tags = gr.Textbox(label="Tags (comma separated)", elem_id="save-tags")
+                            save_vis = gr.Radio(list(VISIBILITIES), value="public", label="Visibility")
+                            save_btn = gr.Button("Save edit to the library", elem_id="save-btn")
+                            save_msg = gr.Markdown(label="save message", elem_id="save-msg")
+                            saved_id = gr.Number(label="Saved vector id", precision=0, interactive=False)
+
+            # ------------------------------------------------------------------ Library
+            with gr.Tab("Library", id="library"):
+                with gr.Row():
+                    q_text = gr.Textbox(label="Search", placeholder="smile, glasses…", scale=3, elem_id="q-text")
+                    q_tag = gr.Textbox(label="Tag", scale=1)
+                    q_class = gr.Dropdown([""] + class_names, value="", label="Edited class", scale=1)
+                    q_sort = gr.Dropdown(list(SORT_CHOICES), value="relevance", label="Sort", scale=1)
+                    search_btn = gr.Button("Search", variant="primary", scale=1, elem_id="search-btn")
+                results = gr.Gallery(label="Results", columns=8, height=220, allow_preview=False,
+                                     elem_classes=["pixel"], elem_id="results")  # fmt: skip
+                table = gr.Dataframe(headers=["id", "name", "author", "classes", "tags", "likes", "downloads"],
+                                     datatype=["number", "str", "str", "str", "str", "number", "number"],
+                                     interactive=False, label="Matches", elem_id="results-table")  # fmt: skip
+                with gr.Row():
+                    with gr.Column(scale=2):
+                        with gr.Row():
+                            vid = gr.Number(label="Vector id", precision=0, minimum=1, elem_id="vector-id")
+                            open_btn = gr.Button("Open")
+                        page_md = gr.Markdown(label="vector page", elem_id="vector-page")
+                        versions = gr.Dataframe(headers=["version", "created", "note", "classes"], interactive=False,
+                                                label="Version history")  # fmt: skip
+                        with gr.Row():
+                            like_btn = gr.Button("♥ Like", elem_id="like-btn")
+                            like_msg = gr.Markdown(label="likes")
+                    with gr.Column(scale=1):
+                        vec_preview = gr.Image(label="Preview (from its author)", interactive=False, height=160,
+                                               elem_classes=["pixel"])  # fmt: skip
+                        scale = gr.Slider(-1.5, 2.0, value=1.0, step=0.05, label="Scale (updates live)",
+                                          elem_id="apply-scale")  # fmt: skip
+                        apply_btn = gr.Button("Apply to my image", interactive=caps.sample, elem_id="apply-btn")
+                        applied_img = gr.Image(label="On your image", interactive=False, height=200,
+                                               elem_classes=["pixel"], elem_id="applied", format="png")  # fmt: skip
+                        keep_btn = gr.Button("Keep it (bake into the image)", interactive=caps.sample)
+                with gr.Row():
+                    with gr.Column():
+                        dl_btn = gr.Button("Download vector file")
+                        dl_file = gr.File(label="Vector file", interactive=False)
+                    with gr.Column():
+                        up_file = gr.File(label="Upload a vector file (.safetensors)", file_types=[".safetensors"],
+                                          type="filepath")  # fmt: skip
+                        up_name = gr.Textbox(label="Name (default: from the file)")
+                        up_tags = gr.Textbox(label="Tags (comma separated)")
+                        up_vis = gr.Radio(list(VISIBILITIES), value="public", label="Visibility")
+                        up_btn = gr.Button("Publish file")
+                        up_msg = gr.Markdown(label="upload message")
+                        up_id = gr.Number(label="Published vector id", precision=0, interactive=False)
+
+            # ------------------------------------------------------------------ Compose
+            with gr.Tab("Compose", id="compose"):
+                gr.Markdown("Pick up to four vectors; the preview updates as you move the sliders (one generator "
+                            "pass). **Refine** runs a few optimisation steps that clean up artifacts (needs the "
+                            "segmentation branch).")  # fmt: skip
+                slot_ids, slot_scales = [], []
+                with gr.Row():
+                    with gr.Column(scale=2):
+                        for i in range(COMPOSE_SLOTS):
+                            with gr.Row():
+                                slot_ids.append(gr.Dropdown([], label=f"Vector {i + 1}", allow_custom_value=True,
+                                                            scale=2, elem_id=f"slot-{i}"))  # fmt: skip
+                                slot_scales.append(gr.Slider(-1.5, 2.0, value=1.0, step=0.05, label="Scale", scale=3,
+                                                             elem_id=f"slot-scale-{i}"))  # fmt: skip
+                        refresh_btn = gr.Button("Refresh vector list")
+                        warn_md = gr.Markdown(label="warnings", elem_id="compose-warnings")
+                    with gr.Column(scale=1):
+                        comp_img = gr.Image(label="Preview", interactive=False, height=256, elem_classes=["pixel"],
+                                            elem_id="compose-preview", format="png")  # fmt: skip
+                        comp_btn = gr.Button("Preview", interactive=caps.sample)
+                        comp_keep = gr.Button("Keep it (bake into the image)", interactive=caps.sample)
+                        refine_steps = gr.Slider(1, cfg.max_edit_steps, value=10, step=1, label="Refinement steps")
+                        refine_btn = gr.Button("Refine (mode 2)", interactive=caps.segment)
+                with gr.Row():
+                    comp_name = gr.Textbox(label="Composition name")
+                    comp_vis = gr.Radio(list(VISIBILITIES), value="private", label="Visibility")
+                    comp_save = gr.Button("Save composition")
+                comp_msg = gr.Markdown(label="composition message")
+                with gr.Row():
+                    share_btn = gr.Button("Share this state", interactive=caps.sample, elem_id="share-btn")
+                    share_link = gr.Textbox(label="Link (opens this image and these vectors)", elem_id="share-link")
+                    share_open = gr.Button("Open a link")
+
+        # ------------------------------------------------------------------ wiring
+        view = [image, mask_img, overlay, editor, info, state]
+        edit_outputs = [before, after, image, mask_img, overlay, editor, result_md, info, state]
+
+        sample_btn.click(h.sample, [seed, state], view, api_name="sample", **light)
+        random_btn.click(h.random_sample, [state], [seed, *view], api_name="random_sample", **light)
+        examples.select(h.pick_example, [state], [seed, *view], api_name="pick_example",
+                        api_visibility="private", **light)  # fmt: skip
+        upload_btn.click(h.upload, [photo, embed_steps, state], view, api_name="upload", **heavy)
+        run_btn.click(h.edit, [editor, mask_file, mode, steps, state], edit_outputs, api_name="edit", **heavy)
+        stop_btn.click(h.stop, None, result_md, api_name="stop", queue=False)
+        undo_btn.click(h.undo, [state], view, api_name="undo", **light)
+        redo_btn.click(h.redo, [state], view, api_name="redo", **light)
+        export_btn.click(h.export, [state], [files, pasted], api_name="export", **light)
+        save_btn.click(h.save_edit, [save_name, save_desc, save_tags, save_vis, state], [save_msg, saved_id],
+                       api_name="save_edit")  # fmt: skip
+
+        search_inputs = [q_text, q_tag, q_class, q_sort]
+        search_btn.click(h.search, search_inputs, [results, table], api_name="search")
+        q_text.submit(h.search, search_inputs, [results, table], api_name=False)
+        page_outputs = [page_md, versions, scale, like_btn, vec_preview, vid]
+        open_btn.click(h.vector_page, [vid], page_outputs, api_name="vector")
+        results.select(h.pick_result, [table], [vid], api_name=False).then(
+            h.vector_page, [vid], page_outputs, api_name=False)  # fmt: skip
+        like_btn.click(h.like, [vid], [like_btn, like_msg], api_name="like")
+        apply_btn.click(h.apply, [vid, scale, state], [applied_img, state], api_name="apply", **light)
+        scale.input(h.apply, [vid, scale, state], [applied_img, state], api_name=False, trigger_mode="always_last",
+                    show_progress="hidden", **light)  # fmt: skip
+        keep_btn.click(h.keep, [state], view, api_name="keep", **light)
+        dl_btn.click(h.download_vector, [vid], [dl_file], api_name="download_vector")
+        up_btn.click(h.upload_vector, [up_file, up_name, up_tags, up_vis], [up_msg, up_id], api_name="upload_vector")
+
+        slots = [*slot_ids, *slot_scales]
+        refresh_btn.click(h.vector_choices, None, slot_ids, api_name="vector_choices")
+        for i in range(COMPOSE_SLOTS):
+            slot_ids[i].change(h.slot_range, [slot_ids[i]], [slot_scales[i]], api_name=False)
+            slot_scales[i].input(h.compose, [*slots, state], [comp_img, warn_md, state], api_name=False,
+                                 trigger_mode="always_last", show_progress="hidden", **light)  # fmt: skip
+        comp_btn.click(h.compose, [*slots, state], [comp_img, warn_md, state], api_name="compose", **light)
+        comp_keep.click(h.keep, [state], view, api_name=False, **light)
+        refine_mode = gr.State(MODES[2])
+        refine_btn.click(h.compose, [*slots, state], [comp_img, warn_md, state], api_name=False, **light).success(
+            h.edit, [editor, mask_file, refine_mode, refine_steps, state], edit_outputs, api_name="compose_refine",
+            **heavy).success(lambda: gr.Tabs(selected="edit"), None, tabs, api_name=False)  # fmt: skip
+        comp_save.click(h.save_composition, [comp_name, comp_vis, *slots], [comp_msg], api_name="save_composition")
+        share_btn.click(h.share, [state], [share_link], api_name="share")
+        share_open.click(h.open_share, [share_link, state], view, api_name="open_share", **light)
+
+        demo.load(h.on_load, [state], [banner, *view], api_name=False)
+        demo.load(h.vector_choices, None, slot_ids, api_name=False)
+    return demo
