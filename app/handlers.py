@@ -127,8 +127,10 @@ def _fmt_metrics(metrics: dict) -> str:
     }
     if not metrics:
         return ""
-    rows = [f"| {labels.get(k, k)} | {v:.3f} |" if isinstance(v, float) else f"| {labels.get(k, k)} | {v} |"
-            for k, v in metrics.items()]  # fmt: skip
+    def show(v) -> str:
+        return str(int(v)) if float(v).is_integer() and abs(v) < 1e12 else f"{v:.3f}"
+
+    rows = [f"| {labels.get(k, k)} | {show(v)} |" for k, v in metrics.items()]
     return "| metric | value |\n|---|---|\n" + "\n".join(rows)
 
 

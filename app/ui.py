@@ -174,7 +174,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                     with gr.Column(scale=1):
                         vec_preview = gr.Image(label="Preview (from its author)", interactive=False, height=160,
                                                elem_classes=["pixel"])  # fmt: skip
-                        scale = gr.Slider(-1.5, 2.0, value=1.0, step=0.05, label="Scale (updates live)",
+                        scale = gr.Slider(-5.0, 5.0, value=1.0, step=0.05, label="Scale (updates live)",
                                           elem_id="apply-scale")  # fmt: skip
                         apply_btn = gr.Button("Apply to my image", interactive=caps.sample, elem_id="apply-btn")
                         applied_img = gr.Image(label="On your image", interactive=False, height=200,
@@ -206,7 +206,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                             with gr.Row():
                                 slot_ids.append(gr.Dropdown([], label=f"Vector {i + 1}", allow_custom_value=True,
                                                             scale=2, elem_id=f"slot-{i}"))  # fmt: skip
-                                slot_scales.append(gr.Slider(-1.5, 2.0, value=1.0, step=0.05, label="Scale", scale=3,
+                                slot_scales.append(gr.Slider(-5.0, 5.0, value=1.0, step=0.05, label="Scale", scale=3,
                                                              elem_id=f"slot-scale-{i}"))  # fmt: skip
                         refresh_btn = gr.Button("Refresh vector list")
                         warn_md = gr.Markdown(label="warnings", elem_id="compose-warnings")

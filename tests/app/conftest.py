@@ -1,0 +1,47 @@
+"""Fixtures of the app suite: a tiny complete bundle, a generator-only copy, and one launched app.
+
+The launched app (session scope: the suite pays for one start) is the real build_demo on the tiny
+16 px bundle with a real SQLite library in a temporary folder, single-user identity "alice", on a
+free port, closed at the end. Each test makes its own gradio_client Client (= its own browser
+session), so per-session state never leaks between tests; library rows are shared, so tests use
+distinct names.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from app.testing import launch_app
+from core.testing import make_tiny_bundle
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    return make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def generator_only_bundle(tiny_bundle, tmp_path_factory) -> Path:
+    """The tiny bundle without branch and encoder: what checkpoints/faces64 is while its branch trains."""
+    folder = tmp_path_factory.mktemp("bundle") / "generator-only"
+    folder.mkdir()
+    for name in ("generator.safetensors", "config.json"):
+        shutil.copy(tiny_bundle / name, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def app_server(tiny_bundle, tmp_path_factory):
+    launched = launch_app(tiny_bundle, tmp_path_factory.mktemp("app-data"))
+    yield launched
+    launched.demo.close()
+
+
+@pytest.fixture
+def client(app_server, tmp_path):
+    from gradio_client import Client
+
+    return Client(app_server.url, verbose=False, download_files=str(tmp_path / "downloads"))

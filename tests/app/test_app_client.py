@@ -1,0 +1,129 @@
+"""The editor through gradio_client against a launched app: sample, edit by mask, save, search,
+apply with a scale, compose, share, undo/redo, export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradio_client import handle_file
+from PIL import Image
+
+from app.testing import write_target_mask
+from core.vector_format import VectorFile
+
+GLASSES = (0, 200, 60)  # palette colour of "glasses"
+
+
+def _img(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _table_rows(table) -> list:
+    return table["data"] if isinstance(table, dict) else table
+
+
+def _edit(client, tmp_path, steps=4):
+    mask = write_target_mask(tmp_path / "target.png", 16, (3, 3, 12, 9), GLASSES)
+    return client.predict(None, handle_file(str(mask)), "optimization", steps, api_name="/edit")
+
+
+def test_sample_is_deterministic_and_has_mask(client):
+    a = client.predict(3, api_name="/sample")
+    b = client.predict(3, api_name="/sample")
+    c = client.predict(4, api_name="/sample")
+    image, mask, overlay, editor, info = a
+    assert _img(image).shape == (16, 16, 3)
+    assert _img(mask).shape == (16, 16, 3) and _img(overlay).shape == (16, 16, 3)
+    assert Image.open(editor["background"]).size == (512, 512)  # the canvas: mask upscaled
+    assert "seed 3" in info
+    assert np.array_equal(_img(image), _img(b[0]))
+    assert not np.array_equal(_img(image), _img(c[0]))
+
+
+def test_edit_by_mask_save_search_apply(client, app_server, tmp_path):
+    client.predict(5, api_name="/sample")
+    before, after, image, mask, overlay, editor, metrics, info = _edit(client, tmp_path)
+    assert not np.array_equal(_img(before), _img(after))
+    assert np.array_equal(_img(after), _img(image))
+    assert "target IoU" in metrics and "outside the region" in metrics
+    assert "1 change(s)" in info
+
+    msg, vid = client.predict("Client glasses", "painted lenses", "glasses, test", "public", api_name="/save_edit")
+    assert "Saved as vector" in msg and vid >= 1
+
+    gallery, table = client.predict("client glass", "", "", "relevance", api_name="/search")
+    rows = _table_rows(table)
+    assert [r[0] for r in rows] == [vid]
+    assert rows[0][2] == "alice" and "glasses" in rows[0][4]
+    assert len(gallery) == 1 and "Client glasses" in gallery[0]["caption"]
+    _, tagged = client.predict("", "test", "", "recent", api_name="/search")
+    assert vid in [r[0] for r in _table_rows(tagged)]
+
+    # a fresh image; scale 0 leaves it unchanged, other scales change it
+    base = _img(client.predict(6, api_name="/sample")[0])
+    zero = client.predict(vid, 0.0, api_name="/apply")
+    assert np.array_equal(_img(zero), base)
+    one = _img(client.predict(vid, 1.0, api_name="/apply"))
+    assert not np.array_equal(one, base)
+    with pytest.raises(Exception, match="outside this vector's range"):
+        client.predict(vid, 4.0, api_name="/apply")
+
+    # the vector page, a like, the downloaded file
+    page, versions, slider, preview, shown = client.predict(vid, api_name="/vector")
+    assert "Client glasses" in page and "alice" in page and shown == vid
+    assert _table_rows(versions)[0][0] == 1
+    assert slider["minimum"] == -1.5 and slider["maximum"] == 2.0
+    assert client.predict(vid, api_name="/like") == "1 like(s)"  # the button's label is not an API output
+    assert client.predict(vid, api_name="/like") == "0 like(s)"  # a toggle
+    path = client.predict(vid, api_name="/download_vector")
+    vf = VectorFile.load(path)
+    assert vf.name == "Client glasses" and vf.model_id == app_server.runtime.model_id
+
+
+def test_keep_undo_redo_and_export(client, tmp_path):
+    client.predict(7, api_name="/sample")
+    _edit(client, tmp_path)
+    msg, vid = client.predict("Undo source", "", "", "private", api_name="/save_edit")
+    base = _img(client.predict(8, api_name="/sample")[0])
+    applied = _img(client.predict(vid, 1.5, api_name="/apply"))
+    kept = client.predict(api_name="/keep")
+    assert np.array_equal(_img(kept[0]), applied) and "1 change(s)" in kept[4]
+    undone = client.predict(api_name="/undo")
+    assert np.array_equal(_img(undone[0]), base)
+    redone = client.predict(api_name="/redo")
+    assert np.array_equal(_img(redone[0]), applied)
+    files, pasted = client.predict(api_name="/export")
+    names = sorted(p.rsplit("/", 1)[-1] for p in files)
+    assert names == ["edit.safetensors", "image.png", "mask.png"] and pasted is None
+    assert VectorFile.load([p for p in files if p.endswith(".safetensors")][0]).delta.shape == (6, 32)
+
+
+def test_compose_save_and_share(client, app_server, tmp_path):
+    ids = []
+    for seed, name in ((9, "Compose A"), (10, "Compose B")):
+        client.predict(seed, api_name="/sample")
+        _edit(client, tmp_path)
+        ids.append(client.predict(name, "", "compose", "public", api_name="/save_edit")[1])
+    base = _img(client.predict(11, api_name="/sample")[0])
+    preview, warnings = client.predict(str(ids[0]), str(ids[1]), None, None, 1.0, -0.5, 1.0, 1.0, api_name="/compose")
+    assert not np.array_equal(_img(preview), base)
+    assert "glasses" in warnings  # both vectors edit the same class: an interference warning
+    msg = client.predict("My pair", "public", str(ids[0]), str(ids[1]), None, None, 1.0, -0.5, 1.0, 1.0,
+                         api_name="/save_composition")  # fmt: skip
+    assert "Saved composition" in msg
+
+    link = client.predict(api_name="/share")
+    assert link.endswith(f"?seed=11&v={ids[0]}:1,{ids[1]}:-0.5")
+    # another user opens the link and sees the same image
+    from gradio_client import Client
+
+    other = Client(app_server.url, verbose=False, download_files=str(tmp_path / "other"))
+    opened = other.predict(link, api_name="/open_share")
+    assert np.array_equal(_img(opened[0]), _img(preview)) and "#%d ×1" % ids[0] in opened[4]
+
+    # an edited (non-seed) state travels as a token
+    client.predict(api_name="/keep")
+    token_link = client.predict(api_name="/share")
+    assert "?s=" in token_link
+    reopened = other.predict(token_link, api_name="/open_share")
+    assert np.array_equal(_img(reopened[0]), _img(preview))
