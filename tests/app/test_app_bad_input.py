@@ -1,0 +1,99 @@
+"""Bad input through the API of a launched app: each gets a readable message and the session keeps
+working (its image, history and applied vectors are unchanged)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradio_client import handle_file
+from PIL import Image
+
+from app.testing import write_target_mask
+from core.vector_format import VectorFile
+from vector_library import ModelSpec, VectorMetadata
+
+OTHER = ModelSpec("ab" * 8, "other model", 16, 6, 32, ("background", "skin"))
+
+
+def _img(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _still_works(client, image_before):
+    """The session's image is unchanged and the next action succeeds."""
+    files, _ = client.predict(api_name="/export")
+    assert np.array_equal(_img([f for f in files if f.endswith("image.png")][0]), _img(image_before))
+    assert _img(client.predict(1, api_name="/sample")[0]).shape == (16, 16, 3)
+
+
+@pytest.fixture
+def started(client):
+    return client.predict(2, api_name="/sample")[0]
+
+
+def test_non_image_uploads_are_refused(client, started, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    with pytest.raises(Exception, match="Invalid file type"):
+        client.predict(handle_file(str(text)), 0, api_name="/upload")
+    fake = tmp_path / "fake.png"
+    fake.write_bytes(b"\x89PNG but not really" * 10)
+    with pytest.raises(Exception, match="not a readable image"):
+        client.predict(handle_file(str(fake)), 0, api_name="/upload")
+    _still_works(client, started)
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # raised by our own Image.new
+def test_a_50_megapixel_image_is_refused_before_decoding(client, started, tmp_path):
+    big = tmp_path / "big.png"
+    Image.new("L", (8000, 6300)).save(big, optimize=False)  # 50.4 MP, a few hundred KB on disk
+    with pytest.raises(Exception, match="50 MP"):
+        client.predict(handle_file(str(big)), 0, api_name="/upload")
+    _still_works(client, started)
+
+
+def test_empty_and_bad_mask_edits(client, started, tmp_path):
+    with pytest.raises(Exception, match="nothing is painted"):
+        client.predict({"background": None, "layers": [], "composite": None}, None, "optimization", 5,
+                       api_name="/edit")  # fmt: skip
+    same = write_target_mask(tmp_path / "empty.png", 16, (0, 0, 0, 0), (0, 0, 0))
+    with pytest.raises(Exception, match="equals the current mask"):
+        client.predict(None, handle_file(str(same)), "optimization", 5, api_name="/edit")
+    off = write_target_mask(tmp_path / "off.png", 16, (2, 2, 9, 9), (90, 90, 200))  # no class has this colour
+    with pytest.raises(Exception, match="not in the class palette"):
+        client.predict(None, handle_file(str(off)), "optimization", 5, api_name="/edit")
+    with pytest.raises(Exception, match="no vectors are applied"):
+        client.predict(None, None, "vector", 5, api_name="/edit")
+    _still_works(client, started)
+
+
+def test_vectors_of_another_model_are_refused(client, app_server, started, tmp_path):
+    lib = app_server.runtime.library
+    lib.register_model(OTHER)
+    rng = np.random.default_rng(0)
+    foreign = VectorFile(delta=rng.standard_normal((6, 32)).astype(np.float32), model_id=OTHER.model_id,
+                         edited_classes=("skin",), name="foreign")  # fmt: skip
+    info = lib.publish("alice", foreign, VectorMetadata(name="Foreign smile"))
+    with pytest.raises(Exception, match=f"belongs to model {OTHER.model_id}"):
+        client.predict(info.id, 1.0, api_name="/apply")
+    path = tmp_path / "foreign.safetensors"
+    foreign.save(path)
+    with pytest.raises(Exception, match="not to the loaded model"):
+        client.predict(handle_file(str(path)), "", "", "public", api_name="/upload_vector")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x80\x04not a vector")
+    with pytest.raises(Exception, match="pickle"):
+        client.predict(handle_file(str(junk)), "", "", "public", api_name="/upload_vector")
+    _still_works(client, started)
+
+
+def test_bad_values_for_seed_scale_and_links(client, started):
+    with pytest.raises(Exception, match="seed must be a whole number|less than minimum value 0"):
+        client.predict(-3, api_name="/sample")
+    with pytest.raises(Exception, match="no vector 999999|not visible|does not exist"):
+        client.predict(999999, 1.0, api_name="/apply")
+    with pytest.raises(Exception, match="share link"):
+        client.predict("?s=../../etc/passwd", api_name="/open_share")
+    with pytest.raises(Exception, match="nothing to undo"):
+        client.predict(api_name="/undo")
+    _still_works(client, started)

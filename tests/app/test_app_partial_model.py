@@ -1,0 +1,82 @@
+"""A partial or missing model bundle: the app still builds and does what it can, says what is
+missing, and never fakes a mask (the default model ships its generator before its branch/encoder)."""
+
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+import pytest
+
+from app.config import AppConfig
+from app.handlers import Handlers
+from app.identity import Identity
+from app.runtime import Runtime
+from app.session import EditSession
+from app.ui import build_demo
+from core.editgan import CHECKPOINTS
+from core.vector_format import VectorFile
+from vector_library import VectorMetadata
+
+
+def _runtime(model: str, tmp_path) -> Runtime:
+    cfg = AppConfig(model=model, database_url=f"sqlite:///{tmp_path / 'lib.sqlite3'}", data_dir=tmp_path,
+                    example_seeds=(0, 1))  # fmt: skip
+    return Runtime.create(cfg, Identity("single", local_user="bob"))
+
+
+def test_generator_only_bundle(generator_only_bundle, tmp_path):
+    rt = _runtime(str(generator_only_bundle), tmp_path)
+    caps = rt.capabilities
+    assert (caps.sample, caps.segment, caps.embed) == (True, False, False)
+    status = rt.status_markdown()
+    assert "segmentation branch" in status and "encoder" in status and "not trained yet" in status
+    build_demo(rt)  # the layout builds with the mask editor and upload disabled
+
+    h = Handlers(rt)
+    image, mask, overlay, editor, info, state = h.sample(4, EditSession(), None)
+    assert image.shape == (16, 16, 3) and mask is None and overlay is None  # no fake mask
+    with pytest.raises(gr.Error, match="segmentation branch"):
+        next(h.edit(None, None, "optimization", 5, state, None))
+    with pytest.raises(gr.Error, match="encoder"):
+        h.upload("photo.png", 0, state, None)
+
+    # library vectors work on a generator alone: apply (mode 1) and keep; refinement needs the branch
+    vf = VectorFile(delta=np.full(rt.model.latent_shape, 0.5, np.float32), model_id=rt.model_id,
+                    edited_classes=("hair",), name="brighter")  # fmt: skip
+    vid = rt.library.publish("bob", vf, VectorMetadata()).id
+    applied, state = h.apply(vid, 1.0, state, None)
+    assert not np.array_equal(applied, image)
+    with pytest.raises(gr.Error, match="segmentation branch"):
+        next(h.edit(None, None, "vector + refinement", 3, state, None))
+    outputs = list(h.edit(None, None, "vector", 3, state, None))
+    before, after, image2, mask2, *_ = outputs[-1]
+    assert np.array_equal(after, applied) and mask2 is None
+    banner = h.on_load(EditSession(), None)[0]
+    assert "segmentation branch" in banner
+
+
+def test_no_model_still_serves_the_library(tmp_path):
+    rt = _runtime(str(tmp_path / "no-such-bundle"), tmp_path)
+    assert rt.model is None and not rt.capabilities.sample
+    assert "No model loaded" in rt.status_markdown() and "no-such-bundle" in rt.status_markdown()
+    build_demo(rt)
+    h = Handlers(rt)
+    gallery, rows = h.search("", "", "", "recent", None)
+    assert gallery == [] and rows == []
+    with pytest.raises(gr.Error, match="none is loaded"):
+        h.sample(1, EditSession(), None)
+    assert "No model loaded" in h.on_load(EditSession(), None)[0]
+
+
+@pytest.mark.skipif((CHECKPOINTS / "faces64" / "config.json").exists(), reason="checkpoints/faces64 exists now")
+def test_missing_default_model_says_it_is_being_trained(tmp_path):
+    rt = _runtime("faces64", tmp_path)
+    assert rt.model is None and "being trained" in rt.status_markdown()
+
+
+def test_offline_hub_model_gives_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    rt = _runtime("hf://someone/no-such-repo/faces64", tmp_path)
+    assert rt.model is None
+    assert "could not fetch hf://someone/no-such-repo/faces64" in rt.status_markdown()
