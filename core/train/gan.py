@@ -1,6 +1,7 @@
 """StyleGAN2 training on the procedural face domain (or any image stream).
 
-Non-saturating logistic loss, lazy R1 on D, style mixing, an EMA generator,
+Non-saturating logistic loss, lazy R1 on D, style mixing, random noise inputs
+(the fixed buffers are for inference), an EMA generator,
 optional DiffAugment, resumable checkpoints, a tqdm bar with the losses, and
 DistributedDataParallel when started under ``torchrun`` (gloo on CPU, nccl on
 CUDA)::
@@ -201,7 +202,7 @@ class GANTrainer:
         g.requires_grad_(False)
         d.requires_grad_(True)
         with torch.no_grad():
-            fake = g(_mixed_w_plus(g_core, b, c.mixing_prob, self.device, self.rng)).image
+            fake = g(_mixed_w_plus(g_core, b, c.mixing_prob, self.device, self.rng), noise_mode="random").image
         real_pred, fake_pred = d(self._aug(real)), d(self._aug(fake))
         d_loss = d_logistic_loss(real_pred, fake_pred)
         self.d_opt.zero_grad(set_to_none=True)
@@ -224,7 +225,7 @@ class GANTrainer:
         # G step
         g.requires_grad_(True)
         d.requires_grad_(False)
-        fake = g(_mixed_w_plus(g_core, b, c.mixing_prob, self.device, self.rng)).image
+        fake = g(_mixed_w_plus(g_core, b, c.mixing_prob, self.device, self.rng), noise_mode="random").image
         g_loss = g_nonsaturating_loss(d(self._aug(fake)))
         self.g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
