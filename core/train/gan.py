@@ -260,7 +260,7 @@ class GANTrainer:
             done += 1
             if self.state.step % c.log_every == 0 or self.state.step == c.iterations:
                 rec = {"step": self.state.step, **{k: round(v, 5) for k, v in stats.items()},
-                       "it_s": round(done / (time.time() - t0), 3)}  # fmt: skip
+                       "it_s": round(done / (time.time() - t0), 3), "time": round(time.time(), 1)}  # fmt: skip
                 self.state.log.append(rec)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()})
             bar.update(1)
