@@ -244,6 +244,7 @@ class Handlers:
         """
         viewer = self.user(request, profile)
         key = _session_key(request)
+        log.info("edit requested: mode=%s steps=%s", mode, steps)
         try:
             self._check_state(state)
             if mode not in MODES:

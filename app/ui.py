@@ -22,6 +22,7 @@ CSS = """
 .legend-item {display: inline-flex; align-items: center; gap: 5px;}
 .swatch {width: 16px; height: 16px; border: 1px solid #888; border-radius: 3px; display: inline-block;}
 .pixel img {image-rendering: pixelated;}
+.pix img {image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain;}
 """
 
 
@@ -82,11 +83,11 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                     with gr.Column(scale=2):
                         with gr.Row():
                             image = gr.Image(label="Image", type="numpy", interactive=False, height=256,
-                                             elem_classes=["pixel"], elem_id="image", format="png")  # fmt: skip
+                                             elem_classes=["pix"], elem_id="image", format="png")  # fmt: skip
                             mask_img = gr.Image(label="Segmentation", type="numpy", interactive=False, height=256,
-                                                elem_classes=["pixel"], visible=caps.segment, elem_id="mask", format="png")  # fmt: skip
+                                                elem_classes=["pix"], visible=caps.segment, elem_id="mask", format="png")  # fmt: skip
                             overlay = gr.Image(label="Overlay", type="numpy", interactive=False, height=256,
-                                               elem_classes=["pixel"], visible=caps.segment, elem_id="overlay", format="png")  # fmt: skip
+                                               elem_classes=["pix"], visible=caps.segment, elem_id="overlay", format="png")  # fmt: skip
                         info = gr.Markdown(label="session", elem_id="info")
                 with gr.Row():
                     with gr.Column(scale=2):
@@ -128,9 +129,9 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                         result_md = gr.Markdown(label="result", elem_id="result")
                 with gr.Row():
                     before = gr.Image(label="Before", type="numpy", interactive=False, height=200,
-                                      elem_classes=["pixel"], elem_id="before", format="png")  # fmt: skip
+                                      elem_classes=["pix"], elem_id="before", format="png")  # fmt: skip
                     after = gr.Image(label="After", type="numpy", interactive=False, height=200,
-                                     elem_classes=["pixel"], elem_id="after", format="png")  # fmt: skip
+                                     elem_classes=["pix"], elem_id="after", format="png")  # fmt: skip
                 with gr.Accordion("Download and save", open=True):
                     with gr.Row():
                         with gr.Column():
@@ -163,7 +164,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                 with gr.Row():
                     with gr.Column(scale=2):
                         with gr.Row():
-                            vid = gr.Number(label="Vector id", precision=0, minimum=1, elem_id="vector-id")
+                            vid = gr.Number(value=None, label="Vector id", precision=0, minimum=1, elem_id="vector-id")
                             open_btn = gr.Button("Open")
                         page_md = gr.Markdown(label="vector page", elem_id="vector-page")
                         versions = gr.Dataframe(headers=["version", "created", "note", "classes"], interactive=False,
@@ -173,12 +174,12 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                             like_msg = gr.Markdown(label="likes")
                     with gr.Column(scale=1):
                         vec_preview = gr.Image(label="Preview (from its author)", interactive=False, height=160,
-                                               elem_classes=["pixel"])  # fmt: skip
+                                               elem_classes=["pix"])  # fmt: skip
                         scale = gr.Slider(-5.0, 5.0, value=1.0, step=0.05, label="Scale (updates live)",
                                           elem_id="apply-scale")  # fmt: skip
                         apply_btn = gr.Button("Apply to my image", interactive=caps.sample, elem_id="apply-btn")
                         applied_img = gr.Image(label="On your image", interactive=False, height=200,
-                                               elem_classes=["pixel"], elem_id="applied", format="png")  # fmt: skip
+                                               elem_classes=["pix"], elem_id="applied", format="png")  # fmt: skip
                         keep_btn = gr.Button("Keep it (bake into the image)", interactive=caps.sample)
                 with gr.Row():
                     with gr.Column():
@@ -211,7 +212,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                         refresh_btn = gr.Button("Refresh vector list")
                         warn_md = gr.Markdown(label="warnings", elem_id="compose-warnings")
                     with gr.Column(scale=1):
-                        comp_img = gr.Image(label="Preview", interactive=False, height=256, elem_classes=["pixel"],
+                        comp_img = gr.Image(label="Preview", interactive=False, height=256, elem_classes=["pix"],
                                             elem_id="compose-preview", format="png")  # fmt: skip
                         comp_btn = gr.Button("Preview", interactive=caps.sample)
                         comp_keep = gr.Button("Keep it (bake into the image)", interactive=caps.sample)

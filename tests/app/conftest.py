@@ -45,3 +45,11 @@ def client(app_server, tmp_path):
     from gradio_client import Client
 
     return Client(app_server.url, verbose=False, download_files=str(tmp_path / "downloads"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Record each phase's report on the test item, so the browser fixture can screenshot failures."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
