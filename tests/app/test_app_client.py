@@ -127,3 +127,38 @@ def test_compose_save_and_share(client, app_server, tmp_path):
     assert "?s=" in token_link
     reopened = other.predict(token_link, api_name="/open_share")
     assert np.array_equal(_img(reopened[0]), _img(preview))
+
+
+def test_photo_upload_edit_and_paste_back(client, tmp_path):
+    rng = np.random.default_rng(1)
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(photo)
+    image, mask, overlay, editor, info = client.predict(handle_file(str(photo)), 2, api_name="/upload")
+    assert "uploaded photo" in info and "PSNR" in info and _img(image).shape == (16, 16, 3)
+    _edit(client, tmp_path, steps=2)
+    files, pasted = client.predict(api_name="/export")
+    assert any(f.endswith("photo_edited.png") for f in files)
+    out = Image.open(pasted)
+    assert out.size == (40, 30)
+    orig = np.asarray(Image.open(photo).convert("RGB")).astype(int)
+    new = np.asarray(out.convert("RGB")).astype(int)
+    assert np.abs(new[:, :5] - orig[:, :5]).max() <= 1  # outside the centred 30x30 crop: untouched
+    assert np.abs(new[:, 5:35] - orig[:, 5:35]).mean() > 1  # the crop itself: the edited render
+
+
+def test_stop_keeps_the_best_result_so_far(client, tmp_path):
+    import time
+
+    client.predict(12, api_name="/sample")
+    mask = write_target_mask(tmp_path / "target.png", 16, (3, 3, 12, 9), GLASSES)
+    job = client.submit(None, handle_file(str(mask)), "optimization", 200, api_name="/edit")
+    deadline = time.time() + 60
+    while len(job.outputs()) == 0 and not job.done() and time.time() < deadline:
+        time.sleep(0.05)
+    assert client.predict(api_name="/stop") == "Stopping…"
+    result = job.result(timeout=60)
+    text = result[6]
+    assert "stopped early" in text
+    steps_run = int(text.split("| steps run | ")[1].split(" ")[0])
+    assert steps_run < 200
+    assert client.predict(api_name="/stop") == "No edit is running."

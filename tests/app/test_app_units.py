@@ -1,0 +1,131 @@
+"""The app's pure pieces: brush snapping, identity, per-session history and share links."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from app import masks
+from app.identity import Identity, read_users_file
+from app.session import EditSession, ShareStore, format_vectors, parse_vectors
+from core.data.palette import PALETTE, class_index
+
+R, SIZE = 16, 512
+K = SIZE // R
+
+
+def _stroke_layer(cls: str, rows: slice, cols: slice, feather: int = 3) -> np.ndarray:
+    """An RGBA layer like Gradio's anti-aliased brush: solid core, alpha ramp and blended colour at the edge."""
+    layer = np.zeros((SIZE, SIZE, 4), np.uint8)
+    color = PALETTE[class_index(cls)]
+    layer[rows, cols, :3] = color
+    layer[rows, cols, 3] = 255
+    r0, r1, c0, c1 = rows.start, rows.stop, cols.start, cols.stop
+    for d in range(1, feather + 1):  # faint halo: alpha falls off, colour drifts towards black
+        a = int(255 * (1 - d / (feather + 1)))
+        drift = (color.astype(np.int32) * (1 - 0.25 * d / feather)).astype(np.uint8)
+        for sl in ((slice(r0 - d, r0 - d + 1), cols), (slice(r1 + d - 1, r1 + d), cols)):
+            layer[sl[0], sl[1], :3] = drift
+            layer[sl[0], sl[1], 3] = a
+    return layer
+
+
+def test_antialiased_stroke_snaps_to_its_class_cell_by_cell():
+    current = np.zeros((R, R), np.int64)
+    layer = _stroke_layer("glasses", slice(4 * K, 8 * K), slice(2 * K, 10 * K))
+    target = masks.target_mask({"background": None, "layers": [layer], "composite": None}, current, PALETTE)
+    expected = current.copy()
+    expected[4:8, 2:10] = class_index("glasses")
+    assert np.array_equal(target, expected)  # the halo neither grows nor blurs the painted cells
+
+
+def test_faint_and_partial_cells_are_ignored():
+    current = np.full((R, R), class_index("skin"), np.int64)
+    layer = np.zeros((SIZE, SIZE, 4), np.uint8)
+    layer[: K * 2, : K * 2] = (*PALETTE[class_index("hair")], 100)  # faint alpha: not painted
+    layer[5 * K: 5 * K + K // 4, 5 * K: 6 * K] = (*PALETTE[class_index("lips")], 255)  # a quarter cell
+    layer[9 * K: 10 * K, 9 * K: 10 * K] = (*PALETTE[class_index("lips")], 255)  # a full cell
+    painted = masks.painted_classes({"layers": [layer]}, R, PALETTE)
+    assert (painted >= 0).sum() == 1 and painted[9, 9] == class_index("lips")
+
+
+def test_off_palette_paint_and_empty_edits_are_refused():
+    current = np.zeros((R, R), np.int64)
+    photo = np.random.default_rng(0).integers(0, 256, (SIZE, SIZE, 4), dtype=np.uint8)
+    photo[..., 3] = 255
+    with pytest.raises(ValueError, match="not legend colours"):
+        masks.target_mask({"layers": [photo]}, current, PALETTE)
+    with pytest.raises(ValueError, match="nothing is painted"):
+        masks.target_mask({"layers": []}, current, PALETTE)
+    with pytest.raises(ValueError, match="no value"):
+        masks.target_mask(None, current, PALETTE)
+    same = np.zeros((SIZE, SIZE, 4), np.uint8)
+    same[..., 3] = 255  # background painted over background
+    with pytest.raises(ValueError, match="do not change the mask"):
+        masks.target_mask({"layers": [same]}, current, PALETTE)
+
+
+def test_layer_of_another_canvas_size_is_resampled():
+    current = np.zeros((R, R), np.int64)
+    small = np.zeros((256, 256, 4), np.uint8)
+    small[64:128, 64:128] = (*PALETTE[class_index("nose")], 255)
+    target = masks.target_mask({"layers": [small]}, current, PALETTE)
+    assert (target == class_index("nose")).sum() == 16 and target[4:8, 4:8].min() == class_index("nose")
+
+
+def test_users_file_and_identity_modes(tmp_path):
+    f = tmp_path / "users.txt"
+    digest = hashlib.sha256(b"s3cret").hexdigest()
+    f.write_text(f"# accounts\nalice:wonderland\n\nbob:sha256:{digest}\n")
+    users = read_users_file(f)
+    ident = Identity.resolve(oauth=False, users_file=f, local_user=None, host="0.0.0.0")
+    check = ident.auth()
+    assert set(users) == {"alice", "bob"} and ident.mode == "users"
+    assert check("alice", "wonderland") and check("bob", "s3cret")
+    assert not check("alice", "wrong") and not check("carol", "x") and not check("bob", digest)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("no-colon-here\n")
+    with pytest.raises(ValueError, match="line 1"):
+        read_users_file(bad)
+    assert Identity.resolve(oauth=False, users_file=None, local_user=None, host="127.0.0.1").username() == "local"
+    assert Identity.resolve(oauth=False, users_file=None, local_user=None, host="0.0.0.0").mode == "anonymous"
+    oauth = Identity.resolve(oauth=True, users_file=None, local_user=None, host="0.0.0.0")
+    assert oauth.username(None, None) is None
+    assert oauth.username(None, {"preferred_username": "hf-user"}) == "hf-user"
+
+
+def test_history_undo_redo():
+    s = EditSession()
+    w0 = np.zeros((2, 3), np.float32)
+    s.start(w0, {"kind": "seed", "seed": 1})
+    assert s.pristine
+    s.change(w0 + 1, "a")
+    s.change(w0 + 2, "b")
+    assert s.undo() == "b" and s.w[0, 0] == 1
+    assert s.undo() == "a" and s.pristine
+    with pytest.raises(ValueError, match="nothing to undo"):
+        s.undo()
+    assert s.redo_step() == "a" and s.w[0, 0] == 1
+    s.change(w0 + 5, "c")
+    with pytest.raises(ValueError, match="nothing to redo"):
+        s.redo_step()
+
+
+def test_share_store_round_trip_and_refusals(tmp_path):
+    store = ShareStore(tmp_path / "shares")
+    w = np.arange(6, dtype=np.float32).reshape(2, 3)
+    token = store.save("0123456789abcdef", w, [(3, 1.0), (7, -0.5)])
+    assert token == store.save("0123456789abcdef", w, [(3, 1.0), (7, -0.5)])  # content-named
+    w2, vectors = store.load(token, "0123456789abcdef", (2, 3))
+    assert np.array_equal(w, w2) and vectors == [(3, 1.0), (7, -0.5)]
+    with pytest.raises(ValueError, match="another|this server runs"):
+        store.load(token, "fedcba9876543210", (2, 3))
+    with pytest.raises(ValueError, match="malformed"):
+        store.load("../../etc/passwd", "0123456789abcdef", (2, 3))
+    with pytest.raises(ValueError, match="points to nothing"):
+        store.load("0" * 20, "0123456789abcdef", (2, 3))
+    assert parse_vectors(format_vectors([(1, 0.25), (2, -1.0)])) == [(1, 0.25), (2, -1.0)]
+    with pytest.raises(ValueError, match="not 'id:scale'"):
+        parse_vectors("1:2,drop table")
