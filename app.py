@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--share", action="store_true", help="also open a public gradio.live tunnel")
     ap.add_argument("--queue-size", type=int, help="events that may wait in the queue (default 32)")
     ap.add_argument("--heavy-workers", type=int, help="edits/embeddings that run at once (default 1)")
+    ap.add_argument("--torch-threads", type=int, help="torch intra-op CPU threads (default 1 on <= 4 cores)")
     return ap
 
 
@@ -48,9 +49,13 @@ def make_app(args: argparse.Namespace):
     config = AppConfig.from_env(model=args.model, database_url=args.database_url, data_dir=args.data_dir,
                                 users_file=args.users_file, local_user=args.local_user, host=host, port=args.port,
                                 share=args.share or None, queue_size=args.queue_size,
-                                heavy_workers=args.heavy_workers)  # fmt: skip
+                                heavy_workers=args.heavy_workers, torch_threads=args.torch_threads)  # fmt: skip
     identity = Identity("anonymous") if args.anonymous else Identity.resolve(
         oauth=oauth_enabled(), users_file=config.users_file, local_user=config.local_user, host=host)
+    if config.torch_threads:
+        import torch
+
+        torch.set_num_threads(config.torch_threads)  # once per process, before the model runs
     runtime = Runtime.create(config, identity)
     return build_demo(runtime), runtime
 

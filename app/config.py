@@ -8,6 +8,8 @@
     EDITGAN_LOCAL_USER     single-user mode: every visitor acts as this user (loopback only by default)
     EDITGAN_QUEUE_SIZE     how many events may wait in the queue (default 32)
     EDITGAN_HEAVY_WORKERS  how many edits / embeddings run at once (default 1)
+    EDITGAN_TORCH_THREADS  intra-op threads of torch on the CPU (default 1 on machines with <= 4 cores,
+                           where parallel requests, not parallel ops, use the cores; else torch's default)
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ ENV_USERS_FILE = "EDITGAN_USERS_FILE"
 ENV_LOCAL_USER = "EDITGAN_LOCAL_USER"
 ENV_QUEUE_SIZE = "EDITGAN_QUEUE_SIZE"
 ENV_HEAVY_WORKERS = "EDITGAN_HEAVY_WORKERS"
+ENV_TORCH_THREADS = "EDITGAN_TORCH_THREADS"
 DEFAULT_MODEL = "faces64"
 
 
@@ -66,6 +69,7 @@ class AppConfig:
     example_seeds: tuple[int, ...] = tuple(range(8))
     max_edit_steps: int = 200
     max_embed_steps: int = 300
+    torch_threads: Optional[int] = None  # None: torch's default
 
     @classmethod
     def from_env(cls, **overrides) -> "AppConfig":
@@ -76,6 +80,8 @@ class AppConfig:
             local_user=os.environ.get(ENV_LOCAL_USER) or None,
             queue_size=_int_env(ENV_QUEUE_SIZE, 32),
             heavy_workers=_int_env(ENV_HEAVY_WORKERS, 1),
+            torch_threads=(_int_env(ENV_TORCH_THREADS, 1) if os.environ.get(ENV_TORCH_THREADS)
+                           else 1 if (os.cpu_count() or 1) <= 4 else None),  # fmt: skip
         )
         return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -138,6 +138,7 @@ class Handlers:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self.stops = StopFlags()
+        self._known_users: set[str] = set()
         self.shares = ShareStore(runtime.config.resolved_data_dir / "shares")
 
     # ------------------------------------------------------------------ helpers
@@ -146,9 +147,11 @@ class Handlers:
         return self.rt.capabilities
 
     def user(self, request: Optional[gr.Request], profile=None) -> Optional[str]:
+        """The acting username (None: anonymous), registered in the library on first sight."""
         name = self.rt.identity.username(request, profile)
-        if name:
+        if name and name not in self._known_users:  # ensure_user is a write transaction: once per process
             self.rt.library.ensure_user(name)
+            self._known_users.add(name)
         return name
 
     def _need_user(self, request, profile, doing: str) -> str:
@@ -510,7 +513,7 @@ class Handlers:
             if not vf.scale_min <= scale <= vf.scale_max:
                 raise ValueError(f"scale {scale:g} is outside this vector's range [{vf.scale_min:g}, {vf.scale_max:g}]")
             state.applied = [(vid, scale)]
-            r = self.rt.render(state.w + np.float32(scale) * np.asarray(vf.delta))
+            r = self.rt.render(state.w + np.float32(scale) * np.asarray(vf.delta), with_mask=False)  # slider: image only
             return r.image, state
         except (ValueError, LibraryError) as e:
             raise _err(e) from None
@@ -617,7 +620,7 @@ class Handlers:
                     raise ValueError(f"scale {s:g} of #{vid} is outside its range [{vf.scale_min:g}, {vf.scale_max:g}]")
             state.applied = items
             w = self._displayed_w(state, viewer)
-            r = self.rt.render(w)
+            r = self.rt.render(w, with_mask=False)
             warn = interference([(vf, s) for vf, s in vectors])
             md = "\n".join(f"⚠️ {x}" for x in warn) if warn else "No interference expected between these vectors."
             return r.image, md, state

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from vector_library import ModelSpec, VectorLibrary
 
 log = logging.getLogger(__name__)
 HF_PREFIX = "hf://"
+INFO_TTL_S = 2.0
 
 
 def fetch_model(spec: str) -> Path:
@@ -79,6 +81,7 @@ class Runtime:
         self.model = model
         self.model_problem = model_problem
         self._vectors: OrderedDict[tuple[int, str], VectorFile] = OrderedDict()
+        self._infos: OrderedDict[tuple[int, Optional[str]], tuple[float, object]] = OrderedDict()
         self._lock = threading.Lock()
         self.examples: list[tuple[np.ndarray, str]] = []
         if model is not None:
@@ -157,22 +160,39 @@ class Runtime:
         return m.sample(int(seed), truncation)[0].cpu().numpy().astype(np.float32)
 
     @torch.no_grad()
-    def render(self, w: np.ndarray) -> "Rendered":
-        """One generator pass (+ the branch when present) for a W+ latent # [n_latent, w_dim]."""
+    def render(self, w: np.ndarray, with_mask: bool = True) -> "Rendered":
+        """One generator pass (+ the branch when present and wanted) for a W+ latent # [n_latent, w_dim]."""
         m = self.require("rendering")
         wt = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))[None].to(m.device)
-        out = m.generator.synthesis(wt, return_features=m.branch is not None)
+        segment = with_mask and m.branch is not None
+        out = m.generator.synthesis(wt, return_features=segment)
         image = to_uint8(out.image)
-        mask = m.branch(out.features).argmax(1)[0].cpu().numpy() if m.branch is not None else None
+        mask = m.branch(out.features).argmax(1)[0].cpu().numpy() if segment else None
         return Rendered(image, mask)
 
     def colorize(self, mask: np.ndarray) -> np.ndarray:
         return colorize(mask, self.model.palette)
 
     # -- library vectors, cached per content ------------------------------------------------------
+    def vector_info(self, vector_id: int, viewer: Optional[str]):
+        """library.get, remembered for INFO_TTL_S: a slider sends many updates per second for one vector;
+        a change of visibility or a new version shows after at most that long."""
+        key = (int(vector_id), viewer)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._infos.get(key)
+        if hit is not None and now - hit[0] < INFO_TTL_S:
+            return hit[1]
+        info = self.library.get(int(vector_id), viewer)
+        with self._lock:
+            self._infos[key] = (now, info)
+            while len(self._infos) > 1024:
+                self._infos.popitem(last=False)
+        return info
+
     def vector_file(self, vector_id: int, viewer: Optional[str]) -> VectorFile:
         """The current version of a visible vector, checked against the loaded model."""
-        info = self.library.get(int(vector_id), viewer)
+        info = self.vector_info(vector_id, viewer)
         key = (info.id, info.content_sha256)
         with self._lock:
             vf = self._vectors.get(key)
