@@ -368,32 +368,32 @@ class Handlers:
         text += "\n\n" + _fmt_metrics(metrics)
         yield before.image, after, image, rgb, ovl, ed, text, info, state
 
-    def undo(self, state: EditSession, request: gr.Request):
+    def undo(self, state: EditSession, request: gr.Request, profile: gr.OAuthProfile | None = None):
         """api: /undo"""
         try:
             self._check_state(state)
             label = state.undo()
-            out = self.view(state, self.user(request))
+            out = self.view(state, self.user(request, profile))
             return (*out[:4], f"Undid: {label}. " + out[4], state)
         except (ValueError, LibraryError) as e:
             raise _err(e) from None
 
-    def redo(self, state: EditSession, request: gr.Request):
+    def redo(self, state: EditSession, request: gr.Request, profile: gr.OAuthProfile | None = None):
         """api: /redo"""
         try:
             self._check_state(state)
             label = state.redo_step()
-            out = self.view(state, self.user(request))
+            out = self.view(state, self.user(request, profile))
             return (*out[:4], f"Redid: {label}. " + out[4], state)
         except (ValueError, LibraryError) as e:
             raise _err(e) from None
 
-    def export(self, state: EditSession, request: gr.Request):
+    def export(self, state: EditSession, request: gr.Request, profile: gr.OAuthProfile | None = None):
         """api: /export -- PNGs of the image and mask, the last edit as a vector file, and for photos the
         edit pasted back into the original. Returns (files, pasted photo or None)."""
         try:
             self._check_state(state)
-            r = self.rt.render(self._displayed_w(state, self.user(request)))
+            r = self.rt.render(self._displayed_w(state, self.user(request, profile)))
             files = []
             p = _tmp_file("image.png")
             Image.fromarray(r.image).save(p)
@@ -518,13 +518,13 @@ class Handlers:
         except (ValueError, LibraryError) as e:
             raise _err(e) from None
 
-    def keep(self, state: EditSession, request: gr.Request):
+    def keep(self, state: EditSession, request: gr.Request, profile: gr.OAuthProfile | None = None):
         """api: /keep -- bake the applied vectors into the image (undoable). Same outputs as /undo."""
         try:
             self._check_state(state)
             if not state.applied:
                 raise ValueError("no vectors are applied")
-            viewer = self.user(request)
+            viewer = self.user(request, profile)
             w = self._displayed_w(state, viewer)
             vectors = [(self.rt.vector_file(v, viewer), s) for v, s in state.applied]
             state.last_edit = {"delta": w - state.w, "classes": tuple(dict.fromkeys(c for v, _ in vectors for c in v.edited_classes)),
@@ -606,12 +606,13 @@ class Handlers:
             raise ValueError("choose at least one vector")
         return items
 
-    def compose(self, v1, v2, v3, v4, s1, s2, s3, s4, state: EditSession, request: gr.Request):
+    def compose(self, v1, v2, v3, v4, s1, s2, s3, s4, state: EditSession, request: gr.Request,
+                profile: gr.OAuthProfile | None = None):
         """api: /compose -- ids and scales of up to 4 slots; live preview (mode 1).
         Returns (preview image, warnings markdown, state)."""
         values = (v1, v2, v3, v4, s1, s2, s3, s4)
         try:
-            viewer = self.user(request)
+            viewer = self.user(request, profile)
             self._check_state(state)
             items = self._items(values)
             vectors = [(self.rt.vector_file(v, viewer), s) for v, s in items]
@@ -660,19 +661,19 @@ class Handlers:
             base = ref.split("?", 1)[0]
         return base + query
 
-    def open_share(self, query: str, state: EditSession, request: gr.Request):
+    def open_share(self, query: str, state: EditSession, request: gr.Request, profile: gr.OAuthProfile | None = None):
         """api: /open_share -- open a share link's state (its query string, e.g. '?seed=3&v=12:1')."""
         from urllib.parse import parse_qs
 
         try:
             q = {k: v[-1] for k, v in parse_qs((query or "").split("?", 1)[-1]).items()}
-            return self._open_params(q, request)
+            return self._open_params(q, request, profile)
         except (ValueError, LibraryError) as e:
             raise _err(e) from None
 
-    def _open_params(self, q: dict, request) -> tuple:
+    def _open_params(self, q: dict, request, profile=None) -> tuple:
         self.rt.require("opening a shared state")
-        viewer = self.user(request)
+        viewer = self.user(request, profile)
         new = EditSession()
         if "s" in q:
             w, applied = self.shares.load(q["s"], self.rt.model_id, self.rt.model.latent_shape)
@@ -701,7 +702,7 @@ class Handlers:
         params = dict(getattr(request, "query_params", {}) or {})
         try:
             if "s" in params or "seed" in params:
-                out = self._open_params(params, request)
+                out = self._open_params(params, request, profile)
                 return (banner, *out)
             if state is None or state.w is None:
                 new = EditSession()
