@@ -237,7 +237,8 @@ class Handlers:
         """api: /stop -- ask this session's running edit to stop (its best result so far is kept)."""
         return "Stopping…" if self.stops.stop(_session_key(request)) else "No edit is running."
 
-    def edit(self, editor, mask_file, mode, steps, state: EditSession, request: gr.Request, profile: gr.OAuthProfile | None = None):
+    def edit(self, editor, mask_file, mode, steps, state: EditSession, request: gr.Request,
+             profile: gr.OAuthProfile | None = None, progress=gr.Progress()):  # fmt: skip
         """api: /edit -- run one edit and stream its progress.
 
         mode "optimization": realise the painted mask (the editor's layers, or an uploaded target-mask
@@ -273,7 +274,7 @@ class Handlers:
 
         stop = self.stops.begin(key)
         try:
-            yield from self._run_streamed(job, steps, stop, before, state, mode, viewer)
+            yield from self._run_streamed(job, steps, stop, before, state, mode, viewer, progress)
         finally:
             stop.set()  # a closed stream (tab closed, cancelled) stops the worker too
             self.stops.end(key, stop)
@@ -308,7 +309,8 @@ class Handlers:
 
         return job
 
-    def _run_streamed(self, job, steps, stop: threading.Event, before, state: EditSession, mode: str, viewer):
+    def _run_streamed(self, job, steps, stop: threading.Event, before, state: EditSession, mode: str, viewer,
+                      progress=None):  # fmt: skip
         """Run ``job`` in a worker thread; yield intermediate images every STREAM_EVERY_S, then the result."""
         q: queue.Queue = queue.Queue()
         box: dict = {}
@@ -339,6 +341,8 @@ class Handlers:
                 last = now
                 step, loss, img = latest
                 msg = f"Step {step + 1}/{steps}, loss {loss:.4f}" + (" (stopping…)" if stop.is_set() else "")
+                if progress is not None:
+                    progress((step + 1, steps), desc=msg)
                 yield before.image, img, skip, skip, skip, skip, msg, skip, skip
         thread.join()
         if "error" in box:

@@ -236,8 +236,11 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         random_btn.click(h.random_sample, [state], [seed, *view], api_name="random_sample", **light)
         examples.select(h.pick_example, [state], [seed, *view], api_name="pick_example",
                         api_visibility="private", **light)  # fmt: skip
-        upload_btn.click(h.upload, [photo, embed_steps, state], view, api_name="upload", **heavy)
-        run_btn.click(h.edit, [editor, mask_file, mode, steps, state], edit_outputs, api_name="edit", **heavy)
+        upload_btn.click(h.upload, [photo, embed_steps, state], view, api_name="upload", show_progress_on=[image],
+                         **heavy)  # fmt: skip
+        # the progress bar sits on the result text, so the streamed intermediate images stay visible
+        run_btn.click(h.edit, [editor, mask_file, mode, steps, state], edit_outputs, api_name="edit",
+                      show_progress_on=[result_md], **heavy)  # fmt: skip
         stop_btn.click(h.stop, None, result_md, api_name="stop", queue=False)
         undo_btn.click(h.undo, [state], view, api_name="undo", **light)
         redo_btn.click(h.redo, [state], view, api_name="redo", **light)
@@ -271,7 +274,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         refine_mode = gr.State(MODES[2])
         refine_btn.click(h.compose, [*slots, state], [comp_img, warn_md, state], api_name=False, **light).success(
             h.edit, [editor, mask_file, refine_mode, refine_steps, state], edit_outputs, api_name="compose_refine",
-            **heavy).success(lambda: gr.Tabs(selected="edit"), None, tabs, api_name=False)  # fmt: skip
+            show_progress_on=[result_md], **heavy).success(lambda: gr.Tabs(selected="edit"), None, tabs, api_name=False)  # fmt: skip
         comp_save.click(h.save_composition, [comp_name, comp_vis, *slots], [comp_msg], api_name="save_composition")
         share_btn.click(h.share, [state], [share_link], api_name="share")
         share_open.click(h.open_share, [share_link, state], view, api_name="open_share", **light)

@@ -87,7 +87,8 @@ def test_paint_edit_save_and_find(page, app_server):
 
 
 def test_edit_with_nothing_painted_shows_a_message(page, app_server):
-    page.goto(app_server.url)
+    page.goto(app_server.url + "?seed=5")  # a share link opens that seed
+    page.locator("#info").get_by_text("seed 5").wait_for()
     page.wait_for_selector("#image img")
     page.wait_for_selector("#mask-editor canvas")
     page.locator("#run-btn").click()
