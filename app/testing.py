@@ -30,9 +30,10 @@ class LaunchedApp:
     data_dir: Path
 
 
-def launch_app(bundle: Path | str, data_dir: Path, user: str | None = "alice", **config) -> LaunchedApp:
+def launch_app(bundle: Path | str, data_dir: Path, user: str | None = "alice", identity=None,
+               **config) -> LaunchedApp:  # fmt: skip
     """build_demo on ``bundle`` with a SQLite library in ``data_dir``, launched on a free loopback port.
-    ``user``: single-user identity (None: anonymous)."""
+    ``user``: single-user identity (None: anonymous), unless an ``identity`` is given."""
     from app.config import AppConfig
     from app.identity import Identity
     from app.runtime import Runtime
@@ -43,7 +44,8 @@ def launch_app(bundle: Path | str, data_dir: Path, user: str | None = "alice", *
     config.setdefault("example_seeds", (0, 1, 2, 3))
     cfg = AppConfig(model=str(bundle), database_url=f"sqlite:///{data_dir / 'library.sqlite3'}", data_dir=data_dir,
                     **config)  # fmt: skip
-    identity = Identity("single", local_user=user) if user else Identity("anonymous")
+    if identity is None:
+        identity = Identity("single", local_user=user) if user else Identity("anonymous")
     runtime = Runtime.create(cfg, identity)
     demo = build_demo(runtime)
     demo.queue(**queue_options(runtime))
