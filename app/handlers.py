@@ -374,21 +374,18 @@ class Handlers:
 
     def undo(self, state: EditSession, request: gr.Request, profile: gr.OAuthProfile | None = None):
         """api: /undo"""
-        try:
-            self._check_state(state)
-            label = state.undo()
-            out = self.view(state, self.user(request, profile))
-            return (*out[:4], f"Undid: {label}. " + out[4], state)
-        except (ValueError, LibraryError) as e:
-            raise _err(e) from None
+        return self._history_step(state, request, profile, forward=False)
 
     def redo(self, state: EditSession, request: gr.Request, profile: gr.OAuthProfile | None = None):
         """api: /redo"""
+        return self._history_step(state, request, profile, forward=True)
+
+    def _history_step(self, state: EditSession, request, profile, forward: bool):
         try:
             self._check_state(state)
-            label = state.redo_step()
+            label = state.redo_step() if forward else state.undo()
             out = self.view(state, self.user(request, profile))
-            return (*out[:4], f"Redid: {label}. " + out[4], state)
+            return (*out[:4], f"{'Redid' if forward else 'Undid'}: {label}. " + out[4], state)
         except (ValueError, LibraryError) as e:
             raise _err(e) from None
 
