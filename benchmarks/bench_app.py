@@ -14,6 +14,7 @@ library, then measures through gradio_client:
     python benchmarks/bench_app.py                          # tiny 16 px bundle (tests' model)
     python benchmarks/bench_app.py --model checkpoints/faces64
     python benchmarks/bench_app.py --shape faces64          # random weights with faces64's generator shape
+    python benchmarks/bench_app.py --shape faces64 --generator-only --screenshot   # + what a user sees first
 
 Prints JSON and writes benchmarks/results/app_<label>.json. Never part of the test pass/fail.
 """
@@ -60,12 +61,36 @@ def _mem_kib(pid: int) -> dict:
     return {"rss_mib": round(out.get("VmRSS", 0) / 1024, 1), "peak_rss_mib": round(out.get("VmHWM", 0) / 1024, 1)}
 
 
-def make_bundle(shape: str, folder: Path) -> Path:
+def make_bundle(shape: str, folder: Path, generator_only: bool = False) -> Path:
     from core.generator import GeneratorConfig
     from core.testing import TINY_GENERATOR, make_tiny_bundle
 
     config = TINY_GENERATOR if shape == "tiny" else GeneratorConfig(**FACES64_SHAPE)
-    return make_tiny_bundle(folder, config=config)
+    bundle = make_tiny_bundle(folder, config=config)
+    if generator_only:  # what checkpoints/faces64 is until its branch and encoder are trained
+        for part in ("branch.safetensors", "encoder.safetensors"):
+            (bundle / part).unlink()
+    return bundle
+
+
+def screenshot(url: str, path: Path) -> str:
+    """The first page as a new user sees it (Playwright + Debian's Chromium), or why not."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return "playwright not installed"
+    exe = "/usr/bin/chromium"
+    if not Path(exe).exists():
+        return f"no Chromium at {exe}"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        page.goto(url)
+        page.wait_for_selector("#image img", timeout=60_000)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(path), full_page=False)
+        browser.close()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def slider_run(url: str, vid: int, requests: int, download: bool, seed: int) -> list[float]:
@@ -116,15 +141,19 @@ def main(argv=None) -> dict:
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--concurrent-requests", type=int, default=40, help="per client")
+    ap.add_argument("--generator-only", action="store_true", help="without --model: drop branch and encoder")
+    ap.add_argument("--screenshot", action="store_true", help="also save the first page as app_<label>.png")
     ap.add_argument("--label", help="name of the result file (app_<label>.json)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = ap.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="bench-app-"))
-    bundle = Path(args.model) if args.model else make_bundle(args.shape, work / "bundle")
+    bundle = Path(args.model) if args.model else make_bundle(args.shape, work / "bundle", args.generator_only)
     if args.model and not bundle.is_dir():
         bundle = ROOT / "checkpoints" / args.model
-    label = args.label or (bundle.name if args.model else f"random-{args.shape}")
+    label = args.label or (bundle.name if args.model else
+                           f"random-{args.shape}" + ("-generator-only" if args.generator_only else ""))  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
     cfg = json.loads((bundle / "config.json").read_text())
 
     port = free_port()
@@ -146,6 +175,7 @@ def main(argv=None) -> dict:
                 time.sleep(0.2)
         first_page = time.perf_counter() - t0
         mem_start = _mem_kib(proc.pid)
+        shot = screenshot(url, args.out / f"app_{label}.png") if args.screenshot else None
 
         from gradio_client import Client, handle_file
 
@@ -201,6 +231,7 @@ def main(argv=None) -> dict:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "note": "2 CPU cores shared with a GAN training run; no GPU"},  # fmt: skip
         "time_to_first_page_s": round(first_page, 2),
+        "first_page_screenshot": shot,
         "first_sample_request_s": round(first_sample, 3),
         "time_to_first_sample_s": round(first_sample_total, 2),
         "slider_update_one_client": single,
