@@ -114,7 +114,9 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                                           open=False, visible=caps.segment):
                             mask_file = gr.File(label="Target mask", file_types=["image"], type="filepath")
                     with gr.Column(scale=1, min_width=260):
-                        mode = gr.Radio(list(MODES), value=MODES[0] if caps.segment else MODES[1], label="Mode",
+                        # without a branch only "vector" (mode 1) can run; the others need masks
+                        mode = gr.Radio(list(MODES) if caps.segment else [MODES[1]],
+                                        value=MODES[0] if caps.segment else MODES[1], label="Mode",
                                         info="optimization: realise the painted mask · vector: keep the applied "
                                              "library vectors · vector + refinement: apply, then refine")  # fmt: skip
                         steps = gr.Slider(1, cfg.max_edit_steps, value=min(40, cfg.max_edit_steps), step=1,
