@@ -458,6 +458,10 @@ class Handlers:
             gallery.append((prev if prev is not None else np.zeros((8, 8, 3), np.uint8), f"#{v.id} {v.name} · ♥ {v.like_count}"))
         return gallery, rows
 
+    def browse(self, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        """The most recent vectors of the loaded model (the Library tab before any search)."""
+        return self.search("", "", "", "recent", request, profile)
+
     def pick_result(self, rows, request: gr.Request, evt: gr.SelectData):
         try:
             data = rows.values.tolist() if hasattr(rows, "values") else rows

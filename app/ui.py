@@ -248,7 +248,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         redo_btn.click(h.redo, [state], view, api_name="redo", **light)
         export_btn.click(h.export, [state], [files, pasted], api_name="export", **light)
         save_btn.click(h.save_edit, [save_name, save_desc, save_tags, save_vis, state], [save_msg, saved_id],
-                       api_name="save_edit")  # fmt: skip
+                       api_name="save_edit").success(h.vector_choices, None, slot_ids, api_name=False)  # fmt: skip
 
         search_inputs = [q_text, q_tag, q_class, q_sort]
         search_btn.click(h.search, search_inputs, [results, table], api_name="search")
@@ -263,7 +263,8 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                     show_progress="hidden", **light)  # fmt: skip
         keep_btn.click(h.keep, [state], view, api_name="keep", **light)
         dl_btn.click(h.download_vector, [vid], [dl_file], api_name="download_vector")
-        up_btn.click(h.upload_vector, [up_file, up_name, up_tags, up_vis], [up_msg, up_id], api_name="upload_vector")
+        up_btn.click(h.upload_vector, [up_file, up_name, up_tags, up_vis], [up_msg, up_id],
+                     api_name="upload_vector").success(h.vector_choices, None, slot_ids, api_name=False)  # fmt: skip
 
         slots = [*slot_ids, *slot_scales]
         refresh_btn.click(h.vector_choices, None, slot_ids, api_name="vector_choices")
@@ -283,4 +284,5 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
 
         demo.load(h.on_load, [state], [banner, *view], api_name=False)
         demo.load(h.vector_choices, None, slot_ids, api_name=False)
+        demo.load(h.browse, None, [results, table], api_name=False)
     return demo
