@@ -148,7 +148,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                             save_vis = gr.Radio(list(VISIBILITIES), value="public", label="Visibility")
                             save_btn = gr.Button("Save edit to the library", elem_id="save-btn")
                             save_msg = gr.Markdown(label="save message", elem_id="save-msg")
-                            saved_id = gr.Number(label="Saved vector id", precision=0, interactive=False)
+                            saved_id = gr.Number(value=None, label="Saved vector id", precision=0, interactive=False)
 
             # ------------------------------------------------------------------ Library
             with gr.Tab("Library", id="library"):
@@ -195,7 +195,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                         up_vis = gr.Radio(list(VISIBILITIES), value="public", label="Visibility")
                         up_btn = gr.Button("Publish file")
                         up_msg = gr.Markdown(label="upload message")
-                        up_id = gr.Number(label="Published vector id", precision=0, interactive=False)
+                        up_id = gr.Number(value=None, label="Published vector id", precision=0, interactive=False)
 
             # ------------------------------------------------------------------ Compose
             with gr.Tab("Compose", id="compose"):

@@ -162,3 +162,17 @@ def test_stop_keeps_the_best_result_so_far(client, tmp_path):
     steps_run = int(text.split("| steps run | ")[1].split(" ")[0])
     assert steps_run < 200
     assert client.predict(api_name="/stop") == "No edit is running."
+
+
+def test_edit_with_an_editor_value_of_painted_layers(client, tmp_path):
+    """The mask editor's own value format over the API: a 512 px RGBA layer painted in a class colour."""
+    client.predict(13, api_name="/sample")
+    layer = np.zeros((512, 512, 4), np.uint8)
+    layer[100:300, 64:448] = (*GLASSES, 255)
+    path = tmp_path / "layer.png"
+    Image.fromarray(layer, "RGBA").save(path)
+    value = {"background": None, "layers": [handle_file(str(path))], "composite": None}
+    before, after, image, mask, overlay, editor, metrics, info = client.predict(value, None, "optimization", 3,
+                                                                                api_name="/edit")  # fmt: skip
+    assert "mask edit" in metrics and "steps run | 3" in metrics
+    assert "1 change(s)" in info
