@@ -12,6 +12,7 @@ import json
 import logging
 import queue
 import random
+import shutil
 import tempfile
 import threading
 import time
@@ -110,8 +111,22 @@ def _vector_id(value: Any) -> int:
     return int(head)
 
 
+_TMP_ROOT = Path(tempfile.gettempdir()) / "editgan-app"
+TMP_MAX_AGE_S = 3600
+
+
 def _tmp_file(name: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix="editgan-")) / name
+    """A fresh path for a file handed to Gradio (which copies it into its cache); folders older than an
+    hour are removed on the way, so downloads do not pile up."""
+    _TMP_ROOT.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in _TMP_ROOT.iterdir():
+        try:
+            if now - old.stat().st_mtime > TMP_MAX_AGE_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass  # removed by a concurrent request
+    return Path(tempfile.mkdtemp(dir=_TMP_ROOT)) / name
 
 
 def _fmt_metrics(metrics: dict) -> str:
