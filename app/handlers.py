@@ -8,7 +8,6 @@ is only changed once an action has succeeded, so it keeps working after any erro
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import random
@@ -34,7 +33,6 @@ from core.image_io import CropBox, paste_back
 from core.vector_format import VectorFile, VectorFormatError
 from vector_library import (
     LibraryError,
-    MetadataUpdate,
     PermissionDenied,
     SearchQuery,
     VectorMetadata,
@@ -554,7 +552,7 @@ class Handlers:
             state.change(w, label)
             state.applied = []
             out = self.view(state, viewer)
-            return (*out[:4], f"Kept the applied vectors. " + out[4], state)
+            return (*out[:4], "Kept the applied vectors. " + out[4], state)
         except (ValueError, LibraryError) as e:
             raise _err(e) from None
 
@@ -733,6 +731,3 @@ class Handlers:
             gr.Warning(f"Could not open the link: {e}")
         return banner, skip, skip, skip, skip, skip, skip
 
-
-def metadata_json(info) -> str:
-    return json.dumps(info, default=str, indent=2)

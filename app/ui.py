@@ -108,7 +108,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                             eraser=gr.Eraser(default_size=max(6, 2 * size // res)),
                             visible=caps.segment, elem_id="mask-editor", format="png",
                         )  # fmt: skip
-                        legend = gr.HTML(masks.legend_html(class_names, palette) if palette is not None else "",
+                        gr.HTML(masks.legend_html(class_names, palette) if palette is not None else "",
                                          visible=caps.segment, elem_id="legend")  # fmt: skip
                         with gr.Accordion("Or upload a painted mask (palette colours, transparent = unchanged)",
                                           open=False, visible=caps.segment):

@@ -22,7 +22,7 @@ def _stroke_layer(cls: str, rows: slice, cols: slice, feather: int = 3) -> np.nd
     color = PALETTE[class_index(cls)]
     layer[rows, cols, :3] = color
     layer[rows, cols, 3] = 255
-    r0, r1, c0, c1 = rows.start, rows.stop, cols.start, cols.stop
+    r0, r1 = rows.start, rows.stop
     for d in range(1, feather + 1):  # faint halo: alpha falls off, colour drifts towards black
         a = int(255 * (1 - d / (feather + 1)))
         drift = (color.astype(np.int32) * (1 - 0.25 * d / feather)).astype(np.uint8)
@@ -42,7 +42,6 @@ def test_antialiased_stroke_snaps_to_its_class_cell_by_cell():
 
 
 def test_faint_and_partial_cells_are_ignored():
-    current = np.full((R, R), class_index("skin"), np.int64)
     layer = np.zeros((SIZE, SIZE, 4), np.uint8)
     layer[: K * 2, : K * 2] = (*PALETTE[class_index("hair")], 100)  # faint alpha: not painted
     layer[5 * K: 5 * K + K // 4, 5 * K: 6 * K] = (*PALETTE[class_index("lips")], 255)  # a quarter cell
