@@ -11,7 +11,8 @@ from __future__ import annotations
 import gradio as gr
 
 from app import masks
-from app.handlers import COMPOSE_SLOTS, MODES, SORT_CHOICES, Handlers
+from app.handler_util import COMPOSE_SLOTS, MODES, SORT_CHOICES
+from app.handlers import Handlers
 from app.runtime import Runtime
 from app.session import EditSession
 from vector_library import VISIBILITIES

@@ -1,0 +1,119 @@
+"""Input parsing, messages and files shared by the handlers (app/handlers.py, app/library_handlers.py)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import gradio as gr
+import numpy as np
+
+MODES = ("optimization", "vector", "vector + refinement")
+SORT_CHOICES = ("relevance", "recent", "likes", "downloads")
+COMPOSE_SLOTS = 4
+MAX_SEED = 2**31 - 1
+
+
+class StopFlags:
+    """Stop requests per browser session: the Stop button sets the running edit's flag."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[str, threading.Event] = {}
+
+    def begin(self, key: str) -> threading.Event:
+        ev = threading.Event()
+        with self._lock:
+            self._running[key] = ev
+        return ev
+
+    def end(self, key: str, ev: threading.Event) -> None:
+        with self._lock:
+            if self._running.get(key) is ev:
+                del self._running[key]
+
+    def stop(self, key: str) -> bool:
+        with self._lock:
+            ev = self._running.get(key)
+        if ev is None:
+            return False
+        ev.set()
+        return True
+
+
+def readable(e: Exception) -> gr.Error:
+    """A readable message for an expected refusal."""
+    msg = str(e) or type(e).__name__
+    return gr.Error(msg, print_exception=False)
+
+
+def session_key(request: Optional[gr.Request]) -> str:
+    return getattr(request, "session_hash", None) or "anonymous"
+
+
+def whole_number(value: Any, what: str, lo: int, hi: int) -> int:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a whole number, got {value!r}") from None
+    if not np.isfinite(v) or v != int(v) or not lo <= v <= hi:
+        raise ValueError(f"{what} must be a whole number in [{lo}, {hi}], got {value!r}")
+    return int(v)
+
+
+def parse_tags(text: str) -> tuple[str, ...]:
+    return tuple(t.strip().lower() for t in (text or "").replace(";", ",").split(",") if t.strip())
+
+
+def vector_id_of(value: Any) -> int:
+    """A vector id from a number, '12' or a dropdown label '12 · name'."""
+    if value is None or value == "":
+        raise ValueError("choose a vector first")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return whole_number(value, "vector id", 1, 2**62)
+    head = str(value).strip().split(" ", 1)[0].lstrip("#")
+    if not head.isdigit():
+        raise ValueError(f"{str(value)[:40]!r} is not a vector id")
+    return int(head)
+
+
+TMP_ROOT = Path(tempfile.gettempdir()) / "editgan-app"
+TMP_MAX_AGE_S = 3600
+
+
+def tmp_file(name: str) -> Path:
+    """A fresh path for a file handed to Gradio (which copies it into its cache); folders older than an
+    hour are removed on the way, so downloads do not pile up."""
+    TMP_ROOT.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in TMP_ROOT.iterdir():
+        try:
+            if now - old.stat().st_mtime > TMP_MAX_AGE_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass  # removed by a concurrent request
+    return Path(tempfile.mkdtemp(dir=TMP_ROOT)) / name
+
+
+def fmt_metrics(metrics: dict) -> str:
+    labels = {
+        "target_iou_in_region": "target IoU in the region",
+        "psnr_outside_region": "PSNR outside the region (dB, higher = less change)",
+        "mean_abs_change_outside": "mean change outside the region (0-255)",
+        "region_pixels": "region pixels",
+        "steps_run": "steps run",
+        "vector_mask_iou_in_region": "IoU with the vectors' mask in the region",
+        "psnr_outside_region_before_refinement": "PSNR outside before refinement (dB)",
+        "seconds": "seconds",
+    }
+    if not metrics:
+        return ""
+    def show(v) -> str:
+        return str(int(v)) if float(v).is_integer() and abs(v) < 1e12 else f"{v:.3f}"
+
+    rows = [f"| {labels.get(k, k)} | {show(v)} |" for k, v in metrics.items()]
+    return "| metric | value |\n|---|---|\n" + "\n".join(rows)

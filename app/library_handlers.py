@@ -1,0 +1,263 @@
+"""Library, Compose and Share actions: a mixin of :class:`app.handlers.Handlers` (same rules: plain
+methods, component values in and out, refusals as ``gr.Error``, state changed only on success)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import gradio as gr
+import numpy as np
+
+from app.handler_util import (
+    COMPOSE_SLOTS,
+    MAX_SEED,
+    fmt_metrics,
+    parse_tags,
+    readable,
+    tmp_file,
+    vector_id_of,
+    whole_number,
+)
+from app.session import MAX_APPLIED, EditSession, format_vectors, parse_vectors
+from core.edit_vector import interference
+from core.vector_format import VectorFile, VectorFormatError
+from vector_library import LibraryError, SearchQuery, VectorMetadata
+
+
+class LibraryHandlers:
+    """Needs from its host: ``rt`` (Runtime), ``shares`` (ShareStore), ``user``, ``_need_user``,
+    ``_check_state``, ``_displayed_w`` and ``view``."""
+
+    # ------------------------------------------------------------------ library
+    def search(self, text, tag, edited_class, sort, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        """api: /search -- returns (gallery, table rows [id, name, author, classes, tags, likes, downloads])."""
+        try:
+            viewer = self.user(request, profile)
+            q = SearchQuery(text=text or "", model_id=self.rt.model_id, edited_class=edited_class or None,
+                            tag=(tag or "").strip().lower() or None, sort=sort or "relevance", page_size=40)  # fmt: skip
+            page = self.rt.library.search(q, viewer)
+        except (ValueError, LibraryError) as e:
+            raise readable(e) from None
+        gallery, rows = [], []
+        for v in page.items:
+            rows.append([v.id, v.name, v.author, ", ".join(v.edited_classes), ", ".join(v.tags), v.like_count,
+                         v.download_count])  # fmt: skip
+            prev = self.rt.library.get_preview(v.id, viewer) if v.has_preview else None
+            gallery.append((prev if prev is not None else np.zeros((8, 8, 3), np.uint8), f"#{v.id} {v.name} · ♥ {v.like_count}"))
+        return gallery, rows
+
+    def browse(self, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        """The most recent vectors of the loaded model (the Library tab before any search)."""
+        return self.search("", "", "", "recent", request, profile)
+
+    def pick_result(self, rows, request: gr.Request, evt: gr.SelectData):
+        try:
+            data = rows.values.tolist() if hasattr(rows, "values") else rows
+            return int(data[int(evt.index)][0])
+        except (TypeError, ValueError, IndexError):
+            raise gr.Error("could not read the selected result; search again") from None
+
+    def vector_page(self, vector_id, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        """api: /vector -- a vector's page: (markdown, versions rows, scale slider, like label, preview)."""
+        try:
+            viewer = self.user(request, profile)
+            vid = vector_id_of(vector_id)
+            lib = self.rt.library
+            v = lib.get(vid, viewer)
+            versions = lib.versions(vid, viewer)
+            remixes = lib.remixes(vid, viewer)
+            liked = lib.has_liked(viewer, vid) if viewer else False
+            preview = lib.get_preview(vid, viewer) if v.has_preview else None
+        except (ValueError, LibraryError) as e:
+            raise readable(e) from None
+        lineage = f"remix of #{v.parent_id} (version {v.parent_version})" if v.parent_id else "original"
+        if remixes:
+            lineage += "; remixed as " + ", ".join(f"#{r.id} {r.name}" for r in remixes[:10])
+        fits = "fits the loaded model" if v.model_id == self.rt.model_id else f"**for another model** (`{v.model_id}`)"
+        md = (f"### #{v.id} {v.name}\n{v.description}\n\n"
+              f"by **{v.author}** · {v.visibility} · licence {v.licence} · version {v.version} · ♥ {v.like_count} · "
+              f"⬇ {v.download_count}\n\nedits: {', '.join(v.edited_classes) or '—'} · tags: {', '.join(v.tags) or '—'} · "
+              f"scale {v.scale_min:g} … {v.scale_max:g} (default {v.default_scale:g}) · {fits}\n\nlineage: {lineage}\n\n"
+              + fmt_metrics(v.metrics))  # fmt: skip
+        rows = [[x.number, x.created_at.strftime("%Y-%m-%d %H:%M"), x.note, ", ".join(x.edited_classes)] for x in versions]
+        slider = gr.update(minimum=v.scale_min, maximum=v.scale_max, value=v.default_scale)
+        return md, rows, slider, ("♥ Unlike" if liked else "♥ Like"), preview, v.id
+
+    def like(self, vector_id, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        """api: /like -- toggle the user's like; returns (button label, message)."""
+        try:
+            user = self._need_user(request, profile, "liking")
+            vid = vector_id_of(vector_id)
+            lib = self.rt.library
+            r = lib.unlike(user, vid) if lib.has_liked(user, vid) else lib.like(user, vid)
+            return ("♥ Unlike" if r.liked else "♥ Like"), f"{r.like_count} like(s)"
+        except (ValueError, LibraryError) as e:
+            raise readable(e) from None
+
+    def apply(self, vector_id, scale, state: EditSession, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        """api: /apply -- preview one vector at ``scale`` on the current image (mode 1, one generator pass).
+        Returns (preview image, state)."""
+        try:
+            viewer = self.user(request, profile)
+            self._check_state(state)
+            vid = vector_id_of(vector_id)
+            scale = float(scale)
+            vf = self.rt.vector_file(vid, viewer)
+            if not vf.scale_min <= scale <= vf.scale_max:
+                raise ValueError(f"scale {scale:g} is outside this vector's range [{vf.scale_min:g}, {vf.scale_max:g}]")
+            state.applied = [(vid, scale)]
+            r = self.rt.render(state.w + np.float32(scale) * np.asarray(vf.delta), with_mask=False)  # slider: image only
+            return r.image, state
+        except (ValueError, LibraryError) as e:
+            raise readable(e) from None
+
+    def download_vector(self, vector_id, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        """api: /download_vector -- the vector's .safetensors file (counted as a download)."""
+        try:
+            viewer = self.user(request, profile)
+            vid = vector_id_of(vector_id)
+            data = self.rt.library.download(vid, viewer)
+            info = self.rt.library.get(vid, viewer)
+            safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in info.name)[:40] or "vector"
+            p = tmp_file(f"{vid}_{safe}.safetensors")
+            p.write_bytes(data)
+            return str(p)
+        except (ValueError, LibraryError) as e:
+            raise readable(e) from None
+
+    def upload_vector(self, path, name, tags, visibility, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        """api: /upload_vector -- publish an editgan-vector/1 file. Returns (message, vector id)."""
+        try:
+            user = self._need_user(request, profile, "publishing a vector")
+            if not path:
+                raise ValueError("choose a .safetensors vector file")
+            data = Path(path).read_bytes()
+            vf = VectorFile.from_bytes(data, max_bytes=self.rt.library.max_upload_bytes)
+            if self.rt.model_id is not None and vf.model_id != self.rt.model_id:
+                raise VectorFormatError(f"this vector belongs to model {vf.model_id}, not to the loaded model "
+                                        f"{self.rt.model_id}; it cannot be applied here")  # fmt: skip
+            meta = VectorMetadata(name=(name or "").strip() or None, tags=parse_tags(tags), visibility=visibility)
+            info = self.rt.library.publish(user, vf, meta)
+            return f"Published **#{info.id} {info.name}**.", info.id
+        except (ValueError, OSError, LibraryError) as e:
+            raise readable(e) from None
+
+    # ------------------------------------------------------------------ compose
+    def vector_choices(self, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        """api: /vector_choices -- the loaded model's visible vectors as dropdown choices."""
+        try:
+            viewer = self.user(request, profile)
+            if self.rt.model_id is None:
+                return [gr.update(choices=[])] * COMPOSE_SLOTS
+            items = self.rt.library.list_vectors(viewer, model_id=self.rt.model_id, sort="likes", page_size=100)
+        except (ValueError, LibraryError) as e:
+            raise readable(e) from None
+        items = getattr(items, "items", items)
+        choices = [(f"#{v.id} {v.name}", str(v.id)) for v in items]
+        return [gr.update(choices=choices)] * COMPOSE_SLOTS
+
+    def slot_range(self, vector_id, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        if not vector_id:
+            return gr.update(value=0.0)
+        try:
+            v = self.rt.library.get(vector_id_of(vector_id), self.user(request, profile))
+        except (ValueError, LibraryError) as e:
+            raise readable(e) from None
+        return gr.update(minimum=v.scale_min, maximum=v.scale_max, value=v.default_scale)
+
+    def _items(self, args) -> list[tuple[int, float]]:
+        ids, scales = args[:COMPOSE_SLOTS], args[COMPOSE_SLOTS:2 * COMPOSE_SLOTS]
+        items = []
+        for vid, s in zip(ids, scales):
+            if vid in (None, ""):
+                continue
+            vid = vector_id_of(vid)
+            if any(vid == i for i, _ in items):
+                raise ValueError(f"vector #{vid} is chosen twice")
+            items.append((vid, float(s or 0.0)))
+        if not items:
+            raise ValueError("choose at least one vector")
+        return items
+
+    def compose(self, v1, v2, v3, v4, s1, s2, s3, s4, state: EditSession, request: gr.Request,
+                profile: gr.OAuthProfile | None = None):
+        """api: /compose -- ids and scales of up to 4 slots; live preview (mode 1).
+        Returns (preview image, warnings markdown, state)."""
+        values = (v1, v2, v3, v4, s1, s2, s3, s4)
+        try:
+            viewer = self.user(request, profile)
+            self._check_state(state)
+            items = self._items(values)
+            vectors = [(self.rt.vector_file(v, viewer), s) for v, s in items]
+            for (vf, s), (vid, _) in zip(vectors, items):
+                if not vf.scale_min <= s <= vf.scale_max:
+                    raise ValueError(f"scale {s:g} of #{vid} is outside its range [{vf.scale_min:g}, {vf.scale_max:g}]")
+            state.applied = items
+            w = self._displayed_w(state, viewer)
+            r = self.rt.render(w, with_mask=False)
+            warn = interference([(vf, s) for vf, s in vectors])
+            md = "\n".join(f"⚠️ {x}" for x in warn) if warn else "No interference expected between these vectors."
+            return r.image, md, state
+        except (ValueError, LibraryError) as e:
+            raise readable(e) from None
+
+    def save_composition(self, name, visibility, v1, v2, v3, v4, s1, s2, s3, s4, request: gr.Request,
+                         profile: gr.OAuthProfile | None = None):  # fmt: skip
+        """api: /save_composition -- returns a message with the composition id."""
+        values = (v1, v2, v3, v4, s1, s2, s3, s4)
+        try:
+            user = self._need_user(request, profile, "saving a composition")
+            items = self._items(values)
+            self.rt.require("saving a composition")
+            c = self.rt.library.save_composition(user, (name or "").strip(), self.rt.model_id, items,
+                                                 visibility=visibility)  # fmt: skip
+            return f"Saved composition **#{c.id} {c.name}** ({c.visibility}, {len(c.items)} vectors)."
+        except (ValueError, LibraryError) as e:
+            raise readable(e) from None
+
+    # ------------------------------------------------------------------ share
+    def share(self, state: EditSession, request: gr.Request) -> str:
+        """api: /share -- a link (query string) that opens this image and its applied vectors."""
+        try:
+            self._check_state(state)
+            vec = format_vectors(state.applied)
+            if state.pristine and state.source.get("kind") == "seed":
+                query = f"?seed={state.source['seed']}" + (f"&v={vec}" if vec else "")
+            else:
+                query = f"?s={self.shares.save(self.rt.model_id, state.w, state.applied)}"
+        except (ValueError, OSError) as e:
+            raise readable(e) from None
+        base = ""
+        headers = getattr(request, "headers", None) or {}
+        ref = headers.get("referer") or headers.get("origin") or ""
+        if ref:
+            base = ref.split("?", 1)[0]
+        return base + query
+
+    def open_share(self, query: str, state: EditSession, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        """api: /open_share -- open a share link's state (its query string, e.g. '?seed=3&v=12:1')."""
+        try:
+            q = {k: v[-1] for k, v in parse_qs((query or "").split("?", 1)[-1]).items()}
+            return self._open_params(q, request, profile)
+        except (ValueError, LibraryError) as e:
+            raise readable(e) from None
+
+    def _open_params(self, q: dict, request, profile=None) -> tuple:
+        self.rt.require("opening a shared state")
+        viewer = self.user(request, profile)
+        new = EditSession()
+        if "s" in q:
+            w, applied = self.shares.load(q["s"], self.rt.model_id, self.rt.model.latent_shape)
+            new.start(w, {"kind": "shared", "token": q["s"]})
+        elif "seed" in q:
+            seed = whole_number(q["seed"], "seed", 0, MAX_SEED)
+            new.start(self.rt.sample(seed), {"kind": "seed", "seed": seed})
+            applied = parse_vectors(q.get("v", ""))
+        else:
+            raise ValueError("a share link has ?seed=N[&v=id:scale,...] or ?s=TOKEN")
+        for vid, _ in applied:
+            self.rt.vector_file(vid, viewer)  # visible and fits, or a readable error
+        new.applied = applied[:MAX_APPLIED]
+        out = self.view(new, viewer)
+        return (*out, new)
