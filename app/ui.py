@@ -29,7 +29,7 @@ CSS = """
 
 def launch_options(runtime: Runtime) -> dict:
     """Keyword arguments for ``demo.launch`` that belong to the UI (Gradio 6 takes css at launch)."""
-    opts = {"css": CSS}
+    opts = {"css": CSS, "max_file_size": "100mb"}  # a 50 MP PNG fits; bigger uploads are refused at once
     auth = runtime.identity.auth()
     if auth is not None:
         opts["auth"] = auth

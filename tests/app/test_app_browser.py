@@ -93,6 +93,8 @@ def test_edit_with_nothing_painted_shows_a_message(page, app_server):
     page.wait_for_selector("#mask-editor canvas")
     page.locator("#run-btn").click()
     page.get_by_text("nothing is painted").first.wait_for()
-    # the session still works
+    # the session still works: an example from the gallery, then a new random sample
+    page.locator("#examples button[aria-label^='Thumbnail 3 ']").click()
+    page.locator("#info").get_by_text("seed 2").wait_for()
     page.locator("#random-btn").click()
     page.locator("#info").get_by_text("no changes yet").wait_for()
