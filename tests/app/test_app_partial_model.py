@@ -80,3 +80,28 @@ def test_offline_hub_model_gives_a_clear_error(tmp_path, monkeypatch):
     rt = _runtime("hf://someone/no-such-repo/faces64", tmp_path)
     assert rt.model is None
     assert "could not fetch hf://someone/no-such-repo/faces64" in rt.status_markdown()
+
+
+def test_generator_and_encoder_without_branch(tiny_bundle, tmp_path):
+    """The recipe trains the encoder before the branch: photos can be uploaded and vectors applied to
+    them, but there is still no mask."""
+    import shutil
+
+    from PIL import Image
+
+    folder = tmp_path / "no-branch"
+    folder.mkdir()
+    for name in ("generator.safetensors", "encoder.safetensors", "config.json"):
+        shutil.copy(tiny_bundle / name, folder / name)
+    rt = _runtime(str(folder), tmp_path)
+    assert (rt.capabilities.embed, rt.capabilities.segment) == (True, False)
+    assert "segmentation branch" in rt.status_markdown() and "encoder" not in rt.status_markdown()
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(photo)
+    h = Handlers(rt)
+    image, mask, overlay, editor, info, state = h.upload(str(photo), 1, EditSession(), None)
+    assert image.shape == (16, 16, 3) and mask is None and "uploaded photo" in info
+    files, pasted = h.export(state, None)
+    assert Image.open(pasted).size == (24, 20)
+    with pytest.raises(gr.Error, match="segmentation branch"):
+        next(h.edit(None, None, "optimization", 2, state, None))
