@@ -24,6 +24,8 @@ CSS = """
 .swatch {width: 16px; height: 16px; border: 1px solid #888; border-radius: 3px; display: inline-block;}
 .pixel img {image-rendering: pixelated;}
 .pix img {image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain;}
+#results .grid-container {grid-template-columns: repeat(auto-fill, minmax(120px, 140px)) !important;}
+#results .thumbnail-item img {object-fit: contain;}
 """
 
 
@@ -159,8 +161,8 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                     q_class = gr.Dropdown([""] + class_names, value="", label="Edited class", scale=1)
                     q_sort = gr.Dropdown(list(SORT_CHOICES), value="relevance", label="Sort", scale=1)
                     search_btn = gr.Button("Search", variant="primary", scale=1, elem_id="search-btn")
-                results = gr.Gallery(label="Results", columns=8, height=220, allow_preview=False,
-                                     elem_classes=["pixel"], elem_id="results")  # fmt: skip
+                results = gr.Gallery(label="Results", columns=8, rows=1, height=190, allow_preview=False,
+                                     object_fit="contain", elem_classes=["pixel"], elem_id="results")  # fmt: skip
                 table = gr.Dataframe(headers=["id", "name", "author", "classes", "tags", "likes", "downloads"],
                                      datatype=["number", "str", "str", "str", "str", "number", "number"],
                                      interactive=False, label="Matches", elem_id="results-table")  # fmt: skip
