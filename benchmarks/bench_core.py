@@ -7,7 +7,10 @@ the oracle segmenter (benchmarks/oracle.py):
 
 * plausibility: share of samples in which the oracle finds skin, both eyes,
   nose and lips, each with an area inside the 1st-99th percentile range seen
-  on real procedural images; the real images' own rate is the reference;
+  on real procedural images (where the part is present); the real images' own
+  rate is the reference. Reported twice: "strict" as worded, and the headline
+  figure where glasses in range stand in for the eyes they cover (30% of real
+  faces wear glasses, which are labelled over the eyes);
 * Frechet distance between the oracle's pooled features of generated and real
   images, beside the same distance between two disjoint real sets.
 """
@@ -32,7 +35,7 @@ from core.data.palette import class_index
 from core.generator import Generator, GeneratorConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PLAUSIBLE_PARTS = ("skin", "left_eye", "right_eye", "nose", "lips")
+PLAUSIBLE_PARTS = ("skin", "left_eye", "right_eye", "nose", "lips", "glasses")
 REAL_START = 20_000_000  # procedural indices used here, disjoint from oracle train/test
 
 
@@ -48,19 +51,21 @@ def _timeit(fn, warmup: int = 2, reps: int = 10) -> list[float]:
 
 
 @torch.no_grad()
-def generator_speed(g: Generator, reps: int = 20) -> dict:
+def generator_speed(g: Generator, reps: int = 20, throughput: bool = True) -> dict:
     w1 = g.sample_w_plus(0, 1)
-    w16 = g.sample_w_plus(0, 16)
-    t1 = _timeit(lambda: g(w1), reps=reps)
-    t16 = _timeit(lambda: g(w16), reps=max(3, reps // 4))
-    tf = _timeit(lambda: g.synthesis(w1, return_features=True), reps=reps)
-    return {
+    t1 = _timeit(lambda: g(w1), warmup=1, reps=reps)
+    tf = _timeit(lambda: g.synthesis(w1, return_features=True), warmup=1, reps=reps)
+    out = {
         "batch1_ms_p50": round(1000 * float(np.median(t1)), 2),
         "batch1_ms_p95": round(1000 * float(np.percentile(t1, 95)), 2),
         "batch1_with_features_ms_p50": round(1000 * float(np.median(tf)), 2),
-        "batch16_images_per_s": round(16 / float(np.median(t16)), 1),
         "params": sum(p.numel() for p in g.parameters()),
     }
+    if throughput:
+        w16 = g.sample_w_plus(0, 16)
+        t16 = _timeit(lambda: g(w16), warmup=1, reps=max(3, reps // 4))
+        out["batch16_images_per_s"] = round(16 / float(np.median(t16)), 1)
+    return out
 
 
 def render_speed(resolution: int, n: int = 300) -> dict:
@@ -77,8 +82,25 @@ def part_areas(masks: torch.Tensor) -> np.ndarray:
     return np.stack([(masks == i).flatten(1).sum(1).numpy() for i in ids], 1)
 
 
-def plausible(areas: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    return ((areas > 0) & (areas >= lo) & (areas <= hi)).all(1)
+def area_ranges(areas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """1st-99th percentile of each part's area over the images where the part is present."""
+    lo = np.array([np.percentile(a[a > 0], 1) if (a > 0).any() else 1 for a in areas.T])
+    hi = np.array([np.percentile(a[a > 0], 99) if (a > 0).any() else 0 for a in areas.T])
+    return lo, hi
+
+
+def plausible(areas: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(strict, glasses_aware) flags per image.
+
+    strict: skin, both eyes, nose and lips present with areas in range (the issue's wording);
+    glasses_aware: the same, except that glasses in range may stand in for the eyes they cover
+    (in this domain glasses are labelled over the eyes, so a real face with glasses shows none).
+    """
+    ok = (areas > 0) & (areas >= lo) & (areas <= hi)
+    col = {p: ok[:, j] for j, p in enumerate(PLAUSIBLE_PARTS)}
+    base = col["skin"] & col["nose"] & col["lips"]
+    eyes = col["left_eye"] & col["right_eye"]
+    return base & eyes, base & (eyes | col["glasses"])
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -119,21 +141,23 @@ def gan_quality(g: Generator, n_plaus: int = 1000, n_fd: int = 5000, truncation:
     ref_imgs, ref_masks = render_set(res, REAL_START, n_fd, progress=False)
     ref_masks_pred, ref_feats = oracle_pass(oracle, to_input(ref_imgs))
     ref_areas = part_areas(ref_masks_pred)
-    lo, hi = np.percentile(ref_areas, 1, axis=0), np.percentile(ref_areas, 99, axis=0)
+    lo, hi = area_ranges(ref_areas)
     real2_imgs, _ = render_set(res, REAL_START + n_fd, n_fd, progress=False)
     real2_masks, real2_feats = oracle_pass(oracle, to_input(real2_imgs))
     fake = generate(g, n_fd, seed=777, truncation=truncation)
     fake_masks, fake_feats = oracle_pass(oracle, fake)
     fake_areas, real_areas = part_areas(fake_masks[:n_plaus]), part_areas(real2_masks[:n_plaus])
-    fake_ok, real_ok = plausible(fake_areas, lo, hi), plausible(real_areas, lo, hi)
+    (fake_strict, fake_ok), (real_strict, real_ok) = plausible(fake_areas, lo, hi), plausible(real_areas, lo, hi)
     in_range = (fake_areas > 0) & (fake_areas >= lo) & (fake_areas <= hi)
     per_part = {p: round(float(in_range[:, j].mean()), 4) for j, p in enumerate(PLAUSIBLE_PARTS)}
     return {
         "truncation": truncation,
         "plausibility_samples": round(float(fake_ok.mean()), 4),
         "plausibility_real_reference": round(float(real_ok.mean()), 4),
+        "plausibility_strict_samples": round(float(fake_strict.mean()), 4),
+        "plausibility_strict_real_reference": round(float(real_strict.mean()), 4),
         "plausibility_per_part_samples": per_part,
-        "area_range_p1_p99": {p: [float(lo[j]), float(hi[j])] for j, p in enumerate(PLAUSIBLE_PARTS)},
+        "area_range_p1_p99_where_present": {p: [float(lo[j]), float(hi[j])] for j, p in enumerate(PLAUSIBLE_PARTS)},
         "frechet_oracle_samples_vs_real": round(frechet_distance(fake_feats, ref_feats), 4),
         "frechet_oracle_real_vs_real": round(frechet_distance(real2_feats, ref_feats), 4),
         "n_plausibility": n_plaus,
@@ -161,7 +185,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
     }
     with torch.device("cpu"):
         f = Generator(GeneratorConfig(resolution=256, channel_multiplier=2)).eval()
-    result["generator_speed_config_f_256_random_weights"] = generator_speed(f, reps=5)
+    result["generator_speed_config_f_256_random_weights"] = generator_speed(f, reps=3, throughput=False)
     if not args.skip_quality:
         result["gan_quality"] = gan_quality(g)
         result["gan_quality_truncation_0.7"] = gan_quality(g, truncation=0.7)
