@@ -70,11 +70,20 @@ def check_state_dict(
         raise ValueError(f"{what} does not fit the model: " + "; ".join(problems))
 
 
-def save_generator(generator: Generator, folder: str | Path, extra: Optional[dict[str, Any]] = None) -> str:
-    """Write weights + config.json into ``folder``; returns the model id."""
+def save_generator(
+    generator: Generator,
+    folder: str | Path,
+    extra: Optional[dict[str, Any]] = None,
+    dtype: Optional[torch.dtype] = None,
+) -> str:
+    """Write weights + config.json into ``folder``; returns the model id.
+
+    ``dtype=torch.float16`` halves the file (the shipped model does this); loading upcasts
+    to the model's float32, and the id is the hash of what is stored.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    sd = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
+    sd = {k: v.detach().cpu().to(dtype or v.dtype).contiguous() for k, v in generator.state_dict().items()}
     mid = model_id_of(sd)
     save_file(sd, str(folder / GENERATOR_FILE), metadata={"model_id": mid})
     cfg_path = folder / CONFIG_FILE

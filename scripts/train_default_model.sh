@@ -14,7 +14,7 @@ MODEL=checkpoints/faces64
 # 1. GAN (64 px; see checkpoints/faces64/README.md for the config that shipped)
 python -m core.train.gan --out runs/faces64 --resolution 64 --style-dim 256 --n-mlp 4 \
     --channel-base 2048 --channel-max 256 --channel-multiplier 1 --batch-size 8 --r1-gamma 0.5 \
-    --ema-half-life-kimg 5 --iterations "$GAN_ITERS" --device "$DEVICE" --export "$MODEL"
+    --ema-half-life-kimg 5 --iterations "$GAN_ITERS" --device "$DEVICE" --init-from "$MODEL" --export "$MODEL"
 
 # 2. The oracle segmenter (benchmarks only; never used by the editor)
 [ -f benchmarks/oracle/oracle64.safetensors ] || python -m benchmarks.oracle train --width 24 --train-images 20000

@@ -10,7 +10,9 @@ CUDA)::
     torchrun --nproc_per_node 2 -m core.train.gan --out runs/ddp --iterations 100
 
 Everything a run needs to continue is in ``--out``; starting the same command
-again resumes where it stopped.
+again resumes where it stopped. ``--export`` also writes a compact training
+state into the model folder, and ``--init-from MODEL_DIR`` continues from it on
+another machine (this is how the shipped model is trained across sittings).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from core.data.faces import ProceduralFaces
 from core.discriminator import Discriminator
 from core.generator import Generator, GeneratorConfig
 from core.losses import d_logistic_loss, d_r1_loss, g_nonsaturating_loss
+
+TRAINING_DIR = "training"
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,7 @@ class TrainState:
 
 
 class GANTrainer:
-    def __init__(self, config: TrainConfig, out_dir: str | Path):
+    def __init__(self, config: TrainConfig, out_dir: str | Path, init_from: Optional[str | Path] = None):
         self.config = config
         self.out = Path(out_dir)
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -129,6 +133,8 @@ class GANTrainer:
         self.d_opt = torch.optim.Adam(self.d.parameters(), lr=config.lr * ratio, betas=(0.0, 0.99**ratio))
         self.state = TrainState(step=0, log=[])
         self._resume()
+        if self.state.step == 0 and init_from is not None:
+            self._warm_start(Path(init_from))
         if self.world > 1:
             self.g = DDP(self.g, broadcast_buffers=False)
             self.d = DDP(self.d, broadcast_buffers=False)
@@ -161,6 +167,27 @@ class GANTrainer:
             self.state.log = [json.loads(line) for line in p["log"].read_text().splitlines() if line.strip()]
             self.state.log = [r for r in self.state.log if r["step"] <= self.state.step]
 
+    def _warm_start(self, model_dir: Path) -> None:
+        """Continue from a model folder's compact training state (weights only, see export)."""
+        state_path = model_dir / TRAINING_DIR / "state.json"
+        if not state_path.exists():
+            raise ValueError(f"{model_dir} has no {TRAINING_DIR}/state.json to continue from")
+        state = json.loads(state_path.read_text())
+        saved = TrainConfig.from_dict(state["train_config"])
+        if saved.generator != self.config.generator:
+            raise ValueError(f"{model_dir} was trained with another architecture: {saved.generator}")
+        parts = (("g", self.g, model_dir / TRAINING_DIR / "g.safetensors"),
+                 ("d", self.d, model_dir / TRAINING_DIR / "d.safetensors"),
+                 ("g_ema", self.g_ema, model_dir / "generator.safetensors"))  # fmt: skip
+        for _, model, path in parts:
+            sd = load_file(str(path), device=str(self.device))
+            check_state_dict(model, sd, what=str(path))
+            model.load_state_dict(sd)  # float16 files upcast into the float32 modules
+        self.state.step = int(state["step"])
+        log = model_dir / TRAINING_DIR / "log.jsonl"
+        if log.exists():
+            self.state.log = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+
     def save(self) -> None:
         if self.rank != 0:
             return
@@ -177,10 +204,27 @@ class GANTrainer:
         p["config"].write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
         p["log"].write_text("".join(json.dumps(r) + "\n" for r in self.state.log))
 
-    def export(self, folder: str | Path, extra: Optional[dict[str, Any]] = None) -> str:
-        """Write the EMA generator as a model folder (see core.checkpoint); returns its model id."""
+    def export(self, folder: str | Path, extra: Optional[dict[str, Any]] = None, training_state: bool = True) -> str:
+        """Write the EMA generator as a model folder (float16 safetensors, see core.checkpoint).
+
+        With ``training_state``, ``<folder>/training/`` also gets G and D (float16), the step and
+        the log: enough for ``--init-from`` to continue training in a later sitting. Adam's
+        moments are not shipped (they would triple the size); they rebuild within a few hundred steps.
+        """
+        folder = Path(folder)
         self.g_ema.compute_w_avg()
-        return save_generator(self.g_ema.cpu(), folder, extra)
+        mid = save_generator(self.g_ema, folder, extra, dtype=torch.float16)
+        if training_state:
+            tdir = folder / TRAINING_DIR
+            tdir.mkdir(parents=True, exist_ok=True)
+            for name, model in (("g", _unwrap(self.g)), ("d", _unwrap(self.d))):
+                sd = {k: v.detach().cpu().half().contiguous() if v.is_floating_point() else v.detach().cpu()
+                      for k, v in model.state_dict().items()}  # fmt: skip
+                save_file(sd, str(tdir / f"{name}.safetensors"))
+            state = {"step": self.state.step, "train_config": self.config.to_dict(), "generator_model_id": mid}
+            (tdir / "state.json").write_text(json.dumps(state, indent=2) + "\n")
+            (tdir / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in self.state.log))
+        return mid
 
     # -- training -------------------------------------------------------------------------------
     def _accumulate(self) -> None:
@@ -290,7 +334,8 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[TrainConfig, argparse.
             typ = {"bool": lambda s: s.lower() in ("1", "true", "yes")}.get(str(f.type), None)
             typ = typ or {"int": int, "float": float, "str": str}[str(f.type)]
             ap.add_argument("--" + f.name.replace("_", "-"), type=typ, dest=f.name)
-    ap.add_argument("--export", help="after training, write the EMA generator to this model folder")
+    ap.add_argument("--export", help="after training, write the EMA generator (+ training state) to this model folder")
+    ap.add_argument("--init-from", help="when --out holds no run: continue from this model folder's training state")
     ap.add_argument("--threads", type=int, help="torch CPU threads")
     args = ap.parse_args(argv)
     base = json.loads(Path(args.config).read_text()) if args.config else {}
@@ -309,7 +354,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     cfg, args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    trainer = GANTrainer(cfg, args.out)
+    trainer = GANTrainer(cfg, args.out, init_from=args.init_from)
     trainer.fit()
     if args.export and trainer.rank == 0:
         mid = trainer.export(args.export)

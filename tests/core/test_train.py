@@ -115,3 +115,22 @@ def test_core_imports_no_web_or_db_framework():
            "bad = [m for m in ('gradio', 'sqlalchemy', 'fastapi') if m in sys.modules]\nassert not bad, bad"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_compact_export_and_warm_start(tmp_path):
+    from core.checkpoint import load_generator
+
+    t = GANTrainer(tiny_train_config(iterations=3), tmp_path / "run")
+    t.fit(progress=False)
+    mid = t.export(tmp_path / "model")
+    files = {p.name for p in (tmp_path / "model" / "training").iterdir()}
+    assert files == {"g.safetensors", "d.safetensors", "state.json", "log.jsonl"}
+    g = load_generator(tmp_path / "model")
+    assert g.style[1].weight.dtype == torch.float32  # stored as float16, loaded as float32
+    torch.testing.assert_close(g.style[1].weight, t.g_ema.style[1].weight.cpu(), rtol=1e-3, atol=1e-3)
+    t2 = GANTrainer(tiny_train_config(iterations=5), tmp_path / "fresh_run", init_from=tmp_path / "model")
+    assert t2.state.step == 3 and len(t2.state.log) == 3
+    assert t2.fit(progress=False).step == 5
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["model_id"] == mid
+    with pytest.raises(ValueError, match="state.json"):
+        GANTrainer(tiny_train_config(), tmp_path / "other", init_from=tmp_path / "run")
