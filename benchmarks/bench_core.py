@@ -18,6 +18,7 @@ the oracle segmenter (benchmarks/oracle.py):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -134,16 +135,21 @@ def generate(g: Generator, n: int, seed: int, truncation: float = 1.0, batch: in
     return torch.cat(out)
 
 
-def gan_quality(g: Generator, n_plaus: int = 1000, n_fd: int = 5000, truncation: float = 1.0) -> dict:
-    res = g.config.resolution
+@functools.lru_cache(maxsize=2)
+def _real_reference(res: int, n_fd: int):
+    """Oracle masks and features of two disjoint real sets (computed once per size)."""
     oracle = load_oracle(res)
-    # reference ranges from 5,000 real images; real rate measured on another 1,000
-    ref_imgs, ref_masks = render_set(res, REAL_START, n_fd, progress=False)
-    ref_masks_pred, ref_feats = oracle_pass(oracle, to_input(ref_imgs))
-    ref_areas = part_areas(ref_masks_pred)
-    lo, hi = area_ranges(ref_areas)
+    ref_imgs, _ = render_set(res, REAL_START, n_fd, progress=False)
+    ref_masks, ref_feats = oracle_pass(oracle, to_input(ref_imgs))
     real2_imgs, _ = render_set(res, REAL_START + n_fd, n_fd, progress=False)
     real2_masks, real2_feats = oracle_pass(oracle, to_input(real2_imgs))
+    return oracle, ref_masks, ref_feats, real2_masks, real2_feats
+
+
+def gan_quality(g: Generator, n_plaus: int = 1000, n_fd: int = 5000, truncation: float = 1.0) -> dict:
+    # reference ranges from 5,000 real images; the real rate is measured on another 1,000
+    oracle, ref_masks_pred, ref_feats, real2_masks, real2_feats = _real_reference(g.config.resolution, n_fd)
+    lo, hi = area_ranges(part_areas(ref_masks_pred))
     fake = generate(g, n_fd, seed=777, truncation=truncation)
     fake_masks, fake_feats = oracle_pass(oracle, fake)
     fake_areas, real_areas = part_areas(fake_masks[:n_plaus]), part_areas(real2_masks[:n_plaus])
