@@ -76,7 +76,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--model", default="checkpoints/faces64")
     ap.add_argument("--run", default="runs/faces64")
     ap.add_argument("--hardware", required=True)
-    ap.add_argument("--train-seconds", type=float, help="wall time of all training sittings")
+    ap.add_argument("--train-time", help="wall time of all training sittings, in words")
     ap.add_argument("--core-json", default="benchmarks/results/core.json")
     args = ap.parse_args(argv)
     model, run = Path(args.model), Path(args.run)
@@ -88,6 +88,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     core = json.loads(Path(args.core_json).read_text()) if Path(args.core_json).exists() else {}
     step = log[-1]["step"] if log else 0
     imgs_seen = step * train_cfg["batch_size"]
+    rates = [r["it_s"] * train_cfg["batch_size"] for r in log if "it_s" in r]
+    render = {r["resolution"]: r["images_per_s_one_process"] for r in core.get("render_speed", [])}
     card = f"""# {model.name}: StyleGAN2 on procedural faces
 
 Model id (content hash of the weights): `{cfg["model_id"]}`
@@ -99,8 +101,9 @@ Model id (content hash of the weights): `{cfg["model_id"]}`
 | classes | {", ".join(CLASS_NAMES)} |
 | training data | `core.data.faces.ProceduralFaces(resolution, seed={train_cfg["data_seed"]})`, an infinite stream; {imgs_seen:,} images seen |
 | iterations | {step:,} at batch {train_cfg["batch_size"]} |
-| training time | {f"{args.train_seconds / 3600:.2f} h" if args.train_seconds else "see note"} |
+| training time | {args.train_time or "see the note"} |
 | hardware | {args.hardware} |
+| data throughput | training consumed {np.median(rates) if rates else float("nan"):.1f} images/s (median); one process renders {render.get(cfg["generator"]["resolution"], float("nan"))} images/s, so rendering is not the bottleneck |
 | loss | non-saturating logistic, lazy R1 (gamma {train_cfg["r1_gamma"]} every {train_cfg["d_reg_every"]}), style mixing {train_cfg["mixing_prob"]}, EMA half-life {train_cfg["ema_half_life_kimg"]} kimg |
 
 Generator config: `{json.dumps(cfg["generator"])}`
