@@ -68,10 +68,15 @@ def test_no_model_still_serves_the_library(tmp_path):
     assert "No model loaded" in h.on_load(EditSession(), None)[0]
 
 
-@pytest.mark.skipif((CHECKPOINTS / "faces64" / "config.json").exists(), reason="checkpoints/faces64 exists now")
-def test_missing_default_model_says_it_is_being_trained(tmp_path):
+def test_shipped_default_model_loads_and_names_its_missing_parts(tmp_path):
+    import json
+
     rt = _runtime("faces64", tmp_path)
-    assert rt.model is None and "being trained" in rt.status_markdown()
+    assert rt.model is not None and rt.capabilities.sample
+    assert rt.model.model_id == json.loads((CHECKPOINTS / "faces64" / "config.json").read_text())["model_id"]
+    assert rt.model.resolution == 64
+    for part, present in (("segmentation branch", rt.model.branch), ("encoder", rt.model.encoder)):
+        assert (part in rt.status_markdown()) == (present is None), part
 
 
 def test_offline_hub_model_gives_a_clear_error(tmp_path, monkeypatch):
