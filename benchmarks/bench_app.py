@@ -229,7 +229,7 @@ def main(argv=None) -> dict:
         "latent_shape": list(shape),
         "parts": [p for p in ("branch", "encoder") if (bundle / f"{p}.safetensors").exists()],
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "note": "2 CPU cores shared with a GAN training run; no GPU"},  # fmt: skip
+                    "load_avg_at_start": os.getloadavg()},  # fmt: skip
         "time_to_first_page_s": round(first_page, 2),
         "first_page_screenshot": shot,
         "first_sample_request_s": round(first_sample, 3),
