@@ -35,6 +35,7 @@ from core.data.faces import ProceduralFaces
 from core.encoder import Encoder, EncoderConfig
 from core.generator import Generator
 from core.perceptual import PerceptualLoss
+from core.train.gan import shutdown_distributed
 
 ENCODER_FILE = "encoder.safetensors"
 
@@ -194,8 +195,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     trainer.fit()
     if args.export and trainer.rank == 0:
         trainer.export(args.model)
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    shutdown_distributed()
 
 
 if __name__ == "__main__":

@@ -99,6 +99,17 @@ def _mixed_w_plus(g: Generator, batch: int, prob: float, device, gen: torch.Gene
     return wp
 
 
+def shutdown_distributed() -> None:
+    """Leave the process group cleanly: every rank waits for the others first.
+
+    Without the barrier a rank that finishes early (rank 1 while rank 0 still
+    exports) can tear gloo down under a peer and abort the process.
+    """
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def _unwrap(m: torch.nn.Module) -> torch.nn.Module:
     return m.module if isinstance(m, DDP) else m
 
@@ -359,8 +370,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     if args.export and trainer.rank == 0:
         mid = trainer.export(args.export)
         print(json.dumps({"exported": args.export, "model_id": mid}))
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    shutdown_distributed()
 
 
 if __name__ == "__main__":
