@@ -230,7 +230,14 @@ def side_by_side(args, steps: int) -> dict:
                "--model", args.model, "--threads", str(args.threads), "--device", args.device]  # fmt: skip
         if args.at_scale:
             cmd.append("--at-scale")
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        limit = None
+        if args.child_mem_limit_gb:  # a clean "can't allocate" in the child instead of the OOM killer
+            nbytes = int(args.child_mem_limit_gb * 2**30)
+
+            def limit():
+                resource.setrlimit(resource.RLIMIT_AS, (nbytes, nbytes))
+
+        proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=limit)
         if proc.returncode != 0:
             out[form] = {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
         else:
@@ -256,6 +263,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--at-scale", action="store_true", help="512 px config-f, 32 classes, 6016 channels, 10 members")
     ap.add_argument("--scale-steps", type=int, default=2)
+    ap.add_argument("--child-mem-limit-gb", type=float, help="address-space cap for each timed child process")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--formulation", choices=["sampled", "upsampled"], help=argparse.SUPPRESS)
     ap.add_argument("--out")

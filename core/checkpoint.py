@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -25,6 +26,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from core.generator import Generator, GeneratorConfig
+
+log = logging.getLogger(__name__)
 
 GENERATOR_FILE = "generator.safetensors"
 CONFIG_FILE = "config.json"
@@ -88,11 +91,39 @@ def save_generator(
     save_file(sd, str(folder / GENERATOR_FILE), metadata={"model_id": mid})
     cfg_path = folder / CONFIG_FILE
     config = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
+    if config.get("model_id") not in (None, mid):
+        _retire_dependent_parts(folder, config)
     config.update(extra or {})
     config["generator"] = generator.config.to_dict()
     config["model_id"] = mid
     cfg_path.write_text(json.dumps(config, indent=2) + "\n")
     return mid
+
+
+# Parts trained on one generator's features or images: (weights file, config keys).
+DEPENDENT_PARTS = {
+    "encoder": ("encoder.safetensors", ("encoder", "encoder_training")),
+    "branch": ("branch.safetensors", ("branch", "branch_training")),
+}
+
+
+def _retire_dependent_parts(folder: Path, config: dict[str, Any]) -> None:
+    """A new generator invalidates the encoder and branch trained on the old one.
+
+    Their files are renamed ``<part>.for-<old model id>.safetensors`` (kept, not
+    deleted) and their entries leave config.json, so the folder never pairs the
+    new generator with parts that learned another one.
+    """
+    old = config["model_id"]
+    for part, (file, keys) in DEPENDENT_PARTS.items():
+        present = (folder / file).exists() or any(k in config for k in keys)
+        if (folder / file).exists():
+            (folder / file).rename(folder / f"{part}.for-{old}.safetensors")
+        for k in keys:
+            config.pop(k, None)
+        if present:
+            log.warning("%s: the generator changed (%s); the %s trained for it was set aside as %s.for-%s.safetensors",
+                        folder, old, part, part, old)  # fmt: skip
 
 
 def load_generator(folder: str | Path, device: str | torch.device = "cpu") -> Generator:

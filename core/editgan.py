@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load_file
 
 from core.branch import BranchConfig, SegmentationBranch
-from core.checkpoint import CONFIG_FILE, check_state_dict, load_generator
+from core.checkpoint import CONFIG_FILE, DEPENDENT_PARTS, check_state_dict, load_generator
 from core.data.palette import CLASS_NAMES, PALETTE
 from core.embed import EmbedConfig, EmbedResult, embed
 from core.encoder import Encoder, EncoderConfig
@@ -82,6 +82,11 @@ class EditGAN:
         model_dir = resolve_model_path(path_or_name)
         generator = load_generator(model_dir)
         cfg = json.loads((model_dir / CONFIG_FILE).read_text())
+        for part, (_, (_, train_key)) in DEPENDENT_PARTS.items():
+            trained_for = cfg.get(train_key, {}).get("generator_model_id")
+            if trained_for not in (None, cfg["model_id"]):
+                raise ValueError(f"{model_dir}: the {part} was trained for generator {trained_for}, but the generator "
+                                 f"here is {cfg['model_id']}; train the {part} again (see README)")  # fmt: skip
         branch = encoder = None
         if "branch" in cfg and (model_dir / "branch.safetensors").exists():
             branch = _load_part(model_dir, "branch.safetensors", SegmentationBranch(BranchConfig.from_dict(cfg["branch"])))

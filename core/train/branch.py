@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,8 +187,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     latents = embed_labelled(model.generator, model.encoder, images, cfg.embed_steps, model.perceptual)
     embed_s = time.time() - t0
     branch, stats = train_branch(model.generator, latents, masks, cfg)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     stats = {**cfg.to_dict(), **stats, "embed_seconds": round(embed_s, 1), "labelled_seed": LABELLED_SEED,
-             "perceptual_backend": model.perceptual.backend}  # fmt: skip
+             "total_seconds": round(time.time() - t0, 1), "peak_rss_mb": round(peak_mb, 1),
+             "torch_threads": torch.get_num_threads(), "perceptual_backend": model.perceptual.backend,
+             "generator_model_id": model.model_id}  # fmt: skip
     print(json.dumps(stats, indent=2))
     if args.export:
         export_branch(branch, args.model, stats)

@@ -173,7 +173,8 @@ class EncoderTrainer:
         cfg = json.loads(cfg_path.read_text())
         cfg["encoder"] = self.encoder.config.to_dict()
         cfg["encoder_training"] = {**self.config.to_dict(), "iterations_done": self.step,
-                                   "perceptual_backend": self.perceptual.backend}  # fmt: skip
+                                   "perceptual_backend": self.perceptual.backend,
+                                   "generator_model_id": cfg["model_id"]}  # fmt: skip
         cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
 
 

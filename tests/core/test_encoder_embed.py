@@ -94,3 +94,31 @@ def test_encoder_training_steps_resume_and_export(tiny_generator, tmp_path):
     assert m.encoder is not None and m.branch is None
     with pytest.raises(ValueError, match="no branch"):
         EditGAN.load(tmp_path / "model", require=("branch",))
+
+
+def test_new_generator_retires_the_parts_trained_on_the_old_one(tiny_generator, tmp_path):
+    from core.checkpoint import save_generator
+    from core.editgan import EditGAN
+
+    cfg = EncoderTrainConfig(iterations=1, batch_size=2, base_channels=8, max_channels=16, pyramid_channels=16)
+    t = EncoderTrainer(tiny_generator, cfg, tmp_path / "run")
+    t.fit(progress=False)
+    old = save_generator(tiny_generator, tmp_path / "model")
+    t.export(tmp_path / "model")
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["encoder_training"]["generator_model_id"] == old
+    # a hand-edited folder that pairs the encoder with another generator is refused, naming both ids
+    cfg_path = tmp_path / "model" / "config.json"
+    cfg_json = json.loads(cfg_path.read_text())
+    cfg_json["encoder_training"]["generator_model_id"] = "0123456789abcdef"
+    cfg_path.write_text(json.dumps(cfg_json))
+    with pytest.raises(ValueError, match="encoder was trained for generator 0123456789abcdef"):
+        EditGAN.load(tmp_path / "model")
+    # retraining the generator sets the old encoder aside instead of silently keeping it
+    with torch.no_grad():
+        tiny_generator.style[1].weight.add_(0.5)
+    new = save_generator(tiny_generator, tmp_path / "model")
+    assert new != old
+    files = {p.name for p in (tmp_path / "model").iterdir()}
+    assert "encoder.safetensors" not in files and f"encoder.for-{old}.safetensors" in files
+    m = EditGAN.load(tmp_path / "model")
+    assert m.model_id == new and m.encoder is None
