@@ -69,15 +69,15 @@ def parse_tags(text: str) -> tuple[str, ...]:
     return tuple(t.strip().lower() for t in (text or "").replace(";", ",").split(",") if t.strip())
 
 
-def vector_id_of(value: Any) -> int:
-    """A vector id from a number, '12' or a dropdown label '12 · name'."""
+def vector_id_of(value: Any, what: str = "vector") -> int:
+    """A record id (vector by default) from a number, '12' or a dropdown label '#12 name'."""
     if value is None or value == "":
-        raise ValueError("choose a vector first")
+        raise ValueError(f"choose a {what} first")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return whole_number(value, "vector id", 1, 2**62)
+        return whole_number(value, f"{what} id", 1, 2**62)
     head = str(value).strip().split(" ", 1)[0].lstrip("#")
     if not head.isdigit():
-        raise ValueError(f"{str(value)[:40]!r} is not a vector id")
+        raise ValueError(f"{str(value)[:40]!r} is not a {what} id")
     return int(head)
 
 

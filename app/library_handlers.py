@@ -149,13 +149,13 @@ class LibraryHandlers:
         try:
             viewer = self.user(request, profile)
             if self.rt.model_id is None:
-                return [gr.update(choices=[])] * COMPOSE_SLOTS
+                return [gr.update(choices=[]) for _ in range(COMPOSE_SLOTS)]
             items = self.rt.library.list_vectors(viewer, model_id=self.rt.model_id, sort="likes", page_size=100)
         except (ValueError, LibraryError) as e:
             raise readable(e) from None
         items = getattr(items, "items", items)
         choices = [(f"#{v.id} {v.name}", str(v.id)) for v in items]
-        return [gr.update(choices=choices)] * COMPOSE_SLOTS
+        return [gr.update(choices=choices) for _ in range(COMPOSE_SLOTS)]
 
     def slot_range(self, vector_id, request: gr.Request, profile: gr.OAuthProfile | None = None):
         if not vector_id:
@@ -215,6 +215,41 @@ class LibraryHandlers:
             return f"Saved composition **#{c.id} {c.name}** ({c.visibility}, {len(c.items)} vectors)."
         except (ValueError, LibraryError) as e:
             raise readable(e) from None
+
+    def composition_choices(self, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        """api: /composition_choices -- saved compositions of this model you can open (yours and public ones)."""
+        try:
+            viewer = self.user(request, profile)
+            if self.rt.model_id is None:
+                return gr.update(choices=[])
+            comps = self.rt.library.list_compositions(viewer, model_id=self.rt.model_id, page_size=100)
+        except (ValueError, LibraryError) as e:
+            raise readable(e) from None
+        return gr.update(choices=[(f"#{c.id} {c.name} ({c.owner}, {len(c.items)} vectors)", str(c.id)) for c in comps])
+
+    def load_composition(self, composition_id, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        """api: /load_composition -- fill the slots from a saved composition.
+        Returns the 4 slot ids, the 4 slot scales and a message."""
+        try:
+            if composition_id in (None, ""):
+                raise ValueError("choose a saved composition first")
+            self.rt.require("opening a composition")
+            viewer = self.user(request, profile)
+            c = self.rt.library.get_composition(vector_id_of(composition_id, "composition"), viewer)
+            if c.model_id != self.rt.model_id:
+                raise ValueError(f"composition #{c.id} is for model {c.model_id}, not the loaded {self.rt.model_id}")
+            if len(c.items) > COMPOSE_SLOTS:
+                raise ValueError(f"composition #{c.id} has {len(c.items)} vectors; the editor has {COMPOSE_SLOTS} "
+                                 "slots (apply it through the Python API instead)")  # fmt: skip
+            files = [self.rt.vector_file(vid, viewer) for vid, _ in c.items]  # visible and fits, or an error
+        except (ValueError, LibraryError) as e:
+            raise readable(e) from None
+        pad = COMPOSE_SLOTS - len(c.items)
+        ids = [str(vid) for vid, _ in c.items] + [None] * pad
+        # one update object per slot: Gradio consumes an update's keys as it applies it
+        scales = [gr.update(minimum=vf.scale_min, maximum=vf.scale_max, value=s)
+                  for vf, (_, s) in zip(files, c.items)] + [gr.update(value=1.0) for _ in range(pad)]  # fmt: skip
+        return (*ids, *scales, f"Opened composition **#{c.id} {c.name}** by {c.owner}.")
 
     # ------------------------------------------------------------------ share
     def share(self, state: EditSession, request: gr.Request) -> str:

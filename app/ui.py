@@ -227,6 +227,11 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                     comp_name = gr.Textbox(label="Composition name")
                     comp_vis = gr.Radio(list(VISIBILITIES), value="private", label="Visibility")
                     comp_save = gr.Button("Save composition")
+                with gr.Row():
+                    comp_pick = gr.Dropdown([], label="Saved compositions (yours and public ones)", allow_custom_value=True,
+                                            elem_id="composition-pick", scale=3)  # fmt: skip
+                    comp_list_btn = gr.Button("Refresh", scale=1)
+                    comp_open = gr.Button("Open composition", scale=1)
                 comp_msg = gr.Markdown(label="composition message")
                 with gr.Row():
                     share_btn = gr.Button("Share this state", interactive=caps.sample, elem_id="share-btn")
@@ -272,7 +277,8 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         slots = [*slot_ids, *slot_scales]
         refresh_btn.click(h.vector_choices, None, slot_ids, api_name="vector_choices")
         for i in range(COMPOSE_SLOTS):
-            slot_ids[i].change(h.slot_range, [slot_ids[i]], [slot_scales[i]], api_name=False)
+            # .input, not .change: opening a composition sets ids and scales together and must not be reset
+            slot_ids[i].input(h.slot_range, [slot_ids[i]], [slot_scales[i]], api_name=False)
             slot_scales[i].input(h.compose, [*slots, state], [comp_img, warn_md, state], api_name=False,
                                  trigger_mode="always_last", show_progress="hidden", **light)  # fmt: skip
         comp_btn.click(h.compose, [*slots, state], [comp_img, warn_md, state], api_name="compose", **light)
@@ -281,11 +287,16 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         refine_btn.click(h.compose, [*slots, state], [comp_img, warn_md, state], api_name=False, **light).success(
             h.edit, [editor, mask_file, refine_mode, refine_steps, state], edit_outputs, api_name="compose_refine",
             show_progress_on=[result_md], **heavy).success(lambda: gr.Tabs(selected="edit"), None, tabs, api_name=False)  # fmt: skip
-        comp_save.click(h.save_composition, [comp_name, comp_vis, *slots], [comp_msg], api_name="save_composition")
+        comp_save.click(h.save_composition, [comp_name, comp_vis, *slots], [comp_msg], api_name="save_composition"
+                        ).success(h.composition_choices, None, [comp_pick], api_name=False)  # fmt: skip
+        comp_list_btn.click(h.composition_choices, None, [comp_pick], api_name="composition_choices")
+        comp_open.click(h.load_composition, [comp_pick], [*slots, comp_msg], api_name="load_composition").success(
+            h.compose, [*slots, state], [comp_img, warn_md, state], api_name=False, **light)  # fmt: skip
         share_btn.click(h.share, [state], [share_link], api_name="share")
         share_open.click(h.open_share, [share_link, state], view, api_name="open_share", **light)
 
         demo.load(h.on_load, [state], [banner, *view], api_name=False)
         demo.load(h.vector_choices, None, slot_ids, api_name=False)
+        demo.load(h.composition_choices, None, [comp_pick], api_name=False)
         demo.load(h.browse, None, [results, table], api_name=False)
     return demo

@@ -105,12 +105,24 @@ def test_compose_save_and_share(client, app_server, tmp_path):
         _edit(client, tmp_path)
         ids.append(client.predict(name, "", "compose", "public", api_name="/save_edit")[1])
     base = _img(client.predict(11, api_name="/sample")[0])
+    slots = client.predict(api_name="/vector_choices")  # every slot offers the same vectors
+    assert len(slots) == 4 and all(s == slots[0] and {str(i) for i in ids} <= {c[1] for c in s["choices"]}
+                                   for s in slots), slots  # fmt: skip
     preview, warnings = client.predict(str(ids[0]), str(ids[1]), None, None, 1.0, -0.5, 1.0, 1.0, api_name="/compose")
     assert not np.array_equal(_img(preview), base)
     assert "glasses" in warnings  # both vectors edit the same class: an interference warning
     msg = client.predict("My pair", "public", str(ids[0]), str(ids[1]), None, None, 1.0, -0.5, 1.0, 1.0,
                          api_name="/save_composition")  # fmt: skip
     assert "Saved composition" in msg
+    comp_id = msg.split("#", 1)[1].split(" ", 1)[0]
+    # anyone can open the public composition again: the slots come back with their ids and scales
+    *slot_values, opened_msg = client.predict(f"#{comp_id} My pair", api_name="/load_composition")
+    values = [v["value"] if isinstance(v, dict) else v for v in slot_values]  # scales come as updates
+    assert values == [str(ids[0]), str(ids[1]), None, None, 1.0, -0.5, 1.0, 1.0]
+    assert slot_values[4]["minimum"] <= 1.0 <= slot_values[4]["maximum"]  # the slider gets its vector's range
+    assert "My pair" in opened_msg
+    with pytest.raises(Exception, match="no composition 999999"):
+        client.predict("999999", api_name="/load_composition")
 
     link = client.predict(api_name="/share")
     assert link.endswith(f"?seed=11&v={ids[0]}:1,{ids[1]}:-0.5")
