@@ -71,6 +71,35 @@ def loss_curves(log: list[dict], keys=("d_loss", "g_loss", "r1"), size=(720, 300
     return img
 
 
+def parts_section(model: Path, cfg: dict, joint_json: Path) -> str:
+    """The encoder and segmentation branch: their configs, training and (when measured) metrics."""
+    joint = json.loads(joint_json.read_text()) if joint_json.exists() else {}
+    if joint.get("model_id") != cfg["model_id"]:
+        joint = {}  # measured on another generator: not this model's figures
+    out = ["", "## Encoder and segmentation branch", ""]
+    for part, file in (("encoder", "encoder.safetensors"), ("branch", "branch.safetensors")):
+        if part not in cfg or not (model / file).exists():
+            out.append(f"- **{part}**: not trained for this generator yet.")
+            continue
+        training = {k: v for k, v in cfg.get(f"{part}_training", {}).items() if k != "hidden"}
+        out += [f"### {part} (`{file}`)", "", f"Config: `{json.dumps(cfg[part])}`", "",
+                f"Training: `{json.dumps(training)}`", ""]  # fmt: skip
+    if joint:
+        b, e = joint.get("branch", {}), joint.get("embedding", {})
+        out += ["### Measured (benchmarks/bench_joint.py)", "", "| | |", "|---|---|",
+                f"| branch mIoU vs the oracle, {b.get('samples')} samples | {b.get('branch_miou_vs_oracle')} |",
+                f"| oracle architecture trained on the same {b.get('labelled_images')} labelled images | "
+                f"{b.get('few_shot_oracle_arch_miou_vs_oracle')} |"]  # fmt: skip
+        for kind in ("encoder", "optimised"):
+            k = e.get(kind, {})
+            out.append(f"| embedding, {kind} ({e.get('images')} held-out images) | {k.get('psnr_mean_db')} dB, "
+                       f"oracle mIoU {k.get('oracle_miou_true_vs_reconstruction')}, "
+                       f"{k.get('seconds_per_image')} s/image |")  # fmt: skip
+        out += [f"| perceptual loss | {e.get('perceptual_backend')} |", "",
+                "![branch vs oracle](../../benchmarks/results/joint_branch_vs_oracle.png)", ""]  # fmt: skip
+    return "\n".join(out) + "\n"
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="checkpoints/faces64")
@@ -78,6 +107,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--hardware", required=True)
     ap.add_argument("--train-time", help="wall time of all training sittings, in words")
     ap.add_argument("--core-json", default="benchmarks/results/core.json")
+    ap.add_argument("--joint-json", default="benchmarks/results/joint.json")
     args = ap.parse_args(argv)
     model, run = Path(args.model), Path(args.run)
     cfg = json.loads((model / "config.json").read_text())
@@ -129,7 +159,7 @@ Truncation 0.7:
 ![losses](loss_curves.png)
 
 Reproduce: `python -m core.train.gan --config {run}/train_config.json --out {run} --export {model}` (resumes).
-"""
+{parts_section(model, cfg, Path(args.joint_json))}"""
     (model / "README.md").write_text(card)
     print(f"wrote {model / 'README.md'}")
 
