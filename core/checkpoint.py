@@ -100,6 +100,13 @@ def save_generator(
     return mid
 
 
+def compact_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A module's state on the CPU with floating tensors as float16 (how model folders store parts);
+    loading copies them back into the module's float32 parameters."""
+    return {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()).contiguous()
+            for k, v in module.state_dict().items()}  # fmt: skip
+
+
 # Parts trained on one generator's features or images: (weights file, config keys).
 DEPENDENT_PARTS = {
     "encoder": ("encoder.safetensors", ("encoder", "encoder_training")),

@@ -31,6 +31,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from core.branch import BranchConfig, SegmentationBranch, sample_features
+from core.checkpoint import compact_state_dict
 from core.config import ConfigMixin
 from core.data.faces import ProceduralFaces
 from core.data.palette import CLASS_NAMES, NUM_CLASSES
@@ -155,8 +156,7 @@ def segment(generator: Generator, branch: SegmentationBranch, w_plus: torch.Tens
 
 def export_branch(branch: SegmentationBranch, model_dir: str | Path, training: dict[str, Any]) -> None:
     model_dir = Path(model_dir)
-    sd = {k: v.detach().cpu().contiguous() for k, v in branch.state_dict().items()}
-    save_file(sd, str(model_dir / BRANCH_FILE))
+    save_file(compact_state_dict(branch), str(model_dir / BRANCH_FILE))
     cfg_path = model_dir / "config.json"
     cfg = json.loads(cfg_path.read_text())
     cfg["branch"] = branch.config.to_dict()

@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from core.checkpoint import check_state_dict, load_generator
+from core.checkpoint import check_state_dict, compact_state_dict, load_generator
 from core.config import ConfigMixin
 from core.data.faces import ProceduralFaces
 from core.encoder import Encoder, EncoderConfig
@@ -167,8 +167,7 @@ class EncoderTrainer:
     def export(self, model_dir: str | Path) -> None:
         """Write the encoder into a model folder beside the generator, with its config."""
         model_dir = Path(model_dir)
-        sd = {k: v.detach().cpu().contiguous() for k, v in self.encoder.state_dict().items()}
-        save_file(sd, str(model_dir / ENCODER_FILE))
+        save_file(compact_state_dict(self.encoder), str(model_dir / ENCODER_FILE))
         cfg_path = model_dir / "config.json"
         cfg = json.loads(cfg_path.read_text())
         cfg["encoder"] = self.encoder.config.to_dict()

@@ -106,6 +106,11 @@ def test_new_generator_retires_the_parts_trained_on_the_old_one(tiny_generator, 
     old = save_generator(tiny_generator, tmp_path / "model")
     t.export(tmp_path / "model")
     assert json.loads((tmp_path / "model" / "config.json").read_text())["encoder_training"]["generator_model_id"] == old
+    from safetensors.torch import load_file
+
+    stored = load_file(str(tmp_path / "model" / "encoder.safetensors"))
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float16}  # halves the file
+    assert all(p.dtype == torch.float32 for p in EditGAN.load(tmp_path / "model").encoder.parameters())
     # a hand-edited folder that pairs the encoder with another generator is refused, naming both ids
     cfg_path = tmp_path / "model" / "config.json"
     cfg_json = json.loads(cfg_path.read_text())
