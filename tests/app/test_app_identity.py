@@ -56,3 +56,22 @@ def test_anonymous_may_apply_but_not_publish(tiny_bundle, tmp_path):
     with pytest.raises(gr.Error, match="signed-in user"):
         h.like(vid, None)
     assert "Anonymous mode" in h.on_load(EditSession(), None)[0]
+
+
+def test_oauth_mode_publishes_as_the_signed_in_hugging_face_user(tiny_bundle, tmp_path):
+    """Our side of Space sign-in: Gradio hands the handlers a gr.OAuthProfile (or None when signed out)."""
+    cfg = AppConfig(model=str(tiny_bundle), database_url=f"sqlite:///{tmp_path / 'lib.sqlite3'}", data_dir=tmp_path,
+                    example_seeds=())  # fmt: skip
+    ident = Identity.resolve(oauth=True, users_file=None, local_user=None, host="0.0.0.0")
+    rt = Runtime.create(cfg, ident)
+    h = Handlers(rt)
+    state = h.sample(2, EditSession(), None)[-1]
+    state.last_edit = {"delta": np.full(rt.model.latent_shape, 0.1, np.float32), "classes": ("hair",),
+                       "metrics": {}, "preview": None, "label": "x"}  # fmt: skip
+    with pytest.raises(gr.Error, match="signed-in user"):
+        h.save_edit("signed out", "", "", "public", state, None, None)
+    profile = gr.OAuthProfile({"preferred_username": "erin", "name": "Erin", "profile": "https://huggingface.co/erin",
+                               "picture": ""})  # fmt: skip
+    msg, vid = h.save_edit("Erin's edit", "", "", "public", state, None, profile)
+    assert rt.library.get(vid).author == "erin"
+    assert "Sign in with Hugging Face" in h.on_load(EditSession(), None)[0]
