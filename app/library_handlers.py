@@ -231,8 +231,6 @@ class LibraryHandlers:
         """api: /load_composition -- fill the slots from a saved composition.
         Returns the 4 slot ids, the 4 slot scales and a message."""
         try:
-            if composition_id in (None, ""):
-                raise ValueError("choose a saved composition first")
             self.rt.require("opening a composition")
             viewer = self.user(request, profile)
             c = self.rt.library.get_composition(vector_id_of(composition_id, "composition"), viewer)

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 
 from benchmarks.bench_core import generate
 from benchmarks.oracle import load_oracle
-from core.checkpoint import load_generator
+from core.checkpoint import DEPENDENT_PARTS, load_generator
 from core.data.palette import CLASS_NAMES, colorize
 
 
@@ -79,7 +79,7 @@ def parts_section(model: Path, cfg: dict, joint_json: Path) -> str:
     out = ["", "## Encoder and segmentation branch", "",
            "Both are stored as float16 and loaded as float32 (like the generator). The figures below were "
            "measured with the float32 weights; the float16 branch gives the same class on 99.999% of pixels.", ""]
-    for part, file in (("encoder", "encoder.safetensors"), ("branch", "branch.safetensors")):
+    for part, file in DEPENDENT_PARTS.items():
         if part not in cfg or not (model / file).exists():
             out.append(f"- **{part}**: not trained for this generator yet.")
             continue

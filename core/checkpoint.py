@@ -107,11 +107,9 @@ def compact_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
             for k, v in module.state_dict().items()}  # fmt: skip
 
 
-# Parts trained on one generator's features or images: (weights file, config keys).
-DEPENDENT_PARTS = {
-    "encoder": ("encoder.safetensors", ("encoder", "encoder_training")),
-    "branch": ("branch.safetensors", ("branch", "branch_training")),
-}
+# Parts trained on one generator's features or images, with their weights file. config.json holds
+# each part's config under its name and its training record under "<name>_training".
+DEPENDENT_PARTS = {"encoder": "encoder.safetensors", "branch": "branch.safetensors"}
 
 
 def _retire_dependent_parts(folder: Path, config: dict[str, Any]) -> None:
@@ -122,12 +120,12 @@ def _retire_dependent_parts(folder: Path, config: dict[str, Any]) -> None:
     new generator with parts that learned another one.
     """
     old = config["model_id"]
-    for part, (file, keys) in DEPENDENT_PARTS.items():
-        present = (folder / file).exists() or any(k in config for k in keys)
+    for part, file in DEPENDENT_PARTS.items():
+        present = (folder / file).exists() or part in config or f"{part}_training" in config
         if (folder / file).exists():
             (folder / file).rename(folder / f"{part}.for-{old}.safetensors")
-        for k in keys:
-            config.pop(k, None)
+        config.pop(part, None)
+        config.pop(f"{part}_training", None)
         if present:
             log.warning("%s: the generator changed (%s); the %s trained for it was set aside as %s.for-%s.safetensors",
                         folder, old, part, part, old)  # fmt: skip

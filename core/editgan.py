@@ -82,8 +82,8 @@ class EditGAN:
         model_dir = resolve_model_path(path_or_name)
         generator = load_generator(model_dir)
         cfg = json.loads((model_dir / CONFIG_FILE).read_text())
-        for part, (_, (_, train_key)) in DEPENDENT_PARTS.items():
-            trained_for = cfg.get(train_key, {}).get("generator_model_id")
+        for part in DEPENDENT_PARTS:
+            trained_for = cfg.get(f"{part}_training", {}).get("generator_model_id")
             if trained_for not in (None, cfg["model_id"]):
                 raise ValueError(f"{model_dir}: the {part} was trained for generator {trained_for}, but the generator "
                                  f"here is {cfg['model_id']}; train the {part} again (see README)")  # fmt: skip

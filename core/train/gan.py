@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm import tqdm
 
 from core.augment import diff_augment
-from core.checkpoint import check_state_dict, save_generator
+from core.checkpoint import check_state_dict, compact_state_dict, save_generator
 from core.config import ConfigMixin
 from core.data.faces import ProceduralFaces
 from core.discriminator import Discriminator
@@ -229,9 +229,7 @@ class GANTrainer:
             tdir = folder / TRAINING_DIR
             tdir.mkdir(parents=True, exist_ok=True)
             for name, model in (("g", _unwrap(self.g)), ("d", _unwrap(self.d))):
-                sd = {k: v.detach().cpu().half().contiguous() if v.is_floating_point() else v.detach().cpu()
-                      for k, v in model.state_dict().items()}  # fmt: skip
-                save_file(sd, str(tdir / f"{name}.safetensors"))
+                save_file(compact_state_dict(model), str(tdir / f"{name}.safetensors"))
             state = {"step": self.state.step, "train_config": self.config.to_dict(), "generator_model_id": mid}
             (tdir / "state.json").write_text(json.dumps(state, indent=2) + "\n")
             (tdir / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in self.state.log))
