@@ -2,7 +2,13 @@ import pytest
 import torch
 
 from core.branch import BranchConfig, SegmentationBranch, sample_features
-from core.train.branch import BranchTrainConfig, train_branch
+from core.train.branch import (
+    BranchTrainConfig,
+    _sample_pixels,
+    class_weight_map,
+    train_branch,
+    trusted_pixels,
+)
 
 
 def _branch(g, **kw):
@@ -72,3 +78,48 @@ def test_training_recomputes_features_when_cache_does_not_fit(tiny_generator):
 def test_mask_shape_mismatch_is_refused(tiny_generator):
     with pytest.raises(ValueError, match="masks must be"):
         train_branch(tiny_generator, tiny_generator.sample_w_plus(0, 2), torch.zeros(2, 8, 8, dtype=torch.long))
+
+
+def test_untrusted_pixels_are_never_sampled():
+    mask = torch.zeros(8, 8, dtype=torch.long)
+    mask[2:4, 2:4] = 3
+    valid = torch.ones(8, 8, dtype=torch.bool)
+    valid[:, :4] = False  # the whole small class sits in the untrusted half
+    ys, xs = _sample_pixels(mask, 500, 0.5, torch.Generator().manual_seed(0), valid)
+    assert valid[ys, xs].all()
+    assert (mask[ys, xs] == 3).sum() == 0
+
+
+def test_trusted_pixels_follow_the_reconstruction_error(tiny_generator):
+    g = tiny_generator
+    latents = g.sample_w_plus(5, 2)
+    with torch.no_grad():
+        images = g(latents).image.clamp(-1, 1)
+    images[0, :, :4] = -images[0, :, :4] + 0.5  # the "real" image differs from G(w) in its top rows
+    valid = trusted_pixels(g, latents, images, max_error=0.1)
+    assert valid[1].all() and valid[0, 8:].all()
+    assert not valid[0, :4].all()
+    assert trusted_pixels(g, latents, images, max_error=0).all()  # <= 0 trusts every pixel
+
+
+def test_an_image_without_trusted_pixels_is_refused(tiny_generator):
+    g = tiny_generator
+    latents = g.sample_w_plus(3, 2)
+    masks = torch.zeros(2, 16, 16, dtype=torch.long)
+    valid = torch.ones(2, 16, 16, dtype=torch.bool)
+    valid[1] = False
+    cfg = BranchTrainConfig(ensemble=1, hidden=(8,), steps=2, images_per_step=2, pixels_per_image=16)
+    with pytest.raises(ValueError, match=r"labelled images \[1\] have no trusted pixel"):
+        train_branch(g, latents, masks, cfg, progress=False, valid=valid)
+    with pytest.raises(ValueError, match="valid must be"):
+        train_branch(g, latents, masks, cfg, progress=False, valid=valid[:, :8])
+
+
+def test_class_weight_map_favours_small_classes():
+    mask = torch.zeros(8, 8, dtype=torch.long)
+    mask[0, 0] = 2
+    w = class_weight_map(mask, 0.5)
+    assert w.shape == (1, 1, 8, 8)
+    assert abs(w.mean().item() - 1) < 1e-5
+    assert w[0, 0, 0, 0] / w[0, 0, 5, 5] == pytest.approx(63**0.5)
+    assert torch.allclose(class_weight_map(mask, 0.0), torch.ones(1, 1, 8, 8))

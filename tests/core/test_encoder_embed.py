@@ -127,3 +127,22 @@ def test_new_generator_retires_the_parts_trained_on_the_old_one(tiny_generator, 
     assert "encoder.safetensors" not in files and f"encoder.for-{old}.safetensors" in files
     m = EditGAN.load(tmp_path / "model")
     assert m.model_id == new and m.encoder is None
+
+
+def test_pixel_weight_steers_the_l2_term(tiny_generator, tiny_encoder):
+    g = tiny_generator
+    with torch.no_grad():
+        target = g(g.sample_w_plus(12)).image
+    cfg = EmbedConfig(steps=5, lr=0.05, w_perceptual=0.0, w_encoder=0.0)
+    plain = embed_tensor(g, tiny_encoder, target, cfg)
+    ones = embed_tensor(g, tiny_encoder, target, cfg, pixel_weight=torch.ones(1, 1, 16, 16))
+    assert ones.losses == pytest.approx(plain.losses)
+    half = torch.zeros(1, 1, 16, 16)
+    half[..., :8, :] = 2.0  # only the top half counts (mean weight 1)
+    top = embed_tensor(g, tiny_encoder, target, cfg, pixel_weight=half)
+    start = embed_tensor(g, tiny_encoder, target, EmbedConfig(steps=0)).image  # the encoder's reconstruction
+    assert top.losses[0] == pytest.approx(((start - target) ** 2 * half).mean().item(), rel=1e-4)
+    assert top.losses[0] != pytest.approx(plain.losses[0], rel=1e-3)
+    for bad in (torch.ones(1, 1, 8, 8), torch.full((1, 1, 16, 16), float("nan")), -torch.ones(1, 1, 16, 16)):
+        with pytest.raises(ValueError, match="pixel_weight"):
+            embed_tensor(g, tiny_encoder, target, cfg, pixel_weight=bad)
