@@ -33,8 +33,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from benchmarks.bench_core import generate
-from benchmarks.oracle import OracleConfig, OracleUNet, _swap_sides, confusion, iou_from_confusion, load_oracle
+from benchmarks.oracle import (
+    OracleConfig,
+    OracleUNet,
+    _swap_sides,
+    confusion,
+    iou_from_confusion,
+    load_oracle,
+)
 from core.data.faces import ProceduralFaces
 from core.data.palette import colorize
 from core.editgan import EditGAN
@@ -70,14 +76,21 @@ def few_shot_oracle(images: torch.Tensor, masks: torch.Tensor, steps: int = 1500
 
 
 @torch.no_grad()
-def branch_quality(model: EditGAN, oracle, n: int, truncation: float, labelled_n: int) -> tuple[dict, list]:
-    imgs = generate(model.generator, n, seed=9000, truncation=truncation)
-    oracle_masks = torch.cat([oracle(imgs[i : i + 100]).argmax(1) for i in range(0, n, 100)])
-    branch_masks = []
-    for i in range(0, n, 25):
-        w = model.generator.sample_w_plus(9000 + i, min(25, n - i), truncation=truncation)
+def branch_and_oracle_masks(model: EditGAN, oracle, n: int, truncation: float, seed: int = 9000, batch: int = 25):
+    """n GAN samples with the branch's and the oracle's masks of the *same* images: (images, branch, oracle)."""
+    imgs, branch_masks = [], []
+    for i in range(0, n, batch):
+        w = model.generator.sample_w_plus(seed + i, min(batch, n - i), truncation=truncation)
+        imgs.append(model.render(w))
         branch_masks.append(model.segment(w))
-    branch_masks = torch.cat(branch_masks)
+    imgs, branch_masks = torch.cat(imgs), torch.cat(branch_masks)
+    oracle_masks = torch.cat([oracle(imgs[i : i + 100]).argmax(1) for i in range(0, n, 100)])
+    return imgs, branch_masks, oracle_masks
+
+
+@torch.no_grad()
+def branch_quality(model: EditGAN, oracle, n: int, truncation: float, labelled_n: int) -> tuple[dict, list]:
+    imgs, branch_masks, oracle_masks = branch_and_oracle_masks(model, oracle, n, truncation)
     b_miou, b_per = miou(branch_masks, oracle_masks)
     with torch.enable_grad():
         images, masks = labelled_set(model.resolution, labelled_n)
