@@ -77,8 +77,8 @@ def parts_section(model: Path, cfg: dict, joint_json: Path) -> str:
     if joint.get("model_id") != cfg["model_id"]:
         joint = {}  # measured on another generator: not this model's figures
     out = ["", "## Encoder and segmentation branch", "",
-           "Both are stored as float16 and loaded as float32 (like the generator). The figures below were "
-           "measured with the float32 weights; the float16 branch gives the same class on 99.999% of pixels.", ""]
+           "Both are stored as float16 and loaded as float32 (like the generator); the figures below were "
+           "measured with the weights as shipped.", ""]
     for part, file in DEPENDENT_PARTS.items():
         if part not in cfg or not (model / file).exists():
             out.append(f"- **{part}**: not trained for this generator yet.")
