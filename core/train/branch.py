@@ -73,10 +73,15 @@ def labelled_set(resolution: int, n: int, seed: int = LABELLED_SEED) -> tuple[to
     return ProceduralFaces(resolution, seed).batch(0, n)
 
 
-def class_weight_map(mask: torch.Tensor, balance: float, num_classes: int = NUM_CLASSES) -> torch.Tensor:
+def _inverse_frequency(flat: torch.Tensor, balance: float, keep: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Per-pixel freq(class) ** -balance for flat class ids, frequencies counted over the ``keep`` pixels."""
+    counts = torch.bincount(flat if keep is None else flat[keep], minlength=NUM_CLASSES).float().clamp(min=1)
+    return counts[flat] ** (-balance)
+
+
+def class_weight_map(mask: torch.Tensor, balance: float) -> torch.Tensor:
     """[R, R] class ids -> [1, 1, R, R] per-pixel weights ~ freq(class) ** -balance, mean 1."""
-    counts = torch.bincount(mask.flatten(), minlength=num_classes).float().clamp(min=1)
-    w = counts[mask] ** (-balance)
+    w = _inverse_frequency(mask.flatten(), balance).view_as(mask)
     return (w / w.mean())[None, None]
 
 
@@ -113,9 +118,10 @@ def _sample_pixels(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pixel coordinates drawn with weight ~ freq(class) ** -balance, only where ``valid``. mask [R, R] -> (ys, xs) [n]."""
     flat = mask.flatten()
-    keep = valid.flatten() if valid is not None else torch.ones_like(flat, dtype=torch.bool)
-    counts = torch.bincount(flat[keep], minlength=NUM_CLASSES).float().clamp(min=1)
-    weights = counts[flat] ** (-balance) * keep
+    keep = None if valid is None else valid.flatten()
+    weights = _inverse_frequency(flat, balance, keep)
+    if keep is not None:
+        weights = weights * keep
     idx = torch.multinomial(weights, n, replacement=True, generator=gen)
     r = mask.shape[-1]
     return idx // r, idx % r
