@@ -169,24 +169,48 @@ def _ok(kind, mask) -> bool:
 
 
 def step_timing(generator: Generator, branch: SegmentationBranch, roi: torch.Tensor, target: torch.Tensor,
-                formulation: str, steps: int, perceptual: PerceptualLoss) -> dict:  # fmt: skip
-    """Seconds per optimisation step of one formulation ('sampled' = ours, 'upsampled' = the original)."""
+                formulation: str, steps: int, perceptual: PerceptualLoss, warmup: int = 0,
+                precision: str = "fp32", profile: bool = False) -> dict:  # fmt: skip
+    """Seconds per optimisation step of one formulation ('sampled' = ours, 'upsampled' = the original).
+
+    ``warmup`` untimed steps first (CUDA kernel selection, allocator); the
+    median of ``steps`` timed ones is reported. ``precision`` "bf16" runs the
+    forward passes under bfloat16 autocast (the latent and Adam stay fp32).
+    """
     w = generator.sample_w_plus(0).requires_grad_(True)
     with torch.no_grad():
         img = generator(w).image
     obj = EditObjective(generator, branch, None, perceptual, img, target, roi, EditConfig())
     opt = torch.optim.Adam([w], lr=0.02)
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        loss = obj(w)[0] if formulation == "sampled" else edit_loss_upsampled(obj, w)
+    cuda = w.is_cuda
+    autocast = torch.autocast(w.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+    def step():
+        with autocast:
+            loss = obj(w)[0] if formulation == "sampled" else edit_loss_upsampled(obj, w)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if torch.cuda.is_available() and w.is_cuda:
+        if cuda:
             torch.cuda.synchronize()
+
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        step()
         times.append(time.perf_counter() - t)
-    return {"seconds_per_step": round(float(np.median(times)), 4), "steps": steps}
+    res = {"seconds_per_step": round(float(np.median(times)), 4), "steps": steps, "warmup_steps": warmup,
+           "precision": precision}  # fmt: skip
+    if profile:
+        acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
+        with torch.profiler.profile(activities=acts) as prof:
+            for _ in range(3):
+                step()
+        key = "cuda_time_total" if cuda else "cpu_time_total"
+        print(prof.key_averages().table(sort_by=key, row_limit=25), file=sys.stderr)
+    return res
 
 
 def _child(args) -> None:
@@ -199,7 +223,10 @@ def _child(args) -> None:
         br = SegmentationBranch(BranchConfig(feature_channels=tuple(g.feature_channels), resolution=512, num_classes=32,
                                              hidden=(128, 32), ensemble=10)).to(dev).eval()  # fmt: skip
         roi = torch.zeros(512, 512, dtype=torch.bool, device=dev)
-        roi[150:318, 172:340] = True  # 168 x 168 = 28,224 pixels
+        if args.region == "full":
+            roi[:] = True
+        else:
+            roi[150:318, 172:340] = True  # 168 x 168 = 28,224 pixels
         target = torch.randint(0, 32, (512, 512), device=dev)
     else:
         model = EditGAN.load(args.model, require=("branch",)).to(dev)
@@ -211,11 +238,15 @@ def _child(args) -> None:
         roi = region_of_interest(mask, target, model.class_names)[0].to(dev)
     g.requires_grad_(False)
     br.requires_grad_(False)
-    perceptual = PerceptualLoss().to(dev)
+    perceptual = PerceptualLoss(random_backbone=args.perceptual == "lpips-vgg-random").to(dev)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    res = step_timing(g, br, roi, target, args.formulation, args.steps, perceptual)
+    res = step_timing(g, br, roi, target, args.formulation, args.steps, perceptual, args.warmup, args.precision,
+                      args.profile)  # fmt: skip
     res["region_pixels"] = int(roi.sum())
+    res["perceptual_backend"] = perceptual.backend
+    if dev.type == "cuda":
+        res["device_name"] = torch.cuda.get_device_name(dev)
     if dev.type == "cuda":
         res["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
     res["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
@@ -227,9 +258,13 @@ def side_by_side(args, steps: int) -> dict:
     out = {}
     for form in ("sampled", "upsampled"):
         cmd = [sys.executable, "-m", "benchmarks.bench_edit", "--child", "--formulation", form, "--steps", str(steps),
-               "--model", args.model, "--threads", str(args.threads), "--device", args.device]  # fmt: skip
+               "--model", args.model, "--threads", str(args.threads), "--device", args.device,
+               "--warmup", str(args.warmup), "--precision", args.precision, "--region", args.region,
+               "--perceptual", args.perceptual]  # fmt: skip
         if args.at_scale:
             cmd.append("--at-scale")
+        if args.profile and form == "sampled":
+            cmd.append("--profile")
         limit = None
         if args.child_mem_limit_gb:  # a clean "can't allocate" in the child instead of the OOM killer
             nbytes = int(args.child_mem_limit_gb * 2**30)
@@ -238,6 +273,8 @@ def side_by_side(args, steps: int) -> dict:
                 resource.setrlimit(resource.RLIMIT_AS, (nbytes, nbytes))
 
         proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=limit)
+        if args.profile and proc.stderr:
+            print(proc.stderr, file=sys.stderr)
         if proc.returncode != 0:
             out[form] = {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
         else:
@@ -263,6 +300,13 @@ def main(argv: Optional[list[str]] = None) -> dict:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--at-scale", action="store_true", help="512 px config-f, 32 classes, 6016 channels, 10 members")
     ap.add_argument("--scale-steps", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=0, help="untimed steps before the timed ones (use on a GPU)")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    ap.add_argument("--region", choices=["box", "full"], default="box", help="at scale: 168 x 168 box or whole image")
+    ap.add_argument("--perceptual", choices=["auto", "lpips-vgg-random"], default="auto",
+                    help="auto: LPIPS if its weights exist, else the substitute; lpips-vgg-random: LPIPS-VGG "
+                         "with an untrained backbone, the real network's cost (timing only)")  # fmt: skip
+    ap.add_argument("--profile", action="store_true", help="print the top operators of 3 profiled steps (sampled)")
     ap.add_argument("--child-mem-limit-gb", type=float, help="address-space cap for each timed child process")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--formulation", choices=["sampled", "upsampled"], help=argparse.SUPPRESS)
@@ -273,8 +317,9 @@ def main(argv: Optional[list[str]] = None) -> dict:
         return {}
     torch.set_num_threads(args.threads)
     if args.at_scale:
+        region = "the whole 512 x 512 image as region" if args.region == "full" else "28,224-pixel region"
         result = {"config": "512 px config-f generator (random weights), 32-class branch over 16 maps (6016 ch), "
-                            "10-member ensemble, 28,224-pixel region", "device": args.device,
+                            f"10-member ensemble, {region}", "device": args.device, "precision": args.precision,
                   "comparison": side_by_side(args, args.scale_steps)}  # fmt: skip
         out = Path(args.out or RESULTS / "edit_at_scale.json")
     else:

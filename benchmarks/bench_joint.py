@@ -142,6 +142,21 @@ def embedding_quality(model: EditGAN, oracle, n: int, steps: int) -> tuple[dict,
     return out, pics
 
 
+def recipe_args(recorded: dict) -> list[str]:
+    """The shipped branch's recorded BranchTrainConfig as trainer flags, so a retrain repeats its recipe."""
+    import dataclasses
+
+    from core.train.branch import BranchTrainConfig
+
+    out = []
+    for f in dataclasses.fields(BranchTrainConfig):
+        v = recorded.get(f.name)
+        if v is None:
+            continue
+        out += [f"--{f.name.replace('_', '-')}", ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)]
+    return out
+
+
 def branch_training_cost(model_dir: Path, out_dir: Path, retrain: bool) -> dict:
     """Wall time and peak RSS of ``python -m core.train.branch`` (labelled-image embedding included).
 
@@ -164,8 +179,8 @@ def branch_training_cost(model_dir: Path, out_dir: Path, retrain: bool) -> dict:
         shutil.rmtree(scratch)
     shutil.copytree(model_dir, scratch)
     t0 = time.time()
-    proc = subprocess.run([sys.executable, "-m", "core.train.branch", "--model", str(scratch), "--threads", "2"],
-                          capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "core.train.branch", "--model", str(scratch), "--threads", "2",
+                           *recipe_args(recorded)], capture_output=True, text=True)  # fmt: skip
     wall = time.time() - t0
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     shutil.rmtree(scratch, ignore_errors=True)

@@ -84,13 +84,26 @@ class PerceptualLoss(nn.Module):
 
     ``backend`` is "lpips-vgg", "lpips-alex" or "lap1 (substitute: LPIPS backbone weights missing)".
     ``require_lpips=True`` raises instead of substituting.
+    ``random_backbone=True`` builds LPIPS with an untrained backbone (backend
+    "lpips-<net> (random backbone: timing only)"): the same network and cost as
+    the real one, for speed and memory measurements on machines without the
+    weights. Its distances mean nothing; never use it for quality.
     """
 
-    def __init__(self, net: str = "vgg", require_lpips: bool = False):
+    def __init__(self, net: str = "vgg", require_lpips: bool = False, random_backbone: bool = False):
         super().__init__()
         global _warned
         self.net = net
-        if lpips_available(net):
+        if random_backbone:
+            import lpips
+
+            backbone_path(net)  # validates the name
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                self.lpips = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False).eval()
+            self.lpips.requires_grad_(False)
+            self.backend = f"lpips-{net} (random backbone: timing only)"
+        elif lpips_available(net):
             import lpips
 
             with warnings.catch_warnings():  # lpips 0.1.4 uses torchvision's deprecated `pretrained=`

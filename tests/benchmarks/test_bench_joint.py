@@ -40,3 +40,13 @@ def test_branch_and_oracle_read_the_same_samples():
     # a branch identical to the oracle scores 1 only if every pair is the same image
     assert miou(branch, oracle_masks)[0] == 1.0
     assert not torch.equal(branch[:25], branch[25:50])  # and the samples differ from batch to batch
+
+
+def test_a_retrain_repeats_the_recorded_recipe():
+    from benchmarks.bench_joint import recipe_args
+    from core.train.branch import BranchTrainConfig
+
+    args = recipe_args(BranchTrainConfig(min_map_resolution=32, hidden=(8, 4)).to_dict())
+    assert args[args.index("--min-map-resolution") + 1] == "32"
+    assert args[args.index("--hidden") + 1] == "8,4"
+    assert "--layers" not in args  # None is left to the trainer's default

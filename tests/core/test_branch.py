@@ -29,6 +29,36 @@ def test_point_sampling_equals_upsampling_everything(tiny_generator):
     torch.testing.assert_close(br.logits_at(feats, bi, ys, xs), full_ref[bi, :, ys, xs], rtol=1e-5, atol=1e-5)
 
 
+def test_gradients_equal_the_upsampled_formulation(tiny_generator):
+    """logits_at's projected-then-interpolated path backpropagates exactly like upsample-everything."""
+    g = tiny_generator
+    feats = [f.detach().requires_grad_(True) for f in g.synthesis(g.sample_w_plus(2, 2)).features]
+    br = _branch(g, layers=(1, 2, 4, 5))  # a subset, as a shipped branch may read
+    gen = torch.Generator().manual_seed(0)
+    bi, ys, xs = (torch.randint(0, hi, (40,), generator=gen) for hi in (2, 16, 16))
+    br.logits_at(feats, bi, ys, xs).square().sum().backward()
+    ours = [None if f.grad is None else f.grad.clone() for f in feats]
+    for f in feats:
+        f.grad = None
+    br.forward_upsampled(feats)[bi, :, ys, xs].square().sum().backward()
+    for i, f in enumerate(feats):
+        if i in (1, 2, 4, 5):
+            torch.testing.assert_close(ours[i], f.grad, rtol=1e-4, atol=1e-5)
+        else:
+            assert ours[i] is None and f.grad is None
+
+
+def test_a_region_in_one_corner_and_an_empty_region(tiny_generator):
+    g = tiny_generator
+    feats = g.synthesis(g.sample_w_plus(4)).features
+    br = _branch(g)
+    ref = br.forward_upsampled(feats)
+    ys, xs = torch.tensor([15, 15, 14]), torch.tensor([15, 14, 15])  # the border taps clamp
+    torch.testing.assert_close(br.logits_at(feats, torch.zeros(3, dtype=torch.long), ys, xs), ref[0, :, ys, xs].t())
+    empty = torch.zeros(0, dtype=torch.long)
+    assert br.logits_at(feats, empty, empty, empty).shape == (0, 5)
+
+
 def test_layer_subset_and_config_round_trip(tiny_generator):
     g = tiny_generator
     br = _branch(g, layers=(0, 3, 4))
@@ -123,3 +153,37 @@ def test_class_weight_map_favours_small_classes():
     assert abs(w.mean().item() - 1) < 1e-5
     assert w[0, 0, 0, 0] / w[0, 0, 5, 5] == pytest.approx(63**0.5)
     assert torch.allclose(class_weight_map(mask, 0.0), torch.ones(1, 1, 8, 8))
+
+
+def test_training_reads_only_the_configured_maps(tiny_generator):
+    g = tiny_generator
+    latents = g.sample_w_plus(5, 2)
+    masks = torch.randint(0, 3, (2, 16, 16))
+    cfg = BranchTrainConfig(ensemble=1, hidden=(8,), steps=2, images_per_step=2, pixels_per_image=16, layers=(3, 4))
+    br, _ = train_branch(g, latents, masks, cfg, progress=False, num_classes=3)
+    assert br.config.layers == (3, 4) and br.config.in_dim == g.feature_channels[3] + g.feature_channels[4]
+    assert br(g.synthesis(latents).features).shape == (2, 3, 16, 16)
+
+
+def test_cli_parses_integer_lists():
+    import argparse
+
+    from core.train.branch import _int_tuple
+
+    assert _int_tuple("128,32") == (128, 32) and _int_tuple("6") == (6,)
+    with pytest.raises(argparse.ArgumentTypeError, match="comma-separated"):
+        _int_tuple("wide")
+
+
+def test_min_map_resolution_picks_the_large_maps(tiny_generator):
+    from core.train.branch import branch_layers
+
+    g = tiny_generator
+    big = branch_layers(g, BranchTrainConfig(min_map_resolution=8))
+    assert big and all(g.feature_resolutions[i] >= 8 for i in big)
+    assert len(big) == sum(r >= 8 for r in g.feature_resolutions)
+    assert branch_layers(g, BranchTrainConfig()) is None
+    with pytest.raises(ValueError, match="no feature map"):
+        branch_layers(g, BranchTrainConfig(min_map_resolution=10_000))
+    with pytest.raises(ValueError, match="not both"):
+        branch_layers(g, BranchTrainConfig(min_map_resolution=8, layers=(1,)))

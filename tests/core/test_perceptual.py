@@ -55,3 +55,13 @@ def test_real_lpips_is_used_when_the_backbone_is_cached(empty_hub):
 def test_unknown_net_is_refused():
     with pytest.raises(ValueError, match="net must be"):
         perceptual.backbone_path("resnet")
+
+
+def test_random_backbone_is_labelled_timing_only_and_needs_no_download(empty_hub):
+    p = perceptual.PerceptualLoss(net="alex", random_backbone=True)
+    assert p.is_lpips and p.backend == "lpips-alex (random backbone: timing only)"
+    assert not (empty_hub / "checkpoints").exists()  # nothing was fetched
+    a = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert p(a, a).abs().item() < 1e-6
+    with pytest.raises(ValueError, match="net must be"):
+        perceptual.PerceptualLoss(net="resnet", random_backbone=True)
