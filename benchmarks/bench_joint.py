@@ -30,13 +30,10 @@ from typing import Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from benchmarks.oracle import (
-    OracleConfig,
     OracleUNet,
-    _swap_sides,
     confusion,
     iou_from_confusion,
     load_oracle,
@@ -45,6 +42,7 @@ from core.data.faces import ProceduralFaces
 from core.data.palette import colorize
 from core.editgan import EditGAN
 from core.embed import EmbedConfig, embed_tensor
+from core.segmenter import train_few_shot
 from core.train.branch import labelled_set
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -58,21 +56,7 @@ def miou(pred: torch.Tensor, target: torch.Tensor) -> tuple[float, dict]:
 
 def few_shot_oracle(images: torch.Tensor, masks: torch.Tensor, steps: int = 1500, seed: int = 0) -> OracleUNet:
     """The oracle's architecture trained on only the labelled images (the DatasetGAN baseline)."""
-    torch.manual_seed(seed)
-    net = OracleUNet(OracleConfig(resolution=images.shape[-1], width=16))
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(steps):
-        idx = torch.randint(0, len(images), (8,), generator=gen)
-        x, y = images[idx], masks[idx]
-        if torch.rand((), generator=gen) < 0.5:
-            x, y = x.flip(-1), _swap_sides(y.flip(-1))
-        net.train()
-        loss = F.cross_entropy(net(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return net.eval()
+    return train_few_shot(images, masks, steps=steps, width=16, seed=seed)
 
 
 @torch.no_grad()

@@ -2,8 +2,8 @@
 
     python -m benchmarks.branch_recipe --model checkpoints/faces64
 
-Trains the branch three ways with the same BranchTrainConfig (steps, ensemble,
-seed) and scores each against the oracle on the same GAN samples (same images
+Trains the branch three ways with the shipped branch's BranchTrainConfig (as
+recorded in the bundle's config.json: steps, ensemble, feature maps, seed) and scores each against the oracle on the same GAN samples (same images
 for branch and oracle):
 
 * ``aligned_upper_bound``: 16 GAN samples labelled by the oracle itself. Labels
@@ -11,7 +11,7 @@ for branch and oracle):
   what the branch architecture can do with 16 perfectly aligned labels.
 * ``plain_embedding``: the 16 labelled procedural images embedded with the
   plain reconstruction loss, every pixel trusted.
-* ``shipped_recipe``: the trainer's defaults: L2 weighted towards small
+* ``shipped_recipe``: the shipped recipe: L2 weighted towards small
   parts (``embed_class_balance``) and untrusted pixels skipped
   (``max_recon_error``).
 
@@ -35,9 +35,9 @@ from benchmarks.bench_joint import RESULTS, branch_and_oracle_masks, miou
 from benchmarks.oracle import load_oracle
 from core.editgan import EditGAN
 from core.train.branch import (
-    BranchTrainConfig,
     embed_labelled,
     labelled_set,
+    recorded_config,
     train_branch,
     trusted_pixels,
 )
@@ -64,7 +64,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
     torch.set_num_threads(args.threads)
     model = EditGAN.load(args.model, require=("encoder",))
     oracle = load_oracle(model.resolution)
-    g, cfg = model.generator, BranchTrainConfig()
+    g, cfg = model.generator, recorded_config(model.path)
 
     def score(branch) -> dict:
         _, b, o = branch_and_oracle_masks(_WithBranch(model, branch), oracle, args.samples, 1.0)

@@ -9,8 +9,10 @@ This sweep trains the branch on those aligned labels with one change at a time
 (more steps, more pixels per step, wider or deeper members, more members, class
 balance, which feature maps are read, more labelled images, another seed) and
 scores every variant against the oracle on the same GAN samples. Variants
-marked ``embedded`` train on the shipped recipe's embedded labelled images
-instead. Made for a GPU (a full sweep is hours on 2 CPU cores); ``--budget-s``
+marked ``embedded`` train on the 16 labelled images embedded the trainer's
+way instead; ``teacher`` variants add (or use only) 64 GAN samples labelled
+by the oracle's architecture trained on those same 16 images (pixels where it
+is less than 50% sure are skipped): aligned pseudo-labels, no extra labels. Made for a GPU (a full sweep is hours on 2 CPU cores); ``--budget-s``
 skips what does not fit. Writes benchmarks/results/branch_sweep.json after
 every variant, so a run cut short keeps what it finished.
 """
@@ -26,7 +28,12 @@ from typing import Optional
 
 import torch
 
-from benchmarks.bench_joint import RESULTS, branch_and_oracle_masks, miou
+from benchmarks.bench_joint import (
+    RESULTS,
+    branch_and_oracle_masks,
+    few_shot_oracle,
+    miou,
+)
 from benchmarks.branch_recipe import _WithBranch
 from benchmarks.oracle import load_oracle
 from core.editgan import EditGAN
@@ -39,6 +46,7 @@ from core.train.branch import (
 )
 
 ALIGNED_SEED = 777  # the GAN samples branch_recipe labels with the oracle
+TEACHER_SEED, TEACHER_SAMPLES, TEACHER_MIN_CONFIDENCE = 555, 64, 0.5
 
 # name -> (label source, BranchTrainConfig overrides); most informative first
 VARIANTS: dict[str, tuple[str, dict]] = {
@@ -54,6 +62,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "maps_64px_only": ("aligned", {"min_map_resolution": 64}),
     "maps_32px_up_class_balance_0": ("aligned", {"min_map_resolution": 32, "class_balance": 0.0}),
     "embedded_maps_32px_up": ("embedded", {"min_map_resolution": 32}),
+    # the 16 embedded labelled images plus 64 GAN samples labelled by an image-space segmenter
+    # trained on the same 16 images (no extra labels): aligned pseudo-labels beside true ones
+    "embedded_plus_teacher_64": ("embedded+teacher", {"min_map_resolution": 32}),
+    "teacher_64_only": ("teacher", {"min_map_resolution": 32}),
     "labels_32": ("aligned", {"n_images": 32}),
     "seed_1": ("aligned", {"seed": 1}),
     "lr_3e-3": ("aligned", {"lr": 3e-3}),
@@ -89,7 +101,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
               "variants": {}, "skipped": []}  # fmt: skip
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    embedded = None
+    embedded = teacher = None
 
     for name in args.variants:
         if args.budget_s and time.time() - start > args.budget_s:
@@ -106,14 +118,27 @@ def main(argv: Optional[list[str]] = None) -> dict:
                 masks = oracle(model.render(latents)).argmax(1)
             valid = None
         else:
-            if embedded is None:
-                images, masks_true = labelled_set(model.resolution, base_cfg.n_images)
-                images, masks_true = images.to(dev), masks_true.to(dev)
-                te = time.time()
-                lat = embed_labelled(g, model.encoder, images, masks_true, base_cfg, model.perceptual, progress=False)
-                embedded = (lat, masks_true, trusted_pixels(g, lat, images, base_cfg.max_recon_error),
-                            round(time.time() - te, 1))  # fmt: skip
-            latents, masks, valid, _ = embedded
+            parts = []
+            if source.startswith("embedded"):
+                if embedded is None:
+                    images, masks_true = labelled_set(model.resolution, base_cfg.n_images)
+                    images, masks_true = images.to(dev), masks_true.to(dev)
+                    te = time.time()
+                    lat = embed_labelled(g, model.encoder, images, masks_true, base_cfg, model.perceptual,
+                                         progress=False)  # fmt: skip
+                    embedded = (lat, masks_true, trusted_pixels(g, lat, images, base_cfg.max_recon_error),
+                                round(time.time() - te, 1))  # fmt: skip
+                parts.append(embedded[:3])
+            if "teacher" in source:
+                if teacher is None:
+                    images, masks_true = labelled_set(model.resolution, base_cfg.n_images)
+                    with torch.enable_grad():
+                        teacher = few_shot_oracle(images, masks_true).to(dev)
+                t_lat = g.sample_w_plus(TEACHER_SEED, TEACHER_SAMPLES, 1.0)
+                with torch.no_grad():
+                    prob = teacher(model.render(t_lat)).softmax(1)
+                parts.append((t_lat, prob.argmax(1), prob.amax(1) > TEACHER_MIN_CONFIDENCE))
+            latents, masks, valid = (torch.cat(x) for x in zip(*parts))
         branch, stats = train_branch(g, latents, masks, cfg, progress=False, valid=valid)
         _, b, o = branch_and_oracle_masks(_WithBranch(model, branch), oracle, args.samples, 1.0)
         mi, per = miou(b, o)
@@ -121,7 +146,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
                                     "steps": cfg.steps, "branch_miou_vs_oracle": round(mi, 4), "per_class_iou": per,
                                     "train_seconds": stats["train_seconds"],
                                     "seconds": round(time.time() - t0, 1)}  # fmt: skip
-        if source == "embedded":
+        if source.startswith("embedded"):
             result["variants"][name]["embed_seconds_once"] = embedded[3]
         result["elapsed_seconds"] = round(time.time() - start, 1)
         out.write_text(json.dumps(result, indent=2) + "\n")

@@ -13,10 +13,8 @@ The checkpoint lives in ``benchmarks/oracle/`` (safetensors + JSON).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -24,11 +22,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
-from torch import nn
 from tqdm import tqdm
 
 from core.data.faces import ProceduralFaces
 from core.data.palette import CLASS_NAMES, NUM_CLASSES
+from core.segmenter import UNetConfig, UNetSegmenter, mirror_labels
 
 ORACLE_DIR = Path(__file__).resolve().parent / "oracle"
 # Disjoint index ranges of the procedural stream (seed ORACLE_SEED).
@@ -36,54 +34,9 @@ ORACLE_SEED = 1001
 TEST_START = 10_000_000
 
 
-@dataclass(frozen=True)
-class OracleConfig:
-    resolution: int = 64
-    width: int = 24
-    depth: int = 3
-    num_classes: int = NUM_CLASSES
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-    )  # fmt: skip
-
-
-class OracleUNet(nn.Module):
-    """Image [B, 3, H, W] in [-1, 1] -> logits [B, num_classes, H, W]."""
-
-    def __init__(self, config: OracleConfig):
-        super().__init__()
-        self.config = config
-        w = config.width
-        widths = [w * 2**i for i in range(config.depth + 1)]
-        self.down = nn.ModuleList([_block(3, widths[0])] + [_block(widths[i], widths[i + 1]) for i in range(config.depth)])
-        self.up = nn.ModuleList(
-            [nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(config.depth))]
-        )
-        self.dec = nn.ModuleList([_block(widths[i] * 2, widths[i]) for i in reversed(range(config.depth))])
-        self.head = nn.Conv2d(widths[0], config.num_classes, 1)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled bottleneck features [B, C] (used for the Frechet distance)."""
-        for i, blk in enumerate(self.down):
-            x = blk(x if i == 0 else F.max_pool2d(x, 2))
-        return x.mean(dim=(2, 3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for i, blk in enumerate(self.down):
-            x = blk(x if i == 0 else F.max_pool2d(x, 2))
-            skips.append(x)
-        x = skips.pop()
-        for up, dec in zip(self.up, self.dec):
-            x = dec(torch.cat([up(x), skips.pop()], 1))
-        return self.head(x)
+# The oracle is the core U-Net trained with full supervision (the names stay for the checkpoints' sake).
+OracleConfig = UNetConfig
+OracleUNet = UNetSegmenter
 
 
 def render_set(resolution: int, start: int, n: int, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,19 +139,9 @@ def train(config: OracleConfig, n_train: int, epochs: int, batch: int, lr: float
     return model, meta
 
 
-_SWAP = None
-
-
 def _swap_sides(mask: torch.Tensor) -> torch.Tensor:
     """Mirror labels: left_* <-> right_* (needed when the image is flipped)."""
-    global _SWAP
-    if _SWAP is None:
-        perm = list(range(NUM_CLASSES))
-        for a, b in (("left_eye", "right_eye"), ("left_brow", "right_brow")):
-            ia, ib = CLASS_NAMES.index(a), CLASS_NAMES.index(b)
-            perm[ia], perm[ib] = ib, ia
-        _SWAP = torch.tensor(perm)
-    return _SWAP[mask]
+    return mirror_labels(mask)
 
 
 def evaluate(model: OracleUNet, n_test: int = 1000) -> dict:

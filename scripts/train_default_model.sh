@@ -21,7 +21,7 @@ python -m core.train.gan --out runs/faces64 --resolution 64 --style-dim 256 --n-
 
 # 3. Encoder (image -> W+), then 4. the segmentation branch from 16 labelled images
 python -m core.train.encoder --model "$MODEL" --out runs/encoder64 --device "$DEVICE" --export
-python -m core.train.branch --model "$MODEL" --export
+python -m core.train.branch --model "$MODEL" --min-map-resolution 32 --export  # the 4-16 px maps hurt at 64 px (branch_sweep)
 
 # 5. Measurements and the model card
 python -m benchmarks.bench_core --model "$MODEL"

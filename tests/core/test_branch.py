@@ -187,3 +187,30 @@ def test_min_map_resolution_picks_the_large_maps(tiny_generator):
         branch_layers(g, BranchTrainConfig(min_map_resolution=10_000))
     with pytest.raises(ValueError, match="not both"):
         branch_layers(g, BranchTrainConfig(min_map_resolution=8, layers=(1,)))
+
+
+def test_recorded_config_reads_the_shipped_recipe(tmp_path):
+    import json
+
+    from core.train.branch import recorded_config
+
+    cfg = BranchTrainConfig(min_map_resolution=32, hidden=(64, 16), steps=7)
+    (tmp_path / "config.json").write_text(json.dumps({"branch_training": {**cfg.to_dict(), "train_seconds": 3.0}}))
+    assert recorded_config(tmp_path) == cfg
+    (tmp_path / "config.json").write_text(json.dumps({"model_id": "x"}))
+    with pytest.raises(ValueError, match="no trained branch"):
+        recorded_config(tmp_path)
+
+
+def test_teacher_labels_gan_samples_from_the_labelled_images_only(tiny_generator):
+    from core.train.branch import teacher_labelled_samples
+
+    g = tiny_generator
+    with torch.no_grad():
+        images = g(g.sample_w_plus(8, 4)).image.clamp(-1, 1)
+    masks = torch.bucketize(images[:, 0], torch.tensor([-0.2, 0.2])).long()  # a mask the image explains
+    cfg = BranchTrainConfig(teacher_samples=5, teacher_steps=60, teacher_min_confidence=0.4)
+    lat, labels, confident = teacher_labelled_samples(g, images, masks, cfg, num_classes=3)
+    assert lat.shape == (5, *g.sample_w_plus(0).shape[1:]) and labels.shape == confident.shape == (5, 16, 16)
+    assert labels.max() < 3 and confident.dtype == torch.bool and confident.any()
+    torch.testing.assert_close(lat, g.sample_w_plus(cfg.teacher_seed, 5, 1.0))  # reproducible stream

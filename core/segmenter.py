@@ -1,0 +1,108 @@
+"""A small image-space segmenter (U-Net), and its few-shot training.
+
+Two users:
+
+* the branch trainer's *teacher* (:mod:`core.train.branch`): trained on the
+  same few labelled images as the branch, it labels extra GAN samples, whose
+  labels then sit exactly on the generator's own pixels (an embedded labelled
+  image's labels only sit where its reconstruction put the parts);
+* the benchmarks' oracle (:mod:`benchmarks.oracle`), the same architecture
+  trained with full supervision, and the few-shot baseline that DatasetGAN
+  compares its branch with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.data.palette import CLASS_NAMES, NUM_CLASSES
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    resolution: int = 64
+    width: int = 24
+    depth: int = 3
+    num_classes: int = NUM_CLASSES
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+    )  # fmt: skip
+
+
+class UNetSegmenter(nn.Module):
+    """Image [B, 3, H, W] in [-1, 1] -> logits [B, num_classes, H, W]."""
+
+    def __init__(self, config: UNetConfig):
+        super().__init__()
+        self.config = config
+        w = config.width
+        widths = [w * 2**i for i in range(config.depth + 1)]
+        self.down = nn.ModuleList([_block(3, widths[0])] + [_block(widths[i], widths[i + 1]) for i in range(config.depth)])
+        self.up = nn.ModuleList(
+            [nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(config.depth))]
+        )
+        self.dec = nn.ModuleList([_block(widths[i] * 2, widths[i]) for i in reversed(range(config.depth))])
+        self.head = nn.Conv2d(widths[0], config.num_classes, 1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled bottleneck features [B, C] (used for the Frechet distance)."""
+        for i, blk in enumerate(self.down):
+            x = blk(x if i == 0 else F.max_pool2d(x, 2))
+        return x.mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i, blk in enumerate(self.down):
+            x = blk(x if i == 0 else F.max_pool2d(x, 2))
+            skips.append(x)
+        x = skips.pop()
+        for up, dec in zip(self.up, self.dec):
+            x = dec(torch.cat([up(x), skips.pop()], 1))
+        return self.head(x)
+
+
+def mirror_labels(mask: torch.Tensor, class_names: Sequence[str] = CLASS_NAMES) -> torch.Tensor:
+    """Class ids of a horizontally flipped image: every ``left_*`` class swaps with its ``right_*``."""
+    perm = list(range(len(class_names)))
+    for i, name in enumerate(class_names):
+        if name.startswith("left_") and "right_" + name[5:] in class_names:
+            j = class_names.index("right_" + name[5:])
+            perm[i], perm[j] = j, i
+    return torch.tensor(perm, device=mask.device)[mask]
+
+
+def train_few_shot(images: torch.Tensor, masks: torch.Tensor, steps: int = 1500, width: int = 16,
+                   seed: int = 0, num_classes: int = NUM_CLASSES,
+                   class_names: Sequence[str] = CLASS_NAMES) -> UNetSegmenter:  # fmt: skip
+    """A U-Net trained on a few labelled images ([N, 3, R, R] in [-1, 1], [N, R, R]) with mirror augmentation."""
+    if images.ndim != 4 or masks.shape != (images.shape[0], *images.shape[-2:]):
+        raise ValueError(f"need images [N, 3, R, R] and masks [N, R, R], got {list(images.shape)} and {list(masks.shape)}")
+    torch.manual_seed(seed)
+    net = UNetSegmenter(UNetConfig(resolution=images.shape[-1], width=width, num_classes=num_classes))
+    net = net.to(images.device)
+    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        idx = torch.randint(0, len(images), (8,), generator=gen).to(images.device)
+        x, y = images[idx], masks[idx].long()
+        if torch.rand((), generator=gen) < 0.5:
+            x, y = x.flip(-1), mirror_labels(y.flip(-1), class_names)
+        net.train()
+        loss = F.cross_entropy(net(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return net.eval()
