@@ -10,9 +10,10 @@ This sweep trains the branch on those aligned labels with one change at a time
 balance, which feature maps are read, more labelled images, another seed) and
 scores every variant against the oracle on the same GAN samples. Variants
 marked ``embedded`` train on the 16 labelled images embedded the trainer's
-way instead; ``teacher`` variants add (or use only) 64 GAN samples labelled
-by the oracle's architecture trained on those same 16 images (pixels where it
-is less than 50% sure are skipped): aligned pseudo-labels, no extra labels. Made for a GPU (a full sweep is hours on 2 CPU cores); ``--budget-s``
+way instead; ``teacher`` variants add (or use only) the trainer's teacher
+samples (``teacher_labelled_samples``: 64 GAN samples labelled by a U-Net
+trained on those same 16 images, unsure pixels skipped): aligned
+pseudo-labels, no extra labels. Made for a GPU (a full sweep is hours on 2 CPU cores); ``--budget-s``
 skips what does not fit. Writes benchmarks/results/branch_sweep.json after
 every variant, so a run cut short keeps what it finished.
 """
@@ -31,7 +32,6 @@ import torch
 from benchmarks.bench_joint import (
     RESULTS,
     branch_and_oracle_masks,
-    few_shot_oracle,
     miou,
 )
 from benchmarks.branch_recipe import _WithBranch
@@ -41,12 +41,12 @@ from core.train.branch import (
     BranchTrainConfig,
     embed_labelled,
     labelled_set,
+    teacher_labelled_samples,
     train_branch,
     trusted_pixels,
 )
 
 ALIGNED_SEED = 777  # the GAN samples branch_recipe labels with the oracle
-TEACHER_SEED, TEACHER_SAMPLES, TEACHER_MIN_CONFIDENCE = 555, 64, 0.5
 
 # name -> (label source, BranchTrainConfig overrides); most informative first
 VARIANTS: dict[str, tuple[str, dict]] = {
@@ -130,14 +130,10 @@ def main(argv: Optional[list[str]] = None) -> dict:
                                 round(time.time() - te, 1))  # fmt: skip
                 parts.append(embedded[:3])
             if "teacher" in source:
-                if teacher is None:
+                if teacher is None:  # the same samples for every teacher variant: label them once
                     images, masks_true = labelled_set(model.resolution, base_cfg.n_images)
-                    with torch.enable_grad():
-                        teacher = few_shot_oracle(images, masks_true).to(dev)
-                t_lat = g.sample_w_plus(TEACHER_SEED, TEACHER_SAMPLES, 1.0)
-                with torch.no_grad():
-                    prob = teacher(model.render(t_lat)).softmax(1)
-                parts.append((t_lat, prob.argmax(1), prob.amax(1) > TEACHER_MIN_CONFIDENCE))
+                    teacher = teacher_labelled_samples(g, images.to(dev), masks_true.to(dev), base_cfg)
+                parts.append(teacher)
             latents, masks, valid = (torch.cat(x) for x in zip(*parts))
         branch, stats = train_branch(g, latents, masks, cfg, progress=False, valid=valid)
         _, b, o = branch_and_oracle_masks(_WithBranch(model, branch), oracle, args.samples, 1.0)

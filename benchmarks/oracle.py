@@ -115,7 +115,7 @@ def train(config: OracleConfig, n_train: int, epochs: int, batch: int, lr: float
             idx = perm[i * batch : (i + 1) * batch]
             x, y = to_input(imgs[idx]), masks[idx].long()
             if torch.rand((), generator=gen) < 0.5:  # mirror, swapping left/right classes
-                x, y = x.flip(-1), _swap_sides(y.flip(-1))
+                x, y = x.flip(-1), mirror_labels(y.flip(-1))
             model.train()
             loss = F.cross_entropy(model(x), y)
             opt.zero_grad(set_to_none=True)
@@ -139,9 +139,6 @@ def train(config: OracleConfig, n_train: int, epochs: int, batch: int, lr: float
     return model, meta
 
 
-def _swap_sides(mask: torch.Tensor) -> torch.Tensor:
-    """Mirror labels: left_* <-> right_* (needed when the image is flipped)."""
-    return mirror_labels(mask)
 
 
 def evaluate(model: OracleUNet, n_test: int = 1000) -> dict:
