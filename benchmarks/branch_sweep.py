@@ -11,7 +11,7 @@ balance, which feature maps are read, more labelled images, another seed) and
 scores every variant against the oracle on the same GAN samples. Variants
 marked ``embedded`` train on the 16 labelled images embedded the trainer's
 way instead; ``teacher`` variants add (or use only) the trainer's teacher
-samples (``teacher_labelled_samples``: 64 GAN samples labelled by a U-Net
+samples (``teacher_labelled_samples``: 64 GAN samples labelled by U-Nets
 trained on those same 16 images, unsure pixels skipped): aligned
 pseudo-labels, no extra labels. Made for a GPU (a full sweep is hours on 2 CPU cores); ``--budget-s``
 skips what does not fit. Writes benchmarks/results/branch_sweep.json after
@@ -66,6 +66,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     # trained on the same 16 images (no extra labels): aligned pseudo-labels beside true ones
     "embedded_plus_teacher_64": ("embedded+teacher", {"min_map_resolution": 32}),
     "teacher_64_only": ("teacher", {"min_map_resolution": 32}),
+    # the teacher as it was before augmentation and ensembling (one U-Net, mirroring only)
+    "teacher_64_single_mirror_only": ("teacher", {"min_map_resolution": 32, "teacher_ensemble": 1, "teacher_affine": 0.0}),
+    "teacher_128_only": ("teacher", {"min_map_resolution": 32, "teacher_samples": 128}),
+    "embedded_plus_teacher_128": ("embedded+teacher", {"min_map_resolution": 32, "teacher_samples": 128}),
     "labels_32": ("aligned", {"n_images": 32}),
     "seed_1": ("aligned", {"seed": 1}),
     "lr_3e-3": ("aligned", {"lr": 3e-3}),
@@ -101,7 +105,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
               "variants": {}, "skipped": []}  # fmt: skip
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    embedded = teacher = None
+    embedded, teachers = None, {}
 
     for name in args.variants:
         if args.budget_s and time.time() - start > args.budget_s:
@@ -130,10 +134,11 @@ def main(argv: Optional[list[str]] = None) -> dict:
                                 round(time.time() - te, 1))  # fmt: skip
                 parts.append(embedded[:3])
             if "teacher" in source:
-                if teacher is None:  # the same samples for every teacher variant: label them once
+                key = tuple(getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name.startswith("teacher_"))
+                if key not in teachers:  # variants with the same teacher settings share its samples: label them once
                     images, masks_true = labelled_set(model.resolution, base_cfg.n_images)
-                    teacher = teacher_labelled_samples(g, images.to(dev), masks_true.to(dev), base_cfg)
-                parts.append(teacher)
+                    teachers[key] = teacher_labelled_samples(g, images.to(dev), masks_true.to(dev), cfg)
+                parts.append(teachers[key])
             latents, masks, valid = (torch.cat(x) for x in zip(*parts))
         branch, stats = train_branch(g, latents, masks, cfg, progress=False, valid=valid)
         _, b, o = branch_and_oracle_masks(_WithBranch(model, branch), oracle, args.samples, 1.0)

@@ -214,3 +214,25 @@ def test_teacher_labels_gan_samples_from_the_labelled_images_only(tiny_generator
     assert lat.shape == (5, *g.sample_w_plus(0).shape[1:]) and labels.shape == confident.shape == (5, 16, 16)
     assert labels.max() < 3 and confident.dtype == torch.bool and confident.any()
     torch.testing.assert_close(lat, g.sample_w_plus(cfg.teacher_seed, 5, 1.0))  # reproducible stream
+
+
+def test_teacher_ensemble_averages_its_members_probabilities(tiny_generator, monkeypatch):
+    import core.train.branch as tb
+
+    # member k always prefers class k a little and class 2 somewhat: averaged, class 2 wins
+    logits = [torch.tensor([2.0, 0.0, 1.5]), torch.tensor([0.0, 2.0, 1.5])]
+    calls = []
+
+    def fake_train(images, masks, steps, seed, num_classes, affine):
+        calls.append((seed, affine))
+        k = len(calls) - 1
+        return lambda x: logits[k].view(1, 3, 1, 1).expand(x.shape[0], 3, *x.shape[-2:])
+
+    monkeypatch.setattr(tb, "train_few_shot", fake_train)
+    g = tiny_generator
+    cfg = BranchTrainConfig(teacher_samples=3, teacher_ensemble=2, teacher_affine=0.05, seed=7, teacher_min_confidence=0.4)
+    _, labels, confident = tb.teacher_labelled_samples(g, torch.zeros(2, 3, 16, 16), torch.zeros(2, 16, 16), cfg, num_classes=3)
+    assert calls == [(7, 0.05), (8, 0.05)]
+    assert (labels == 2).all()
+    # averaged, the top class holds 0.35 < 0.4 (each member alone is 0.55 sure): nothing is confident
+    assert not confident.any()
