@@ -23,7 +23,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from benchmarks.bench_edit import RESULTS, _summary, judge
+from benchmarks.bench_edit import RESULTS, _cases, _summary, judge
 from benchmarks.oracle import load_oracle
 from core.data.faces import ProceduralFaces
 from core.edit import EditConfig, edit_by_mask
@@ -56,16 +56,8 @@ def main(argv: Optional[list[str]] = None) -> dict:
     names = list(model.class_names)
     _, real_masks = ProceduralFaces(model.resolution, seed=0).batch(0, args.domain_images)
     domain = eye_areas(real_masks, names)
-    cases, seed = [], 1000  # bench_edit's mode-3 seed stream: eyes the 1.6 edit applies to
-    while len(cases) < args.n and seed < 1000 + 50 * args.n:
-        w = model.sample(seed, args.truncation)
-        mask = model.segment(w)[0]
-        try:
-            enlarge_eyes(mask, max(args.factors))
-            cases.append((w, mask))
-        except ValueError:
-            pass
-        seed += 1
+    # bench_edit's mode-3 samples (where the eye edit applies), with the branch's mask each target starts from
+    cases = [(w, model.segment(w)[0]) for _, w, _ in _cases(model, "enlarge_eyes", args.n, 1000, args.truncation)]
     rows = {}
     for factor in args.factors:
         t0, recs, target_areas = time.time(), [], []

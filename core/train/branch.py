@@ -146,8 +146,10 @@ def teacher_labelled_samples(
     Returns (W+ latents, class ids, confident-pixel mask). The U-Net sees only
     the labelled images, so no label is added; what is gained is alignment.
     """
+    if config.teacher_ensemble < 1:
+        raise ValueError(f"teacher_ensemble must be at least 1, got {config.teacher_ensemble}")
     teachers = [train_few_shot(images, masks, steps=config.teacher_steps, seed=config.seed + k, num_classes=num_classes,
-                               affine=config.teacher_affine) for k in range(max(1, config.teacher_ensemble))]  # fmt: skip
+                               affine=config.teacher_affine) for k in range(config.teacher_ensemble)]  # fmt: skip
     latents = generator.sample_w_plus(config.teacher_seed, config.teacher_samples, 1.0)
     labels, confident = [], []
     with torch.no_grad():

@@ -236,3 +236,11 @@ def test_teacher_ensemble_averages_its_members_probabilities(tiny_generator, mon
     assert (labels == 2).all()
     # averaged, the top class holds 0.35 < 0.4 (each member alone is 0.55 sure): nothing is confident
     assert not confident.any()
+
+
+def test_teacher_ensemble_of_none_is_refused(tiny_generator):
+    from core.train.branch import teacher_labelled_samples
+
+    with pytest.raises(ValueError, match="teacher_ensemble"):
+        teacher_labelled_samples(tiny_generator, torch.zeros(2, 3, 16, 16), torch.zeros(2, 16, 16, dtype=torch.long),
+                                 BranchTrainConfig(teacher_ensemble=0))  # fmt: skip
