@@ -41,6 +41,7 @@ from core.train.branch import (
     BranchTrainConfig,
     embed_labelled,
     labelled_set,
+    one_hot_targets,
     teacher_labelled_samples,
     train_branch,
     trusted_pixels,
@@ -66,6 +67,9 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     # trained on the same 16 images (no extra labels): aligned pseudo-labels beside true ones
     "embedded_plus_teacher_64": ("embedded+teacher", {"min_map_resolution": 32}),
     "teacher_64_only": ("teacher", {"min_map_resolution": 32}),
+    # the shipped recipe but trained on the teachers' argmax labels, or without their mirrored reading
+    "embedded_plus_teacher_64_hard_labels": ("embedded+teacher", {"min_map_resolution": 32, "teacher_soft": False}),
+    "embedded_plus_teacher_64_no_flip": ("embedded+teacher", {"min_map_resolution": 32, "teacher_flip": False}),
     # the teacher as it was before augmentation and ensembling (one U-Net, mirroring only)
     "teacher_64_single_mirror_only": ("teacher", {"min_map_resolution": 32, "teacher_ensemble": 1, "teacher_affine": 0.0}),
     "teacher_128_only": ("teacher", {"min_map_resolution": 32, "teacher_samples": 128}),
@@ -116,6 +120,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
         over["steps"] = max(1, int(over.get("steps", base_cfg.steps) * args.steps_scale))
         cfg = dataclasses.replace(base_cfg, **over)
         t0 = time.time()
+        soft = None
         if source == "aligned":
             latents = g.sample_w_plus(ALIGNED_SEED, cfg.n_images, 1.0)
             with torch.no_grad():
@@ -134,13 +139,18 @@ def main(argv: Optional[list[str]] = None) -> dict:
                                 round(time.time() - te, 1))  # fmt: skip
                 parts.append(embedded[:3])
             if "teacher" in source:
-                key = tuple(getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name.startswith("teacher_"))
+                key = tuple(getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+                            if f.name.startswith("teacher_") and f.name != "teacher_soft")  # fmt: skip
                 if key not in teachers:  # variants with the same teacher settings share its samples: label them once
                     images, masks_true = labelled_set(model.resolution, base_cfg.n_images)
                     teachers[key] = teacher_labelled_samples(g, images.to(dev), masks_true.to(dev), cfg)
                 parts.append(teachers[key])
-            latents, masks, valid = (torch.cat(x) for x in zip(*parts))
-        branch, stats = train_branch(g, latents, masks, cfg, progress=False, valid=valid)
+            if cfg.teacher_soft and "teacher" in source:  # the embedded images' own labels become one-hot targets
+                parts = [p if len(p) == 4 else (*p, one_hot_targets(p[1])) for p in parts]
+                latents, masks, valid, soft = (torch.cat(x) for x in zip(*parts))
+            else:
+                latents, masks, valid = (torch.cat(x[:3]) for x in zip(*parts))
+        branch, stats = train_branch(g, latents, masks, cfg, progress=False, valid=valid, soft=soft)
         _, b, o = branch_and_oracle_masks(_WithBranch(model, branch), oracle, args.samples, 1.0)
         mi, per = miou(b, o)
         result["variants"][name] = {"labels": source, "overrides": {k: v for k, v in over.items() if k != "steps"},

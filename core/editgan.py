@@ -144,4 +144,5 @@ class EditGAN:
     def embed(self, image: ImageLike, config: EmbedConfig = EmbedConfig(), callback=None) -> EmbedResult:
         if self.encoder is None:
             raise ValueError(f"model {self.model_id} has no encoder; it cannot embed images")
-        return embed(self.generator, self.encoder, image, config, self.perceptual, callback)
+        segment = self.segment if self.branch is not None else None  # weighs the small parts (EmbedConfig.part_balance)
+        return embed(self.generator, self.encoder, image, config, self.perceptual, callback, segment)

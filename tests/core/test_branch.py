@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -105,6 +107,23 @@ def test_training_recomputes_features_when_cache_does_not_fit(tiny_generator):
     assert stats["feature_cache"] is False
 
 
+def test_soft_targets_are_what_the_branch_learns(tiny_generator):
+    g = tiny_generator
+    latents = g.sample_w_plus(3, 2)
+    masks = torch.zeros(2, 16, 16, dtype=torch.long)  # hard labels say class 0 everywhere ...
+    soft = torch.zeros(2, 3, 16, 16)
+    soft[:, 2] = 0.8  # ... the soft targets say mostly class 2
+    soft[:, 0] = 0.2
+    cfg = BranchTrainConfig(ensemble=1, hidden=(16,), steps=200, images_per_step=2, pixels_per_image=64, lr=1e-2)
+    br, _ = train_branch(g, latents, masks, cfg, progress=False, num_classes=3, soft=soft)
+    with torch.no_grad():
+        prob = br(g.synthesis(latents).features).softmax(1)
+    assert (prob.argmax(1) == 2).all()
+    assert 0.6 < prob[:, 2].mean() < 0.95  # the soft target's 0.8, not a hard 1.0
+    with pytest.raises(ValueError, match="soft targets must be"):
+        train_branch(g, latents, masks, cfg, progress=False, num_classes=3, soft=soft[:, :2])
+
+
 def test_mask_shape_mismatch_is_refused(tiny_generator):
     with pytest.raises(ValueError, match="masks must be"):
         train_branch(tiny_generator, tiny_generator.sample_w_plus(0, 2), torch.zeros(2, 8, 8, dtype=torch.long))
@@ -210,8 +229,11 @@ def test_teacher_labels_gan_samples_from_the_labelled_images_only(tiny_generator
         images = g(g.sample_w_plus(8, 4)).image.clamp(-1, 1)
     masks = torch.bucketize(images[:, 0], torch.tensor([-0.2, 0.2])).long()  # a mask the image explains
     cfg = BranchTrainConfig(teacher_samples=5, teacher_steps=60, teacher_min_confidence=0.4)
-    lat, labels, confident = teacher_labelled_samples(g, images, masks, cfg, num_classes=3)
+    lat, labels, confident, prob = teacher_labelled_samples(g, images, masks, cfg, num_classes=3)
     assert lat.shape == (5, *g.sample_w_plus(0).shape[1:]) and labels.shape == confident.shape == (5, 16, 16)
+    assert prob.shape == (5, 3, 16, 16) and prob.dtype == torch.float16
+    torch.testing.assert_close(prob.float().sum(1), torch.ones(5, 16, 16), atol=3e-3, rtol=0)
+    assert torch.equal(prob.argmax(1), labels)
     assert labels.max() < 3 and confident.dtype == torch.bool and confident.any()
     torch.testing.assert_close(lat, g.sample_w_plus(cfg.teacher_seed, 5, 1.0))  # reproducible stream
 
@@ -231,11 +253,37 @@ def test_teacher_ensemble_averages_its_members_probabilities(tiny_generator, mon
     monkeypatch.setattr(tb, "train_few_shot", fake_train)
     g = tiny_generator
     cfg = BranchTrainConfig(teacher_samples=3, teacher_ensemble=2, teacher_affine=0.05, seed=7, teacher_min_confidence=0.4)
-    _, labels, confident = tb.teacher_labelled_samples(g, torch.zeros(2, 3, 16, 16), torch.zeros(2, 16, 16), cfg, num_classes=3)
+    _, labels, confident, _ = tb.teacher_labelled_samples(g, torch.zeros(2, 3, 16, 16), torch.zeros(2, 16, 16), cfg,
+                                                          num_classes=3)  # fmt: skip
     assert calls == [(7, 0.05), (8, 0.05)]
     assert (labels == 2).all()
     # averaged, the top class holds 0.35 < 0.4 (each member alone is 0.55 sure): nothing is confident
     assert not confident.any()
+
+
+def test_teacher_reads_mirrored_samples_with_left_and_right_swapped(tiny_generator, monkeypatch):
+    import core.train.branch as tb
+
+    names = ("background", "left_eye", "right_eye")
+    # a teacher that calls every pixel a left eye: read mirrored, those become right eyes of the sample
+    fake = lambda x: torch.tensor([0.0, 3.0, 0.0]).view(1, 3, 1, 1).expand(x.shape[0], 3, *x.shape[-2:])  # noqa: E731
+    monkeypatch.setattr(tb, "train_few_shot", lambda *a, **k: fake)
+    args = (tiny_generator, torch.zeros(2, 3, 16, 16), torch.zeros(2, 16, 16, dtype=torch.long))
+    cfg = BranchTrainConfig(teacher_samples=2, teacher_ensemble=1)
+    _, _, _, plain = tb.teacher_labelled_samples(*args, dataclasses.replace(cfg, teacher_flip=False), 3, names)
+    _, _, _, both = tb.teacher_labelled_samples(*args, cfg, 3, names)
+    assert (plain.argmax(1) == 1).all()
+    torch.testing.assert_close(both[:, 1], both[:, 2])  # half the reading says left, half right
+    torch.testing.assert_close(both[:, 1].float(), plain[:, 1].float() / 2 + plain[:, 2].float() / 2, atol=1e-3, rtol=0)
+
+
+def test_one_hot_targets():
+    from core.train.branch import one_hot_targets
+
+    m = torch.tensor([[[0, 2], [1, 1]]])
+    t = one_hot_targets(m, 3)
+    assert t.shape == (1, 3, 2, 2) and t.dtype == torch.float16
+    assert torch.equal(t.argmax(1), m) and (t.sum(1) == 1).all()
 
 
 def test_teacher_ensemble_of_none_is_refused(tiny_generator):

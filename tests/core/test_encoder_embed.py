@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -146,3 +147,45 @@ def test_pixel_weight_steers_the_l2_term(tiny_generator, tiny_encoder):
     for bad in (torch.ones(1, 1, 8, 8), torch.full((1, 1, 16, 16), float("nan")), -torch.ones(1, 1, 16, 16)):
         with pytest.raises(ValueError, match="pixel_weight"):
             embed_tensor(g, tiny_encoder, target, cfg, pixel_weight=bad)
+
+
+def test_a_segmenter_weighs_the_l2_term_towards_small_parts(tiny_generator, tiny_encoder):
+    from core.embed import class_weight_map
+
+    g = tiny_generator
+    with torch.no_grad():
+        target = g(g.sample_w_plus(12)).image
+    parts = torch.zeros(1, 16, 16, dtype=torch.long)
+    parts[0, 2:4, 2:4] = 1  # a 4-pixel part in a 252-pixel background
+    seen = []
+
+    def segment(w):
+        seen.append(w.shape)
+        return parts
+
+    cfg = EmbedConfig(steps=3, lr=0.05, w_perceptual=0.0, w_encoder=0.0)
+    weighted = embed_tensor(g, tiny_encoder, target, cfg, segment=segment)
+    by_hand = embed_tensor(g, tiny_encoder, target, cfg, pixel_weight=class_weight_map(parts[0], cfg.part_balance))
+    assert weighted.part_weighted and seen == [(1, *g.sample_w_plus(0).shape[1:])]
+    assert weighted.losses == pytest.approx(by_hand.losses)
+    w = class_weight_map(parts[0], 0.5)
+    assert w[0, 0, 2, 2] / w[0, 0, 10, 10] == pytest.approx((252 / 4) ** 0.5)  # the small part weighs more
+    plain = embed_tensor(g, tiny_encoder, target, dataclasses.replace(cfg, part_balance=0.0), segment=segment)
+    assert not plain.part_weighted and len(seen) == 1  # 0 turns it off without asking the segmenter
+    with pytest.raises(ValueError, match="segment must return"):
+        embed_tensor(g, tiny_encoder, target, cfg, segment=lambda w: parts[0])
+
+
+def test_editgan_embed_uses_its_branch_for_part_weights(tiny_generator, tiny_encoder):
+    from core.branch import BranchConfig, SegmentationBranch
+    from core.data.palette import NUM_CLASSES
+    from core.editgan import EditGAN
+
+    g = tiny_generator
+    photo = np.zeros((16, 16, 3), dtype=np.uint8)
+    assert not EditGAN(g, encoder=tiny_encoder).embed(photo, EmbedConfig(steps=1)).part_weighted  # no branch
+    bcfg = BranchConfig(feature_channels=tuple(g.feature_channels), resolution=16, num_classes=NUM_CLASSES,
+                        hidden=(8,), ensemble=1)  # fmt: skip
+    m = EditGAN(g, branch=SegmentationBranch(bcfg).eval(), encoder=tiny_encoder)
+    assert m.embed(photo, EmbedConfig(steps=1)).part_weighted
+    assert not m.embed(photo, EmbedConfig(steps=1, part_balance=0.0)).part_weighted
