@@ -322,6 +322,14 @@ def _int_tuple(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _bool(text: str) -> bool:
+    """'true'/'false' (also 1/0, yes/no) for the boolean options: argparse's bool() would read 'False' as True."""
+    value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(text.strip().lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     from core.editgan import EditGAN
 
@@ -330,7 +338,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--export", action="store_true", help="write branch.safetensors into --model")
     ap.add_argument("--threads", type=int)
     for f in dataclasses.fields(BranchTrainConfig):
-        kind = _int_tuple if f.name in ("hidden", "layers") else type(f.default)
+        kind = _int_tuple if f.name in ("hidden", "layers") else _bool if isinstance(f.default, bool) else type(f.default)
         ap.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind)
     args = ap.parse_args(argv)
     if args.threads:

@@ -292,3 +292,12 @@ def test_teacher_ensemble_of_none_is_refused(tiny_generator):
     with pytest.raises(ValueError, match="teacher_ensemble"):
         teacher_labelled_samples(tiny_generator, torch.zeros(2, 3, 16, 16), torch.zeros(2, 16, 16, dtype=torch.long),
                                  BranchTrainConfig(teacher_ensemble=0))  # fmt: skip
+
+
+def test_boolean_trainer_options_read_false_as_false(capsys):
+    from core.train.branch import _bool, main
+
+    assert [_bool(t) for t in ("True", "false", "1", "no", " YES ")] == [True, False, True, False, True]
+    with pytest.raises(SystemExit):  # refused by the parser, before any model is loaded
+        main(["--model", "nowhere", "--teacher-soft", "maybe"])
+    assert "expected true or false" in capsys.readouterr().err
