@@ -153,7 +153,8 @@ def teacher_labelled_samples(
     if config.teacher_ensemble < 1:
         raise ValueError(f"teacher_ensemble must be at least 1, got {config.teacher_ensemble}")
     teachers = [train_few_shot(images, masks, steps=config.teacher_steps, seed=config.seed + k, num_classes=num_classes,
-                               affine=config.teacher_affine) for k in range(config.teacher_ensemble)]  # fmt: skip
+                               class_names=class_names, affine=config.teacher_affine)
+                for k in range(config.teacher_ensemble)]  # fmt: skip
     latents = generator.sample_w_plus(config.teacher_seed, config.teacher_samples, 1.0)
     swap = mirror_labels(torch.arange(num_classes, device=images.device), class_names)
     probs = []
@@ -272,10 +273,11 @@ def train_branch(
                 ys.append(y)
                 xs.append(x)
             bi, ys, xs = (torch.cat(t) for t in (bi, ys, xs))
+            rows = pick_cpu[bi]  # each sampled pixel's image, indexed without copying the picked images first
             if soft is None:
-                labels = masks_cpu[pick_cpu][bi, ys, xs].long().to(device)
+                labels = masks_cpu[rows, ys, xs].long().to(device)
             else:
-                labels = soft_cpu[pick_cpu][bi, :, ys, xs].float().to(device)
+                labels = soft_cpu[rows, :, ys, xs].float().to(device)
             bi, ys, xs = bi.to(device), ys.to(device), xs.to(device)
             logits = member(sample_features(branch.select(feats), bi, ys, xs, res))
             total = total + F.cross_entropy(logits, labels)

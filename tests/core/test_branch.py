@@ -245,7 +245,7 @@ def test_teacher_ensemble_averages_its_members_probabilities(tiny_generator, mon
     logits = [torch.tensor([2.0, 0.0, 1.5]), torch.tensor([0.0, 2.0, 1.5])]
     calls = []
 
-    def fake_train(images, masks, steps, seed, num_classes, affine):
+    def fake_train(images, masks, steps, seed, num_classes, class_names, affine):
         calls.append((seed, affine))
         k = len(calls) - 1
         return lambda x: logits[k].view(1, 3, 1, 1).expand(x.shape[0], 3, *x.shape[-2:])
