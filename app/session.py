@@ -36,7 +36,9 @@ class EditSession:
     history: list = field(default_factory=list)  # [(label, w)] states before each change
     redo: list = field(default_factory=list)
     applied: list = field(default_factory=list)  # [(vector_id, scale)] previewed on top of w
-    last_edit: Optional[dict] = None  # {"delta", "edited_classes", "metrics", "preview", "label"}
+    # {"delta", "classes", "metrics", "preview", "label"}; a mask edit adds "start_w" and "result" (its EditResult),
+    # from which saving makes a transferable version once ("transferable": {"delta", "metrics", "preview"})
+    last_edit: Optional[dict] = None
 
     def start(self, w: np.ndarray, source: dict) -> None:
         """A new image: history, applied vectors and the last edit are cleared."""

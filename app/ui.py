@@ -2,8 +2,9 @@
 
 Plain handlers live in app/handlers.py; this module only lays out components and wires events,
 each with an ``api_name`` so every action is scriptable with gradio_client (table in README.md).
-Heavy work (mask edits, refinement, photo embedding) shares one concurrency pool ("heavy"); model
-passes for sliders and samples share another ("light"); library reads use the queue's default.
+Heavy work (mask edits, refinement, photo embedding, saving a vector made transferable) shares one
+concurrency pool ("heavy"); model passes for sliders and samples share another ("light"); library
+reads use the queue's default.
 """
 
 from __future__ import annotations
@@ -149,6 +150,8 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                             save_desc = gr.Textbox(label="Description", lines=2)
                             save_tags = gr.Textbox(label="Tags (comma separated)", elem_id="save-tags")
                             save_vis = gr.Radio(list(VISIBILITIES), value="public", label="Visibility")
+                            save_transfer = gr.Checkbox(value=True, label="Make it transfer to other faces first "
+                                                        "(mask edits; some seconds on a CPU)", elem_id="save-transfer")  # fmt: skip
                             save_btn = gr.Button("Save edit to the library", elem_id="save-btn")
                             save_msg = gr.Markdown(label="save message", elem_id="save-msg")
                             saved_id = gr.Number(value=None, label="Saved vector id", precision=0, interactive=False)
@@ -255,8 +258,8 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         undo_btn.click(h.undo, [state], view, api_name="undo", **light)
         redo_btn.click(h.redo, [state], view, api_name="redo", **light)
         export_btn.click(h.export, [state], [files, pasted], api_name="export", **light)
-        save_btn.click(h.save_edit, [save_name, save_desc, save_tags, save_vis, state], [save_msg, saved_id],
-                       api_name="save_edit").success(h.vector_choices, None, slot_ids, api_name=False)  # fmt: skip
+        save_btn.click(h.save_edit, [save_name, save_desc, save_tags, save_vis, save_transfer, state], [save_msg, saved_id],
+                       api_name="save_edit", **heavy).success(h.vector_choices, None, slot_ids, api_name=False)  # fmt: skip
 
         search_inputs = [q_text, q_tag, q_class, q_sort]
         search_btn.click(h.search, search_inputs, [results, table], api_name="search")

@@ -17,7 +17,11 @@ depends much on the one edit it came from (on faces64, three shorten_hair
 vectors transferred 0.56, 0.68 and 0.24 of the time in mode 1), so ``--sources``
 vectors (3: the first three edits that pass, in seed order) are each applied to
 the same ``--n-transfer`` images; the transfer figures pool them and
-``vector_sources`` gives each one's.
+``vector_sources`` gives each one's. Each vector is first made transferable, as
+saving one in the app or the CLI does (:func:`core.edit_vector.make_transferable`:
+16 random faces it must leave alone outside their edited parts);
+``--transfer-samples 0`` measures the vectors as the mode-3 edits left them
+(written under results/plain_vectors/).
 
 On a GPU: ``--device cuda --warmup 3``, ``--perceptual lpips-vgg-random`` for
 LPIPS-VGG's real cost without its weights, ``--precision bf16``, ``--region full``
@@ -51,7 +55,7 @@ from core.edit import (
     region_iou,  # fmt: skip
     region_of_interest,
 )
-from core.edit_vector import apply_vectors, refine, vector_from_edit
+from core.edit_vector import TransferConfig, apply_vectors, make_transferable, refine, vector_from_edit
 from core.editgan import EditGAN
 from core.generator import Generator, GeneratorConfig
 from core.mask_edits import SCRIPTED_EDITS, apply_scripted
@@ -107,7 +111,8 @@ def _pick_sources(edits: list[tuple[dict, object, tuple]], k: int) -> list[tuple
 
 
 def quality_and_transfer(model: EditGAN, oracle, kinds, n_edit: int, n_transfer: int, steps: int,
-                         refine_steps: int, truncation: float, out_dir: Path, sources: int = 3) -> dict:  # fmt: skip
+                         refine_steps: int, truncation: float, out_dir: Path, sources: int = 3,
+                         transfer: Optional[TransferConfig] = TransferConfig()) -> dict:  # fmt: skip
     cfg = EditConfig(steps=steps)
     result = {}
     for kind in kinds:
@@ -116,11 +121,20 @@ def quality_and_transfer(model: EditGAN, oracle, kinds, n_edit: int, n_transfer:
             r = edit_by_mask(model.generator, model.branch, w, target, model.class_names, cfg, model.perceptual, model.encoder)
             j = judge(oracle, r.image, model.render(w), target, r.roi)
             recs.append({**j, "seed": seed, "seconds": r.seconds, "branch_iou": r.metrics["target_iou_in_region"]})
-            edits.append(({**j, "seed": seed}, vector_from_edit(r, model.model_id, name=kind), (w, target, r.image)))
+            edits.append(({**j, "seed": seed}, r, (w, target, r.image)))
         picked = _pick_sources(edits, sources)
         cases = _cases(model, kind, n_transfer, 5000, truncation)
         per_source, m1, m2, pics = [], [], [], []
-        for src, vec, _ in picked:
+        for src, r, (w, target, _) in picked:
+            src = dict(src)
+            if transfer is not None:  # what saving the edit as a vector does (app, CLI)
+                t0 = time.perf_counter()
+                r = make_transferable(model.generator, model.branch, w, r, model.class_names, transfer, cfg,
+                                      model.perceptual, model.encoder)  # fmt: skip
+                src["made_transferable"] = {**judge(oracle, r.image, model.render(w), target, r.roi),
+                                            "seconds": round(time.perf_counter() - t0, 2),
+                                            **{k: round(v, 3) for k, v in r.metrics.items() if k.startswith("transfer_")}}  # fmt: skip
+            vec = vector_from_edit(r, model.model_id, name=kind)
             s1, s2 = [], []
             for seed, w, target in cases:
                 orig = model.render(w)
@@ -166,6 +180,10 @@ def speed(model: EditGAN, steps_edit: int = 30, steps_refine: int = 10, reps: in
     r = edit_by_mask(model.generator, model.branch, w, target, model.class_names, EditConfig(steps=steps_edit),
                      model.perceptual, model.encoder)  # fmt: skip
     vec = vector_from_edit(r, model.model_id, name=kind)
+    t = time.perf_counter()
+    make_transferable(model.generator, model.branch, w, r, model.class_names, TransferConfig(), EditConfig(),
+                      model.perceptual, model.encoder)  # fmt: skip
+    transferable_s = time.perf_counter() - t
     w2 = model.sample(4)
     times = []
     for _ in range(reps):
@@ -182,6 +200,8 @@ def speed(model: EditGAN, steps_edit: int = 30, steps_refine: int = 10, reps: in
         "vector_apply_ms_p95": round(1000 * float(np.percentile(times, 95)), 2),
         "edit_30_steps_seconds": round(r.seconds, 3),
         "refine_10_steps_seconds": round(refine_s, 3),
+        "make_transferable_seconds": round(transferable_s, 3),
+        "make_transferable_config": TransferConfig().to_dict(),
         "region_pixels": int(r.roi.sum()),
     }
 
@@ -320,6 +340,9 @@ def main(argv: Optional[list[str]] = None) -> dict:
     ap.add_argument("--n-edit", type=int, default=20)
     ap.add_argument("--n-transfer", type=int, default=50)
     ap.add_argument("--sources", type=int, default=3, help="vectors per kind (each from its own mode-3 edit)")
+    ap.add_argument("--transfer-samples", type=int, default=TransferConfig.samples,
+                    help="random faces each saved vector is made to leave alone (make_transferable); "
+                         "0 saves vectors as the mode-3 edit left them")  # fmt: skip
     ap.add_argument("--steps", type=int, default=EditConfig.steps)
     ap.add_argument("--refine-steps", type=int, default=10)
     ap.add_argument("--truncation", type=float, default=0.7)
@@ -356,8 +379,13 @@ def main(argv: Optional[list[str]] = None) -> dict:
                   "criteria": {"oracle_iou_in_region_min": IOU_OK, "psnr_outside_min_db": PSNR_OK},
                   "edit_config": EditConfig(steps=args.steps).to_dict(), "refine_steps": args.refine_steps,
                   "vector_sources_per_kind": args.sources}  # fmt: skip
+        transfer = TransferConfig(samples=args.transfer_samples) if args.transfer_samples > 0 else None
+        result["vectors_made_transferable"] = transfer.to_dict() if transfer else None
+        folder = RESULTS if transfer else RESULTS / "plain_vectors"  # pictures and JSON of the comparison run
+        folder.mkdir(parents=True, exist_ok=True)
         result["per_kind"] = quality_and_transfer(model, oracle, args.kinds, args.n_edit, args.n_transfer, args.steps,
-                                                  args.refine_steps, args.truncation, RESULTS, args.sources)  # fmt: skip
+                                                  args.refine_steps, args.truncation, folder, args.sources,
+                                                  transfer)  # fmt: skip
         for key in ("mode3", "transfer_mode1", "transfer_mode2"):
             recs = [v[key] for v in result["per_kind"].values() if v[key]["n"]]
             total = sum(r["n"] for r in recs)
@@ -366,7 +394,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
             )
         result["speed"] = speed(model)
         result["side_by_side_default_model"] = side_by_side(args, 10)
-        out = Path(args.out or RESULTS / "edit.json")
+        out = Path(args.out or folder / "edit.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -7,7 +7,9 @@
     python -m core.cli batch  --input-dir photos/ --vector a.safetensors:1 --vector b.safetensors:0.5 --out out/
 
 Images are written as PNG: the image, its mask (palette colours) and, for
-uploaded photos, the edit pasted back into the original.
+uploaded photos, the edit pasted back into the original. A vector saved by
+``edit --save-vector`` is first made transferable
+(:func:`core.edit_vector.make_transferable`; ``--transfer-samples 0`` skips it).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from tqdm import tqdm
 
 from core.data.palette import colorize, mask_from_colors
 from core.edit import EditConfig, edit_by_mask
-from core.edit_vector import apply_vectors, refine, vector_from_edit
+from core.edit_vector import TransferConfig, apply_vectors, make_transferable, refine, vector_from_edit
 from core.editgan import DEFAULT_MODEL, EditGAN
 from core.embed import EmbedConfig
 from core.image_io import paste_back, to_pil
@@ -93,6 +95,12 @@ def cmd_edit(model: EditGAN, args) -> dict:
     if embedded is not None and embedded.crop is not None:
         paste_back(args.image, to_pil(result.image), embedded.crop).save(out / "after_in_original.png")
     if args.save_vector:
+        if args.transfer_samples > 0:
+            bar = tqdm(total=args.transfer_steps, desc="make transferable")
+            result = make_transferable(model.generator, model.branch, w, result, model.class_names,
+                                       TransferConfig(samples=args.transfer_samples, steps=args.transfer_steps), cfg,
+                                       model.perceptual, model.encoder, lambda s, loss, img: bar.update(1))  # fmt: skip
+            bar.close()
         vector_from_edit(result, model.model_id, name=args.name or (args.edit or "edit")).save(args.save_vector)
     return {"edited_classes": result.edited_classes, "metrics": result.metrics, "seconds": round(result.seconds, 2)}
 
@@ -159,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=EditConfig.lr)
     p.add_argument("--save-vector", help="write the edit vector here (.safetensors)")
     p.add_argument("--name", help="vector name")
+    p.add_argument("--transfer-samples", type=int, default=TransferConfig.samples,
+                   help="before saving, make the vector leave this many random faces alone outside their "
+                        "edited parts (0: save the edit's delta as it is)")  # fmt: skip
+    p.add_argument("--transfer-steps", type=int, default=TransferConfig.steps)
     p = sub.add_parser("apply", help="apply edit vectors (mode 1, or mode 2 with --refine)")
     common(p)
     p.add_argument("--vector", action="append", required=True, help="PATH[:SCALE], repeatable")

@@ -60,6 +60,7 @@ class EditResult:
     delta: torch.Tensor  # [n_latent, w_dim]  w_plus - original
     roi: torch.Tensor  # [R, R] bool, the region of interest
     edited_classes: tuple[str, ...]
+    target: Optional[torch.Tensor] = None  # [R, R] the painted mask the edit realised
     losses: list[float] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     best_step: int = 0
@@ -114,6 +115,27 @@ def region_of_interest(
         if class_names[i] not in context_classes:
             roi |= (original == i) | (target == i)
     return dilate(roi, dilation), edited
+
+
+def edited_region(
+    before: torch.Tensor,  # [..., R, R] class ids
+    after: torch.Tensor,  # [..., R, R]
+    edited_classes: Sequence[str],
+    class_names: Sequence[str],
+    dilation: int = 3,
+    context_classes: Sequence[str] = CONTEXT_CLASSES,
+) -> torch.Tensor:
+    """Where a vector's edit may act on an image it was not learned on: bool [..., R, R].
+
+    The pixels of the edited classes before or after the change (which holds
+    every pixel that changed to or from one of them), dilated. Context classes
+    (background, skin) do not count: they cover most of any face.
+    """
+    ids = torch.tensor([i for i, n in enumerate(class_names) if n in edited_classes and n not in context_classes],
+                       dtype=torch.long, device=before.device)  # fmt: skip
+    region = torch.isin(before, ids) | torch.isin(after, ids)
+    flat = region.reshape(-1, *region.shape[-2:])
+    return torch.stack([dilate(m, dilation) for m in flat]).reshape(region.shape) if flat.shape[0] else region
 
 
 def _masked_outside(img: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
@@ -255,5 +277,5 @@ def edit_by_mask(
         "steps_run": len(losses),
     }
     return EditResult(image=new.image, mask=new_mask[None], w_plus=best_w, delta=(best_w - w_plus)[0].detach(),
-                      roi=roi, edited_classes=edited, losses=losses, metrics=metrics, best_step=best_step,
+                      roi=roi, edited_classes=edited, target=target, losses=losses, metrics=metrics, best_step=best_step,
                       seconds=time.perf_counter() - t0)  # fmt: skip

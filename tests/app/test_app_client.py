@@ -48,8 +48,9 @@ def test_edit_by_mask_save_search_apply(client, app_server, tmp_path):
     assert "target IoU" in metrics and "outside the region" in metrics
     assert "1 change(s)" in info
 
-    msg, vid = client.predict("Client glasses", "painted lenses", "glasses, test", "public", api_name="/save_edit")
+    msg, vid = client.predict("Client glasses", "painted lenses", "glasses, test", "public", True, api_name="/save_edit")
     assert "Saved as vector" in msg and vid >= 1
+    assert "Made transferable: on 16 random faces" in msg  # the saved vector was optimised on other faces too
 
     gallery, table = client.predict("client glass", "", "", "relevance", api_name="/search")
     rows = _table_rows(table)
@@ -83,7 +84,8 @@ def test_edit_by_mask_save_search_apply(client, app_server, tmp_path):
 def test_keep_undo_redo_and_export(client, tmp_path):
     client.predict(7, api_name="/sample")
     _edit(client, tmp_path)
-    msg, vid = client.predict("Undo source", "", "", "private", api_name="/save_edit")
+    msg, vid = client.predict("Undo source", "", "", "private", False, api_name="/save_edit")
+    assert "Saved as vector" in msg and "transferable" not in msg  # the edit's own delta, as asked
     base = _img(client.predict(8, api_name="/sample")[0])
     applied = _img(client.predict(vid, 1.5, api_name="/apply"))
     kept = client.predict(api_name="/keep")

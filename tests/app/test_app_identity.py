@@ -52,7 +52,7 @@ def test_anonymous_may_apply_but_not_publish(tiny_bundle, tmp_path):
     state.last_edit = {"delta": np.zeros(rt.model.latent_shape, np.float32), "classes": ("hair",), "metrics": {},
                        "preview": None, "label": "x"}  # fmt: skip
     with pytest.raises(gr.Error, match="signed-in user"):
-        h.save_edit("mine", "", "", "public", state, None)
+        h.save_edit("mine", "", "", "public", True, state, None)
     with pytest.raises(gr.Error, match="signed-in user"):
         h.like(vid, None)
     assert "Anonymous mode" in h.on_load(EditSession(), None)[0]
@@ -69,9 +69,9 @@ def test_oauth_mode_publishes_as_the_signed_in_hugging_face_user(tiny_bundle, tm
     state.last_edit = {"delta": np.full(rt.model.latent_shape, 0.1, np.float32), "classes": ("hair",),
                        "metrics": {}, "preview": None, "label": "x"}  # fmt: skip
     with pytest.raises(gr.Error, match="signed-in user"):
-        h.save_edit("signed out", "", "", "public", state, None, None)
+        h.save_edit("signed out", "", "", "public", True, state, None, None)
     profile = gr.OAuthProfile({"preferred_username": "erin", "name": "Erin", "profile": "https://huggingface.co/erin",
                                "picture": ""})  # fmt: skip
-    msg, vid = h.save_edit("Erin's edit", "", "", "public", state, None, profile)
+    msg, vid = h.save_edit("Erin's edit", "", "", "public", True, state, None, profile)
     assert rt.library.get(vid).author == "erin"
     assert "Sign in with Hugging Face" in h.on_load(EditSession(), None)[0]

@@ -7,6 +7,7 @@ from PIL import Image
 from core.cli import main
 from core.data.palette import PALETTE
 from core.testing import make_tiny_bundle
+from core.vector_format import VectorFile
 
 
 @pytest.fixture
@@ -24,8 +25,14 @@ def test_sample_edit_apply_batch(bundle, tmp_path, capsys):
     Image.fromarray(painted, "RGBA").save(tmp_path / "paint.png")
     vec = tmp_path / "v.safetensors"
     rc = main(["--model", str(bundle), "edit", "--seed", "1", "--target-mask", str(tmp_path / "paint.png"),
-               "--steps", "3", "--out", str(out), "--save-vector", str(vec), "--name", "lips"])  # fmt: skip
+               "--steps", "3", "--out", str(out), "--save-vector", str(vec), "--name", "lips",
+               "--transfer-samples", "2", "--transfer-steps", "2"])  # fmt: skip
     assert rc == 0 and vec.exists() and (out / "after.png").exists() and (out / "target_mask.png").exists()
+    assert VectorFile.load(vec).metrics["transfer_samples"] == 2  # made transferable before saving
+    plain = tmp_path / "plain.safetensors"
+    assert main(["--model", str(bundle), "edit", "--seed", "1", "--target-mask", str(tmp_path / "paint.png"),
+                 "--steps", "3", "--out", str(out), "--save-vector", str(plain), "--transfer-samples", "0"]) == 0  # fmt: skip
+    assert "transfer_samples" not in VectorFile.load(plain).metrics
     capsys.readouterr()
     assert main(["--model", str(bundle), "apply", "--seed", "2", "--vector", f"{vec}:0.5", "--refine", "2",
                  "--out", str(out)]) == 0  # fmt: skip

@@ -7,10 +7,19 @@ from core.edit import (
     EditObjective,
     edit_by_mask,
     edit_loss_upsampled,
+    edited_region,
     region_iou,
     region_of_interest,  # fmt: skip
 )
-from core.edit_vector import apply_vectors, check_vector, interference, refine, vector_from_edit
+from core.edit_vector import (
+    TransferConfig,
+    apply_vectors,
+    check_vector,
+    interference,
+    make_transferable,
+    refine,
+    vector_from_edit,
+)
 from core.perceptual import PerceptualLoss
 from core.vector_format import VectorFile, VectorFormatError
 
@@ -176,3 +185,36 @@ def test_refinement_runs_and_keeps_outside_closer(tiny_generator, branch, edit_a
         assert min(out.losses) <= out.losses[0]
         assert out.metrics["psnr_outside_region"] >= out.metrics["psnr_outside_region_before_refinement"] - 1e-6
     assert out.image.shape == (1, 3, 16, 16)
+
+
+def test_edited_region_covers_edited_classes_before_and_after():
+    before = torch.zeros(2, 16, 16, dtype=torch.long)
+    before[:, 4:6, 4:6] = 3  # lips
+    before[:, 12:14, 12:14] = 2  # hair: not edited
+    after = before.clone()
+    after[0, 6:8, 4:6] = 3  # the lips grew on the first image only
+    r = edited_region(before, after, ("skin", "lips"), NAMES, dilation=0)
+    assert r.shape == (2, 16, 16)
+    assert r[0, 4:8, 4:6].all() and r[0].sum() == 8 and r[1].sum() == 4  # skin is context: not its pixels
+    assert not r[:, 12:14, 12:14].any()
+    assert edited_region(before, after, ("skin", "lips"), NAMES, dilation=1)[1].sum() == 16
+
+
+def test_make_transferable_keeps_other_faces_outside_their_region(tiny_generator, branch, edit_and_vector):
+    g = tiny_generator
+    r, _ = edit_and_vector
+    w = g.sample_w_plus(4)  # the latent the fixture's edit started from
+    cfg = TransferConfig(samples=4, steps=15, lr=0.05, weight=10.0, seed=3)
+    t = make_transferable(g, branch, w, r, NAMES, cfg, EditConfig(lr=0.05), PerceptualLoss())
+    m = t.metrics
+    assert m["transfer_samples"] == 4
+    assert m["transfer_psnr_outside_after"] > m["transfer_psnr_outside_before"]
+    assert t.delta.shape == r.delta.shape and not torch.equal(t.delta, r.delta)
+    torch.testing.assert_close(t.w_plus, w + t.delta[None])
+    assert t.edited_classes == r.edited_classes and torch.equal(t.target, r.target)
+    v = vector_from_edit(t, MODEL_ID, name="paint lips, transferable")
+    assert v.metrics["transfer_samples"] == 4
+    same = make_transferable(g, branch, w, r, NAMES, TransferConfig(samples=2, steps=0), perceptual=PerceptualLoss())
+    assert torch.equal(same.delta, r.delta)  # no steps: the delta is the edit's own
+    with pytest.raises(ValueError, match="samples"):
+        TransferConfig(samples=0)
