@@ -200,7 +200,8 @@ class Handlers(LibraryHandlers):
         def job(callback, should_stop):
             w = torch.from_numpy(w0)[None].to(model.device)
             r = edit_by_mask(model.generator, model.branch, w, torch.from_numpy(target), model.class_names,
-                             EditConfig(steps=steps), model.perceptual, model.encoder, callback, should_stop)  # fmt: skip
+                             EditConfig(steps=steps), model.perceptual, model.encoder, callback, should_stop,
+                             reader=model.reader)  # fmt: skip
             return {"w": r.w_plus[0].cpu().numpy(), "delta": r.delta.cpu().numpy(), "classes": r.edited_classes,
                     "metrics": dict(r.metrics), "roi": r.roi.cpu().numpy(), "image": r.image, "label": "mask edit",
                     "edit": {"start_w": w0, "result": r}}  # fmt: skip
@@ -214,7 +215,7 @@ class Handlers(LibraryHandlers):
             w = torch.from_numpy(w_base)[None].to(model.device)
             if steps > 0:
                 r = refine(model.generator, model.branch, w, vectors, model.model_id, model.class_names, steps,
-                           perceptual=model.perceptual, encoder=model.encoder, callback=callback,
+                           perceptual=model.perceptual, encoder=model.encoder, callback=callback, reader=model.reader,
                            should_stop=should_stop)  # fmt: skip
             else:
                 r = apply_vectors(model.generator, w, vectors, model.model_id)
@@ -375,7 +376,7 @@ class Handlers(LibraryHandlers):
             model = self.rt.model
             w = torch.from_numpy(e["start_w"])[None].to(model.device)
             r = make_transferable(model.generator, model.branch, w, e["result"], model.class_names,
-                                  perceptual=model.perceptual, encoder=model.encoder)  # fmt: skip
+                                  perceptual=model.perceptual, encoder=model.encoder, reader=model.reader)  # fmt: skip
             e["transferable"] = {"delta": r.delta.cpu().numpy().astype(np.float32), "preview": thumbnail(r.image),
                                  "metrics": {**e["metrics"], **{k: float(v) for k, v in r.metrics.items() if np.isfinite(v)}}}  # fmt: skip
         m = e["transferable"]["metrics"]

@@ -138,6 +138,9 @@ class Runtime:
                            "(random samples and library vectors work)")
         if m.encoder is None:
             missing.append("its **encoder** is not trained yet: photo upload is disabled")
+        if m.branch is not None and m.reader is None:
+            missing.append("its **image reader** is not trained yet: mask edits are guided by the branch alone "
+                           "(`python -m core.train.branch --model <folder> --reader-only --export`)")
         if not missing:
             return head + " All parts present."
         return head + " This bundle is partial: " + "; ".join(missing) + ". The training scripts in README.md make them."

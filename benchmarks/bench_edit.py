@@ -118,7 +118,8 @@ def quality_and_transfer(model: EditGAN, oracle, kinds, n_edit: int, n_transfer:
     for kind in kinds:
         recs, edits = [], []
         for seed, w, target in _cases(model, kind, n_edit, 1000, truncation):
-            r = edit_by_mask(model.generator, model.branch, w, target, model.class_names, cfg, model.perceptual, model.encoder)
+            r = edit_by_mask(model.generator, model.branch, w, target, model.class_names, cfg, model.perceptual, model.encoder,
+                             reader=model.reader)  # fmt: skip
             j = judge(oracle, r.image, model.render(w), target, r.roi)
             recs.append({**j, "seed": seed, "seconds": r.seconds, "branch_iou": r.metrics["target_iou_in_region"]})
             edits.append(({**j, "seed": seed}, r, (w, target, r.image)))
@@ -130,7 +131,7 @@ def quality_and_transfer(model: EditGAN, oracle, kinds, n_edit: int, n_transfer:
             if transfer is not None:  # what saving the edit as a vector does (app, CLI)
                 t0 = time.perf_counter()
                 r = make_transferable(model.generator, model.branch, w, r, model.class_names, transfer, cfg,
-                                      model.perceptual, model.encoder)  # fmt: skip
+                                      model.perceptual, model.encoder, reader=model.reader)  # fmt: skip
                 src["made_transferable"] = {**judge(oracle, r.image, model.render(w), target, r.roi),
                                             "seconds": round(time.perf_counter() - t0, 2),
                                             **{k: round(v, 3) for k, v in r.metrics.items() if k.startswith("transfer_")}}  # fmt: skip
@@ -141,7 +142,7 @@ def quality_and_transfer(model: EditGAN, oracle, kinds, n_edit: int, n_transfer:
                 roi = region_of_interest(model.segment(w)[0].cpu(), target, model.class_names, cfg.dilation)[0]
                 a = apply_vectors(model.generator, w, [(vec, 1.0)], model.model_id)
                 b = refine(model.generator, model.branch, w, [(vec, 1.0)], model.model_id, model.class_names,
-                           refine_steps, cfg, model.perceptual, model.encoder)  # fmt: skip
+                           refine_steps, cfg, model.perceptual, model.encoder, reader=model.reader)  # fmt: skip
                 s1.append(judge(oracle, a.image, orig, target, roi))
                 s2.append(judge(oracle, b.image, orig, target, roi))
                 if len(pics) < 3:
@@ -178,11 +179,11 @@ def speed(model: EditGAN, steps_edit: int = 30, steps_refine: int = 10, reps: in
     kind = next(k for k in SCRIPTED_EDITS if _ok(k, mask))
     target = torch.from_numpy(apply_scripted(kind, mask))
     r = edit_by_mask(model.generator, model.branch, w, target, model.class_names, EditConfig(steps=steps_edit),
-                     model.perceptual, model.encoder)  # fmt: skip
+                     model.perceptual, model.encoder, reader=model.reader)  # fmt: skip
     vec = vector_from_edit(r, model.model_id, name=kind)
     t = time.perf_counter()
     make_transferable(model.generator, model.branch, w, r, model.class_names, TransferConfig(), EditConfig(),
-                      model.perceptual, model.encoder)  # fmt: skip
+                      model.perceptual, model.encoder, reader=model.reader)  # fmt: skip
     transferable_s = time.perf_counter() - t
     w2 = model.sample(4)
     times = []
@@ -192,7 +193,7 @@ def speed(model: EditGAN, steps_edit: int = 30, steps_refine: int = 10, reps: in
         times.append(time.perf_counter() - t)
     t = time.perf_counter()
     refine(model.generator, model.branch, w2, [(vec, 1.0)], model.model_id, model.class_names, steps_refine,
-           EditConfig(), model.perceptual, model.encoder)  # fmt: skip
+           EditConfig(), model.perceptual, model.encoder, reader=model.reader)  # fmt: skip
     refine_s = time.perf_counter() - t
     return {
         "edit_kind": kind,
@@ -378,6 +379,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
         result = {"model": args.model, "model_id": model.model_id, "perceptual_backend": model.perceptual.backend,
                   "criteria": {"oracle_iou_in_region_min": IOU_OK, "psnr_outside_min_db": PSNR_OK},
                   "edit_config": EditConfig(steps=args.steps).to_dict(), "refine_steps": args.refine_steps,
+                  "image_reader": model.reader is not None,
                   "vector_sources_per_kind": args.sources}  # fmt: skip
         transfer = TransferConfig(samples=args.transfer_samples) if args.transfer_samples > 0 else None
         result["vectors_made_transferable"] = transfer.to_dict() if transfer else None

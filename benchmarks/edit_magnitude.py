@@ -65,7 +65,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
             target = torch.from_numpy(enlarge_eyes(mask, factor))
             target_areas.append(eye_areas(target[None], names))
             r = edit_by_mask(model.generator, model.branch, w, target, model.class_names, EditConfig(),
-                             model.perceptual, model.encoder)  # fmt: skip
+                             model.perceptual, model.encoder, reader=model.reader)  # fmt: skip
             recs.append({**judge(oracle, r.image, model.render(w), target, r.roi),
                          "branch_iou": r.metrics["target_iou_in_region"]})  # fmt: skip
         ta = np.concatenate(target_areas)

@@ -49,7 +49,8 @@ def main(argv: Optional[list[str]] = None) -> dict:
         for kind, kc in cases.items():
             recs = []
             for _, w, target in kc:
-                r = edit_by_mask(model.generator, model.branch, w, target, model.class_names, cfg, model.perceptual, model.encoder)
+                r = edit_by_mask(model.generator, model.branch, w, target, model.class_names, cfg, model.perceptual,
+                                 model.encoder, reader=model.reader)  # fmt: skip
                 recs.append(judge(oracle, r.image, model.render(w), target, r.roi))
             per_kind[kind] = _summary(recs)
             everything += recs

@@ -72,16 +72,17 @@ def loss_curves(log: list[dict], keys=("d_loss", "g_loss", "r1"), size=(720, 300
 
 
 def parts_section(model: Path, cfg: dict, joint_json: Path) -> str:
-    """The encoder and segmentation branch: their configs, training and (when measured) metrics."""
+    """The encoder, segmentation branch and image reader: their configs, training and (when measured) metrics."""
     joint = json.loads(joint_json.read_text()) if joint_json.exists() else {}
     if joint.get("model_id") != cfg["model_id"]:
         joint = {}  # measured on another generator: not this model's figures
-    out = ["", "## Encoder and segmentation branch", "",
-           "Both are stored as float16 and loaded as float32 (like the generator); the figures below were "
-           "measured with the weights as shipped.", ""]
-    for part, file in DEPENDENT_PARTS.items():
+    out = ["", "## Encoder, segmentation branch and image reader", "",
+           "All are stored as float16 and loaded as float32 (like the generator); the figures below were "
+           "measured with the weights as shipped. The reader (few-shot U-Nets on the same labelled images as the "
+           "branch) reads pixels, not the generator, so it does not depend on the generator.", ""]
+    for part, file in {**DEPENDENT_PARTS, "reader": "reader.safetensors"}.items():
         if part not in cfg or not (model / file).exists():
-            out.append(f"- **{part}**: not trained for this generator yet.")
+            out.append(f"- **{part}**: not trained for this model yet.")
             continue
         training = {k: v for k, v in cfg.get(f"{part}_training", {}).items() if k != "hidden"}
         out += [f"### {part} (`{file}`)", "", f"Config: `{json.dumps(cfg[part])}`", "",

@@ -86,7 +86,7 @@ def cmd_edit(model: EditGAN, args) -> dict:
     cfg = EditConfig(steps=args.steps, lr=args.lr)
     bar = tqdm(total=args.steps, desc="edit")
     result = edit_by_mask(model.generator, model.branch, w, target, model.class_names, cfg, model.perceptual,
-                          model.encoder, callback=lambda s, loss, img: bar.update(1))  # fmt: skip
+                          model.encoder, callback=lambda s, loss, img: bar.update(1), reader=model.reader)  # fmt: skip
     bar.close()
     out = Path(args.out)
     _write(out, "before", model.render(w), current[None], model)
@@ -99,7 +99,8 @@ def cmd_edit(model: EditGAN, args) -> dict:
             bar = tqdm(total=args.transfer_steps, desc="make transferable")
             result = make_transferable(model.generator, model.branch, w, result, model.class_names,
                                        TransferConfig(samples=args.transfer_samples, steps=args.transfer_steps), cfg,
-                                       model.perceptual, model.encoder, lambda s, loss, img: bar.update(1))  # fmt: skip
+                                       model.perceptual, model.encoder, lambda s, loss, img: bar.update(1),
+                                       reader=model.reader)  # fmt: skip
             bar.close()
         vector_from_edit(result, model.model_id, name=args.name or (args.edit or "edit")).save(args.save_vector)
     return {"edited_classes": result.edited_classes, "metrics": result.metrics, "seconds": round(result.seconds, 2)}
@@ -110,7 +111,7 @@ def cmd_apply(model: EditGAN, args) -> dict:
     vectors = _parse_vectors(args.vector)
     if args.refine > 0:
         r = refine(model.generator, model.branch, w, vectors, model.model_id, model.class_names, args.refine,
-                   perceptual=model.perceptual, encoder=model.encoder)  # fmt: skip
+                   perceptual=model.perceptual, encoder=model.encoder, reader=model.reader)  # fmt: skip
     else:
         r = apply_vectors(model.generator, w, vectors, model.model_id, model.branch)
     _write(Path(args.out), "applied", r.image, r.mask, model)
@@ -134,7 +135,8 @@ def cmd_batch(model: EditGAN, args) -> dict:
             emb = model.embed(f, EmbedConfig(steps=args.embed_steps))
             if args.refine > 0:
                 r = refine(model.generator, model.branch, emb.w_plus, vectors, model.model_id, model.class_names,
-                           args.refine, perceptual=model.perceptual, encoder=model.encoder)  # fmt: skip
+                           args.refine, perceptual=model.perceptual, encoder=model.encoder,
+                           reader=model.reader)  # fmt: skip
             else:
                 r = apply_vectors(model.generator, emb.w_plus, vectors, model.model_id)
             paste_back(f, to_pil(r.image), emb.crop).save(out / f"{f.stem}_edited.png")

@@ -27,6 +27,7 @@ from core.edit import EditConfig, EditObjective, EditResult, edited_region, opti
 from core.encoder import Encoder
 from core.generator import Generator
 from core.perceptual import PerceptualLoss
+from core.segmenter import ImageReader
 from core.vector_format import VectorFile, VectorFormatError
 
 DEFAULT_SCALE_RANGE = (-1.5, 2.0)
@@ -83,6 +84,7 @@ def make_transferable(
     encoder: Optional[Encoder] = None,
     callback: Optional[Callable[[int, float, torch.Tensor], None]] = None,
     should_stop: Optional[Callable[[], bool]] = None,
+    reader: Optional[ImageReader] = None,
 ) -> EditResult:
     """Optimise an edit's delta further so that, as a vector, it changes other faces only where it should.
 
@@ -90,7 +92,7 @@ def make_transferable(
     happens not to show on that image, and it does: on faces64, vectors straight
     from mode 3 left other faces 27-29 dB PSNR outside their edited parts. Here
     the delta minimises the source edit's own loss (cross-entropy inside its
-    region, L2 + perceptual outside, encoder term) plus ``config.weight`` times
+    region, L2 + perceptual outside, encoder and reader terms) plus ``config.weight`` times
     the L2 + perceptual change outside the edited classes' region (see
     :func:`core.edit.edited_region`: their pixels before and after the starting
     delta, dilated) on ``config.samples`` random faces; the lowest total keeps.
@@ -103,7 +105,7 @@ def make_transferable(
     t0 = time.perf_counter()
     perceptual = perceptual or PerceptualLoss()
     dev = w_plus.device
-    for m in (generator, branch, encoder):
+    for m in (generator, branch, encoder, reader):
         if m is not None:
             m.requires_grad_(False)
     ws = generator.sample_w_plus(config.seed, config.samples, config.truncation).to(dev)
@@ -120,7 +122,7 @@ def make_transferable(
     n_outside = outside.sum().clamp(min=1)
     kept = orig.image * outside
     obj = EditObjective(generator, branch, encoder, perceptual, src.image.detach(), result.target.to(dev),
-                        result.roi.to(dev), edit_config)  # fmt: skip
+                        result.roi.to(dev), edit_config, reader)  # fmt: skip
     delta = delta0.clone().requires_grad_(True)
     opt = torch.optim.Adam([delta], lr=config.lr)
     best, best_delta = float("inf"), delta0.clone()
@@ -251,6 +253,7 @@ def refine(
     encoder: Optional[Encoder] = None,
     callback=None,
     should_stop=None,
+    reader: Optional[ImageReader] = None,
 ) -> ApplyResult:
     """Mode 2: apply the vectors, then ``steps`` of self-supervised refinement (see module docstring)."""
     t0 = time.perf_counter()
@@ -264,7 +267,8 @@ def refine(
     if not roi.any() or steps <= 0:
         first.seconds = time.perf_counter() - t0
         return first
-    obj = EditObjective(generator, branch, encoder, perceptual or PerceptualLoss(), orig.image.detach(), vec_mask, roi, config)
+    obj = EditObjective(generator, branch, encoder, perceptual or PerceptualLoss(), orig.image.detach(), vec_mask, roi, config,
+                        reader)  # fmt: skip
     best_w, losses, _ = optimize_edit(obj, first.w_plus, steps, callback, should_stop)
     with torch.no_grad():
         out = generator.synthesis(best_w)

@@ -6,9 +6,10 @@
     image, mask = model.render(w), model.segment(w)
     result = model.embed("photo.jpg")            # EmbedResult (w_plus, reconstruction, crop box, ...)
 
-A model folder holds ``generator.safetensors``, optionally ``branch.safetensors``
-and ``encoder.safetensors``, and one ``config.json`` with their configs, the
-class names and the model id.
+A model folder holds ``generator.safetensors``, optionally ``branch.safetensors``,
+``encoder.safetensors`` and ``reader.safetensors`` (few-shot U-Nets that mask
+edits use as a second judge, see :class:`core.segmenter.ImageReader`), and one
+``config.json`` with their configs, the class names and the model id.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from core.encoder import Encoder, EncoderConfig
 from core.generator import Generator
 from core.image_io import ImageLike
 from core.perceptual import PerceptualLoss
+from core.segmenter import ImageReader, ReaderConfig
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 DEFAULT_MODEL = "faces64"
@@ -65,10 +67,12 @@ class EditGAN:
         palette: np.ndarray = PALETTE,
         model_id: str = "",
         path: Optional[Path] = None,
+        reader: Optional[ImageReader] = None,
     ):
         self.generator = generator.eval()
         self.branch = branch
         self.encoder = encoder
+        self.reader = reader
         self.class_names = tuple(class_names)
         self.palette = palette
         self.model_id = model_id
@@ -78,7 +82,7 @@ class EditGAN:
     @classmethod
     def load(cls, path_or_name: str | Path = DEFAULT_MODEL, device: str | torch.device = "cpu",
              require: Sequence[str] = ()) -> "EditGAN":  # fmt: skip
-        """Load a bundle; ``require`` names parts ("branch", "encoder") that must be present."""
+        """Load a bundle; ``require`` names parts ("branch", "encoder", "reader") that must be present."""
         model_dir = resolve_model_path(path_or_name)
         generator = load_generator(model_dir)
         cfg = json.loads((model_dir / CONFIG_FILE).read_text())
@@ -92,15 +96,22 @@ class EditGAN:
             branch = _load_part(model_dir, "branch.safetensors", SegmentationBranch(BranchConfig.from_dict(cfg["branch"])))
         if "encoder" in cfg and (model_dir / "encoder.safetensors").exists():
             encoder = _load_part(model_dir, "encoder.safetensors", Encoder(EncoderConfig.from_dict(cfg["encoder"])))
-        missing = [p for p in require if {"branch": branch, "encoder": encoder}.get(p) is None]
+        names = tuple(cfg.get("classes", CLASS_NAMES))
+        reader = None
+        if "reader" in cfg and (model_dir / "reader.safetensors").exists():
+            reader_cfg = ReaderConfig.from_dict(cfg["reader"])
+            if reader_cfg.unet.num_classes != len(names):
+                raise ValueError(f"{model_dir}: the reader knows {reader_cfg.unet.num_classes} classes, the model "
+                                 f"{len(names)}; train it again (python -m core.train.branch --reader-only --export)")  # fmt: skip
+            reader = _load_part(model_dir, "reader.safetensors", ImageReader(reader_cfg))
+        missing = [p for p in require if {"branch": branch, "encoder": encoder, "reader": reader}.get(p) is None]
         if missing:
             raise ValueError(f"model {model_dir.name} has no {', '.join(missing)} (train it; see README)")
-        names = tuple(cfg.get("classes", CLASS_NAMES))
-        model = cls(generator, branch, encoder, names, PALETTE[: len(names)], cfg["model_id"], model_dir)
+        model = cls(generator, branch, encoder, names, PALETTE[: len(names)], cfg["model_id"], model_dir, reader)
         return model.to(device)
 
     def to(self, device: str | torch.device) -> "EditGAN":
-        for m in (self.generator, self.branch, self.encoder, self._perceptual):
+        for m in (self.generator, self.branch, self.encoder, self.reader, self._perceptual):
             if m is not None:
                 m.to(device)
         return self

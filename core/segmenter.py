@@ -1,11 +1,14 @@
 """A small image-space segmenter (U-Net), and its few-shot training.
 
-Two users:
+Three users:
 
 * the branch trainer's *teacher* (:mod:`core.train.branch`): trained on the
   same few labelled images as the branch, it labels extra GAN samples, whose
   labels then sit exactly on the generator's own pixels (an embedded labelled
   image's labels only sit where its reconstruction put the parts);
+* the *image reader* (:class:`ImageReader`, shipped in a bundle as
+  ``reader.safetensors``): the same few-shot U-Nets, read by mask edits as a
+  second judge beside the branch (:class:`core.edit.EditConfig` ``w_reader``);
 * the benchmarks' oracle (:mod:`benchmarks.oracle`), the same architecture
   trained with full supervision, and the few-shot baseline that DatasetGAN
   compares its branch with.
@@ -142,3 +145,44 @@ def train_few_shot(images: torch.Tensor, masks: torch.Tensor, steps: int = 1500,
         loss.backward()
         opt.step()
     return net.eval()
+
+
+@dataclass(frozen=True)
+class ReaderConfig:
+    unet: UNetConfig
+    members: int = 2
+
+    def to_dict(self) -> dict:
+        return {"unet": self.unet.to_dict(), "members": self.members}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ReaderConfig":
+        return cls(UNetConfig(**data["unet"]), int(data.get("members", 2)))
+
+
+class ImageReader(nn.Module):
+    """Few-shot U-Nets read together: image [B, 3, H, W] in [-1, 1] -> log of their mean probability [B, K, H, W].
+
+    A mask edit guided by the branch alone can reach the painted mask in the
+    branch's reading while the image shows less of it (the branch reads the
+    generator's features, which the edit moves directly). A reader that looks at
+    the pixels makes the edit show the change in the image too.
+    """
+
+    def __init__(self, config: ReaderConfig):
+        super().__init__()
+        if config.members < 1:
+            raise ValueError(f"a reader needs at least one member, got {config.members}")
+        self.config = config
+        self.members = nn.ModuleList([UNetSegmenter(config.unet) for _ in range(config.members)])
+
+    @classmethod
+    def from_members(cls, members: Sequence[UNetSegmenter]) -> "ImageReader":
+        reader = cls(ReaderConfig(members[0].config, len(members)))
+        for dst, src in zip(reader.members, members):
+            dst.load_state_dict(src.state_dict())
+        return reader.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logp = torch.stack([m(x).log_softmax(1) for m in self.members])
+        return torch.logsumexp(logp, 0) - math.log(len(self.members))

@@ -1,7 +1,7 @@
 """A tiny, complete model bundle with random weights, for tests of everything built on core.
 
     from core.testing import make_tiny_bundle
-    folder = make_tiny_bundle(tmp_path / "model")      # generator + branch + encoder, 16 px
+    folder = make_tiny_bundle(tmp_path / "model")      # generator + branch + encoder + image reader, 16 px
     model = EditGAN.load(folder)
 
 The weights are random (seeded), so masks and images are noise; what it offers
@@ -22,13 +22,15 @@ from core.checkpoint import save_generator
 from core.data.palette import NUM_CLASSES
 from core.encoder import Encoder, EncoderConfig
 from core.generator import Generator, GeneratorConfig
-from core.train.branch import export_branch
+from core.segmenter import UNetConfig, UNetSegmenter
+from core.train.branch import export_branch, export_reader
 
 TINY_GENERATOR = GeneratorConfig(resolution=16, style_dim=32, n_mlp=2, channel_base=256, channel_max=32,
                                  channel_multiplier=1)  # fmt: skip
 
 
-def make_tiny_bundle(folder: str | Path, seed: int = 0, config: GeneratorConfig = TINY_GENERATOR) -> Path:
+def make_tiny_bundle(folder: str | Path, seed: int = 0, config: GeneratorConfig = TINY_GENERATOR,
+                     reader: bool = True) -> Path:  # fmt: skip
     folder = Path(folder)
     torch.manual_seed(seed)
     g = Generator(config).eval()
@@ -44,4 +46,8 @@ def make_tiny_bundle(folder: str | Path, seed: int = 0, config: GeneratorConfig 
     cfg = json.loads((folder / "config.json").read_text())
     cfg["encoder"] = enc.config.to_dict()
     (folder / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    if reader:
+        unets = [UNetSegmenter(UNetConfig(resolution=config.resolution, width=4, depth=2, num_classes=NUM_CLASSES))
+                 for _ in range(2)]  # fmt: skip
+        export_reader(unets, folder, {"note": "random weights, for tests only"})
     return folder

@@ -60,9 +60,10 @@ from core.embed import EmbedConfig, class_weight_map, embed_tensor, inverse_freq
 from core.encoder import Encoder
 from core.generator import Generator
 from core.perceptual import PerceptualLoss
-from core.segmenter import mirror_labels, train_few_shot
+from core.segmenter import ImageReader, UNetSegmenter, mirror_labels, train_few_shot
 
 BRANCH_FILE = "branch.safetensors"
+READER_FILE = "reader.safetensors"
 LABELLED_SEED = 4242  # procedural stream the labelled images come from
 
 
@@ -136,6 +137,21 @@ def embed_labelled(
     return torch.cat(out)
 
 
+def train_teachers(
+    images: torch.Tensor,  # [N, 3, R, R] the labelled images
+    masks: torch.Tensor,  # [N, R, R] their masks
+    config: BranchTrainConfig,
+    num_classes: int = NUM_CLASSES,
+    class_names: Sequence[str] = CLASS_NAMES,
+) -> list[UNetSegmenter]:
+    """``config.teacher_ensemble`` augmented U-Nets (seeds seed, seed+1, ...) on the labelled images."""
+    if config.teacher_ensemble < 1:
+        raise ValueError(f"teacher_ensemble must be at least 1, got {config.teacher_ensemble}")
+    return [train_few_shot(images, masks, steps=config.teacher_steps, seed=config.seed + k, num_classes=num_classes,
+                           class_names=class_names, affine=config.teacher_affine)
+            for k in range(config.teacher_ensemble)]  # fmt: skip
+
+
 def teacher_labelled_samples(
     generator: Generator,
     images: torch.Tensor,  # [N, 3, R, R] the labelled images
@@ -143,6 +159,7 @@ def teacher_labelled_samples(
     config: BranchTrainConfig,
     num_classes: int = NUM_CLASSES,
     class_names: Sequence[str] = CLASS_NAMES,
+    teachers: Optional[Sequence[UNetSegmenter]] = None,  # trained here when not given
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``config.teacher_samples`` GAN samples labelled by U-Nets trained on the labelled images.
 
@@ -150,11 +167,7 @@ def teacher_labelled_samples(
     [S, K, R, R] in float16). The U-Net sees only the labelled images, so no
     label is added; what is gained is alignment.
     """
-    if config.teacher_ensemble < 1:
-        raise ValueError(f"teacher_ensemble must be at least 1, got {config.teacher_ensemble}")
-    teachers = [train_few_shot(images, masks, steps=config.teacher_steps, seed=config.seed + k, num_classes=num_classes,
-                               class_names=class_names, affine=config.teacher_affine)
-                for k in range(config.teacher_ensemble)]  # fmt: skip
+    teachers = teachers or train_teachers(images, masks, config, num_classes, class_names)
     latents = generator.sample_w_plus(config.teacher_seed, config.teacher_samples, 1.0)
     swap = mirror_labels(torch.arange(num_classes, device=images.device), class_names)
     probs = []
@@ -316,6 +329,20 @@ def export_branch(branch: SegmentationBranch, model_dir: str | Path, training: d
     cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
 
 
+def export_reader(teachers: Sequence[UNetSegmenter], model_dir: str | Path, training: dict[str, Any]) -> ImageReader:
+    """Write the teachers as the bundle's image reader (reader.safetensors + config.json "reader")."""
+    model_dir = Path(model_dir)
+    reader = ImageReader.from_members(teachers)
+    save_file(compact_state_dict(reader), str(model_dir / READER_FILE))
+    cfg_path = model_dir / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["reader"] = reader.config.to_dict()
+    cfg["reader_training"] = training
+    cfg["classes"] = list(CLASS_NAMES)
+    cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
+    return reader
+
+
 def _int_tuple(text: str) -> tuple[int, ...]:
     """'128,32' -> (128, 32) for the --hidden and --layers options."""
     try:
@@ -337,7 +364,10 @@ def main(argv: Optional[list[str]] = None) -> None:
 
     ap = argparse.ArgumentParser(description="Train the segmentation branch from a few labelled images.")
     ap.add_argument("--model", required=True, help="model folder with generator + encoder")
-    ap.add_argument("--export", action="store_true", help="write branch.safetensors into --model")
+    ap.add_argument("--export", action="store_true", help="write branch.safetensors (and the teachers as "
+                    "reader.safetensors) into --model")
+    ap.add_argument("--reader-only", action="store_true", help="train only the teachers (the image reader that mask "
+                    "edits use), not the branch")  # fmt: skip
     ap.add_argument("--threads", type=int)
     for f in dataclasses.fields(BranchTrainConfig):
         kind = _int_tuple if f.name in ("hidden", "layers") else _bool if isinstance(f.default, bool) else type(f.default)
@@ -348,21 +378,31 @@ def main(argv: Optional[list[str]] = None) -> None:
     over = {f.name: getattr(args, f.name) for f in dataclasses.fields(BranchTrainConfig)
             if getattr(args, f.name) is not None}  # fmt: skip
     cfg = BranchTrainConfig(**over)
-    model = EditGAN.load(args.model, require=("encoder",))
+    model = EditGAN.load(args.model, require=() if args.reader_only else ("encoder",))
     images, masks = labelled_set(model.resolution, cfg.n_images)
     t0 = time.time()
+    teachers = train_teachers(images, masks, cfg)
+    teacher_train_s = time.time() - t0
+    reader_record = {"labelled_images": cfg.n_images, "labelled_seed": LABELLED_SEED, "steps": cfg.teacher_steps,
+                     "affine": cfg.teacher_affine, "seed": cfg.seed, "seconds": round(teacher_train_s, 1)}  # fmt: skip
+    if args.reader_only:
+        print(json.dumps(reader_record, indent=2))
+        if args.export:
+            export_reader(teachers, args.model, reader_record)
+        return
+    t_embed = time.time()
     latents = embed_labelled(model.generator, model.encoder, images, masks, cfg, model.perceptual)
-    embed_s = time.time() - t0
+    embed_s = time.time() - t_embed
     valid = trusted_pixels(model.generator, latents, images, cfg.max_recon_error)
     trusted = round(valid.float().mean().item(), 4)
     teacher_s, confident, soft = 0.0, None, None
     if cfg.teacher_samples > 0:
         t1 = time.time()
-        t_lat, t_masks, t_valid, t_prob = teacher_labelled_samples(model.generator, images, masks, cfg)
+        t_lat, t_masks, t_valid, t_prob = teacher_labelled_samples(model.generator, images, masks, cfg, teachers=teachers)
         if cfg.teacher_soft:
             soft = torch.cat([one_hot_targets(masks), t_prob])
         latents, masks, valid = torch.cat([latents, t_lat]), torch.cat([masks, t_masks]), torch.cat([valid, t_valid])
-        teacher_s, confident = round(time.time() - t1, 1), round(t_valid.float().mean().item(), 4)
+        teacher_s, confident = round(teacher_train_s + time.time() - t1, 1), round(t_valid.float().mean().item(), 4)
     branch, stats = train_branch(model.generator, latents, masks, cfg, valid=valid, soft=soft)
     stats["trusted_pixel_fraction"] = trusted
     stats["teacher_seconds"], stats["teacher_confident_pixel_fraction"] = teacher_s, confident
@@ -374,6 +414,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     print(json.dumps(stats, indent=2))
     if args.export:
         export_branch(branch, args.model, stats)
+        export_reader(teachers, args.model, reader_record)
 
 
 if __name__ == "__main__":

@@ -110,3 +110,12 @@ def test_generator_and_encoder_without_branch(tiny_bundle, tmp_path):
     assert Image.open(pasted).size == (24, 20)
     with pytest.raises(gr.Error, match="segmentation branch"):
         next(h.edit(None, None, "optimization", 2, state, None))
+
+
+def test_bundle_without_reader_says_edits_use_the_branch_alone(tmp_path):
+    from core.testing import make_tiny_bundle
+
+    rt = _runtime(str(make_tiny_bundle(tmp_path / "m", reader=False)), tmp_path)
+    assert rt.model.reader is None and rt.capabilities.segment
+    assert "image reader" in rt.status_markdown() and "branch alone" in rt.status_markdown()
+    assert "All parts present" in _runtime(str(make_tiny_bundle(tmp_path / "m2")), tmp_path).status_markdown()

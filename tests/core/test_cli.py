@@ -59,3 +59,21 @@ def test_errors_are_messages_not_tracebacks(bundle, tmp_path, capsys):
     assert "no model folder" in capsys.readouterr().err
     (tmp_path / "nan.safetensors").write_bytes(b"\x00" * 20)
     assert main(["--model", str(bundle), "apply", "--vector", str(tmp_path / "nan.safetensors"), "--out", str(tmp_path)]) == 2
+
+
+def test_reader_is_trained_exported_and_loaded(tmp_path, capsys):
+    from core.editgan import EditGAN
+    from core.train.branch import main as train_main
+
+    folder = make_tiny_bundle(tmp_path / "m", reader=False)
+    assert EditGAN.load(folder).reader is None
+    train_main(["--model", str(folder), "--reader-only", "--export", "--n-images", "2", "--teacher-steps", "2",
+                "--teacher-ensemble", "2"])  # fmt: skip
+    model = EditGAN.load(folder, require=("reader",))
+    assert len(model.reader.members) == 2 and model.reader.config.unet.resolution == 16
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["reader_training"]["labelled_images"] == 2
+    cfg["reader"]["unet"]["num_classes"] = 5
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="5 classes"):
+        EditGAN.load(folder)
