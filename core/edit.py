@@ -48,7 +48,8 @@ class EditConfig(ConfigMixin):
     lr: float = 0.02
     w_ce: float = 1.0
     # outside the region; EditGAN uses 1 for both. With the image reader pulling the image towards the
-    # painted mask, 5 keeps the outside clean (faces64, 8 edits per kind, success: 3 -> 5: 0.69 -> 0.71)
+    # painted mask, 5 keeps the outside clean (faces64, 8 edits of each of 6 kinds with the reader:
+    # outside weights 3 -> 5, success 0.69 -> 0.71)
     w_perceptual: float = 5.0
     w_l2: float = 5.0
     w_encoder: float = 0.1

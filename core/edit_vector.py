@@ -90,10 +90,11 @@ def make_transferable(
 
     A delta found on one image is free to change anything on other faces that
     happens not to show on that image, and it does: on faces64, vectors straight
-    from mode 3 left other faces 27-29 dB PSNR outside their edited parts. Here
+    from mode 3 left 50 other faces at 25-33 dB PSNR outside the region (mean
+    per edit kind; 31-37 dB once made transferable). Here
     the delta minimises the source edit's own loss (cross-entropy inside its
-    region, L2 + perceptual outside, encoder and reader terms) plus ``config.weight`` times
-    the L2 + perceptual change outside the edited classes' region (see
+    region, L2 + perceptual outside, encoder and reader terms) plus
+    ``config.weight`` times the L2 + perceptual change outside the edited classes' region (see
     :func:`core.edit.edited_region`: their pixels before and after the starting
     delta, dilated) on ``config.samples`` random faces; the lowest total keeps.
     Returns a new result on the source image; ``metrics`` gain

@@ -100,9 +100,11 @@ class EditGAN:
         reader = None
         if "reader" in cfg and (model_dir / "reader.safetensors").exists():
             reader_cfg = ReaderConfig.from_dict(cfg["reader"])
-            if reader_cfg.unet.num_classes != len(names):
-                raise ValueError(f"{model_dir}: the reader knows {reader_cfg.unet.num_classes} classes, the model "
-                                 f"{len(names)}; train it again (python -m core.train.branch --reader-only --export)")  # fmt: skip
+            if (reader_cfg.unet.num_classes, reader_cfg.unet.resolution) != (len(names), generator.config.resolution):
+                raise ValueError(f"{model_dir}: the reader reads {reader_cfg.unet.resolution} px images into "
+                                 f"{reader_cfg.unet.num_classes} classes, the model makes {generator.config.resolution} "
+                                 f"px images with {len(names)}; train it again "
+                                 "(python -m core.train.branch --reader-only --export)")  # fmt: skip
             reader = _load_part(model_dir, "reader.safetensors", ImageReader(reader_cfg))
         missing = [p for p in require if {"branch": branch, "encoder": encoder, "reader": reader}.get(p) is None]
         if missing:

@@ -157,7 +157,11 @@ class ReaderConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ReaderConfig":
-        return cls(UNetConfig(**data["unet"]), int(data.get("members", 2)))
+        try:
+            return cls(UNetConfig(**data["unet"]), int(data.get("members", 2)))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"reader config must be {{'unet': {{resolution, width, depth, num_classes}}, "
+                             f"'members': n}}, got {data!r} ({e})") from None
 
 
 class ImageReader(nn.Module):

@@ -75,5 +75,9 @@ def test_reader_is_trained_exported_and_loaded(tmp_path, capsys):
     assert cfg["reader_training"]["labelled_images"] == 2
     cfg["reader"]["unet"]["num_classes"] = 5
     (folder / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ValueError, match="5 classes"):
+    with pytest.raises(ValueError, match="into 5 classes"):
+        EditGAN.load(folder)
+    cfg["reader"] = {"members": 2}
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="reader config must be"):
         EditGAN.load(folder)
