@@ -72,6 +72,28 @@ def _mean_psnr_outside(images: torch.Tensor, originals: torch.Tensor, regions: t
                           for i in range(len(images))]))  # fmt: skip
 
 
+class _TransferObjective:
+    """make_transferable's loss as a function of the delta: the source edit's objective at ``w_plus + delta``,
+    plus ``weight`` x (L2 + perceptual) change outside ``keep`` on the faces ``ws + delta``."""
+
+    def __init__(self, source: EditObjective, w_plus: torch.Tensor, ws: torch.Tensor, images: torch.Tensor,
+                 keep: torch.Tensor, weight: float):  # fmt: skip
+        self.source, self.w_plus, self.ws, self.weight = source, w_plus, ws, weight
+        # what optimize_edit reads: the parts it freezes, and the step size
+        self.generator, self.branch, self.config = source.generator, source.branch, source.config
+        self.encoder, self.reader = source.encoder, source.reader
+        self.outside = keep[:, None].to(images.dtype)
+        self.n_outside = self.outside.sum().clamp(min=1)
+        self.kept = images * self.outside
+
+    def __call__(self, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        loss, img, parts = self.source(self.w_plus + delta[None])
+        others = self.source.generator.synthesis(self.ws + delta[None], return_features=False).image * self.outside
+        spill = ((others - self.kept).pow(2).sum() / (3 * self.n_outside)
+                 + self.source.perceptual(others, self.kept).mean())  # fmt: skip
+        return loss + self.weight * spill, img, {**parts, "outside_on_other_faces": spill.item()}
+
+
 def make_transferable(
     generator: Generator,
     branch: SegmentationBranch,
@@ -106,9 +128,6 @@ def make_transferable(
     t0 = time.perf_counter()
     perceptual = perceptual or PerceptualLoss()
     dev = w_plus.device
-    for m in (generator, branch, encoder, reader):
-        if m is not None:
-            m.requires_grad_(False)
     ws = generator.sample_w_plus(config.seed, config.samples, config.truncation).to(dev)
     delta0 = result.delta.detach().to(dev)
     with torch.no_grad():
@@ -119,37 +138,18 @@ def make_transferable(
         after = branch(moved.features).argmax(1)
     regions = edited_region(before, after, result.edited_classes, class_names, edit_config.dilation,
                             edit_config.context_classes)  # fmt: skip
-    outside = (~regions)[:, None].to(orig.image.dtype)
-    n_outside = outside.sum().clamp(min=1)
-    kept = orig.image * outside
-    obj = EditObjective(generator, branch, encoder, perceptual, src.image.detach(), result.target.to(dev),
-                        result.roi.to(dev), edit_config, reader)  # fmt: skip
-    delta = delta0.clone().requires_grad_(True)
-    opt = torch.optim.Adam([delta], lr=config.lr)
-    best, best_delta = float("inf"), delta0.clone()
-    for step in range(config.steps):
-        loss_src, img, _ = obj(w_plus + delta[None])
-        others = generator.synthesis(ws + delta[None], return_features=False).image * outside
-        loss = loss_src + config.weight * ((others - kept).pow(2).sum() / (3 * n_outside)
-                                           + perceptual(others, kept).mean())  # fmt: skip
-        value = loss.item()
-        if value < best:
-            best, best_delta = value, delta.detach().clone()
-        if callback:
-            callback(step, value, img.detach())
-        if should_stop and should_stop():
-            break
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    source = EditObjective(generator, branch, encoder, perceptual, src.image.detach(), result.target.to(dev),
+                           result.roi.to(dev), replace(edit_config, lr=config.lr), reader)  # fmt: skip
+    obj = _TransferObjective(source, w_plus, ws, orig.image, ~regions, config.weight)
+    best_delta, _, _ = optimize_edit(obj, delta0, config.steps, callback, should_stop)
     with torch.no_grad():
         new = generator.synthesis(w_plus + best_delta[None])
         new_mask = branch(new.features).argmax(1)[0]
         transferred = generator.synthesis(ws + best_delta[None], return_features=False).image
     metrics = {
         **result.metrics,
-        "target_iou_in_region": region_iou(new_mask, obj.target, obj.roi),
-        "psnr_outside_region": psnr_outside(new.image, src.image, obj.roi),
+        "target_iou_in_region": region_iou(new_mask, source.target, source.roi),
+        "psnr_outside_region": psnr_outside(new.image, src.image, source.roi),
         "transfer_psnr_outside_before": _mean_psnr_outside(moved.image, orig.image, regions),
         "transfer_psnr_outside_after": _mean_psnr_outside(transferred, orig.image, regions),
         "transfer_samples": config.samples,

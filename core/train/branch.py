@@ -318,28 +318,27 @@ def segment(generator: Generator, branch: SegmentationBranch, w_plus: torch.Tens
     return branch(generator.synthesis(w_plus).features).argmax(1)
 
 
-def export_branch(branch: SegmentationBranch, model_dir: str | Path, training: dict[str, Any]) -> None:
+def _export_part(module: torch.nn.Module, model_dir: str | Path, name: str, file: str, config: dict[str, Any],
+                 training: dict[str, Any]) -> None:  # fmt: skip
+    """Write ``module`` (float16) into a model folder, and its config and training record into config.json."""
     model_dir = Path(model_dir)
-    save_file(compact_state_dict(branch), str(model_dir / BRANCH_FILE))
+    save_file(compact_state_dict(module), str(model_dir / file))
     cfg_path = model_dir / "config.json"
     cfg = json.loads(cfg_path.read_text())
-    cfg["branch"] = branch.config.to_dict()
-    cfg["branch_training"] = training
+    cfg[name] = config
+    cfg[f"{name}_training"] = training
     cfg["classes"] = list(CLASS_NAMES)
     cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
+
+
+def export_branch(branch: SegmentationBranch, model_dir: str | Path, training: dict[str, Any]) -> None:
+    _export_part(branch, model_dir, "branch", BRANCH_FILE, branch.config.to_dict(), training)
 
 
 def export_reader(teachers: Sequence[UNetSegmenter], model_dir: str | Path, training: dict[str, Any]) -> ImageReader:
     """Write the teachers as the bundle's image reader (reader.safetensors + config.json "reader")."""
-    model_dir = Path(model_dir)
     reader = ImageReader.from_members(teachers)
-    save_file(compact_state_dict(reader), str(model_dir / READER_FILE))
-    cfg_path = model_dir / "config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg["reader"] = reader.config.to_dict()
-    cfg["reader_training"] = training
-    cfg["classes"] = list(CLASS_NAMES)
-    cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
+    _export_part(reader, model_dir, "reader", READER_FILE, reader.config.to_dict(), training)
     return reader
 
 

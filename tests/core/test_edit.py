@@ -108,13 +108,19 @@ def test_edit_refuses_bad_masks(tiny_generator, branch):
         edit_by_mask(g, branch, w, mask, NAMES)
 
 
-def test_point_sampled_loss_equals_the_original_formulation(tiny_generator, branch):
-    g = tiny_generator
-    w = g.sample_w_plus(4)
+def _objective_inputs(g, branch, seed):
+    """(w, target, roi, image) of one painted edit on the tiny model."""
+    w = g.sample_w_plus(seed)
     mask, target = _target(g, branch, w)
     roi, _ = region_of_interest(mask, target, NAMES, 2)
     with torch.no_grad():
         img = g(w).image
+    return w, target, roi, img
+
+
+def test_point_sampled_loss_equals_the_original_formulation(tiny_generator, branch):
+    g = tiny_generator
+    w, target, roi, img = _objective_inputs(g, branch, 4)
     obj = EditObjective(g, branch, None, PerceptualLoss(), img, target, roi, EditConfig())
     w2 = w + 0.1 * torch.randn_like(w)
     torch.testing.assert_close(obj(w2)[0], edit_loss_upsampled(obj, w2), rtol=1e-5, atol=1e-6)
@@ -245,11 +251,7 @@ def test_image_reader_reads_the_mean_probability_of_its_members():
 
 def test_reader_term_joins_the_edit_loss(tiny_generator, branch):
     g = tiny_generator
-    w = g.sample_w_plus(2)
-    mask, target = _target(g, branch, w)
-    roi, _ = region_of_interest(mask, target, NAMES, 2)
-    with torch.no_grad():
-        img = g(w).image
+    w, target, roi, img = _objective_inputs(g, branch, 2)
     reader = _tiny_reader()
     w2 = w + 0.1 * torch.randn_like(w)
     plain = EditObjective(g, branch, None, PerceptualLoss(), img, target, roi, EditConfig())
