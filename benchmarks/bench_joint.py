@@ -106,7 +106,8 @@ def embedding_quality(model: EditGAN, oracle, n: int, steps: int) -> tuple[dict,
         truth.append(m[0])
         for kind, k in (("encoder", 0), ("optimised", steps)):
             r = embed_tensor(model.generator, model.encoder, x, EmbedConfig(steps=k), model.perceptual,
-                             segment=model.segment if model.branch is not None else None)  # as EditGAN.embed does
+                             segment=model.segment if model.branch is not None else None,
+                             reader=model.reader)  # as EditGAN.embed does
             with torch.no_grad():
                 rec[kind]["pred"].append(oracle(r.image.clamp(-1, 1)).argmax(1)[0])
             rec[kind]["psnr"].append(r.psnr)
@@ -115,7 +116,8 @@ def embedding_quality(model: EditGAN, oracle, n: int, steps: int) -> tuple[dict,
                 pics.append(r.image[0].clamp(-1, 1) if kind == "optimised" else torch.cat([x[0], r.image[0].clamp(-1, 1)], -1))
     truth_t = torch.stack(truth)
     out = {"images": n, "optimisation_steps": steps, "perceptual_backend": model.perceptual.backend,
-           "part_balance": EmbedConfig().part_balance if model.branch is not None else 0.0}  # fmt: skip
+           "part_balance": EmbedConfig().part_balance if model.branch is not None else 0.0,
+           "image_reader_weight": EmbedConfig().w_reader if model.reader is not None else 0.0}  # fmt: skip
     for kind, d in rec.items():
         mi, per = miou(torch.stack(d["pred"]), truth_t)
         out[kind] = {

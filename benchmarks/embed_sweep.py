@@ -1,17 +1,20 @@
-"""How the embedding's step size and budget change what survives reconstruction.
+"""How the embedding's settings change what survives reconstruction.
 
-    python -m benchmarks.embed_sweep --model checkpoints/faces64 --images 6
+    python -m benchmarks.embed_sweep --model checkpoints/faces64 --images 12
 
 For a few held-out procedural images (the same stream as bench_joint's
-embedding figures), embed with each (lr, steps) setting and report PSNR and the
-oracle mIoU between the true mask and the reconstruction's oracle mask, with
-the eye IoU beside it (the small parts are what the embedding loses). Writes
+embedding figures), embed as EditGAN.embed does (branch part weights, image
+reader term) with each setting (EmbedConfig fields over the defaults: step size,
+budget, the reader's weight) and report PSNR and the oracle mIoU between the
+true mask and the reconstruction's oracle mask, with the eye and brow IoU beside
+it (the small parts are what the embedding loses). Writes
 benchmarks/results/embed_sweep.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -26,13 +29,13 @@ from core.data.faces import ProceduralFaces
 from core.editgan import EditGAN
 from core.embed import EmbedConfig, embed_tensor
 
-SETTINGS = ((0.01, 100), (0.05, 100), (0.1, 100), (0.05, 300))
+SETTINGS = ({"lr": 0.01}, {"w_reader": 0.0}, {}, {"w_reader": 0.3}, {"w_reader": 1.0})  # {} = the defaults
 
 
 def main(argv: Optional[list[str]] = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="checkpoints/faces64")
-    ap.add_argument("--images", type=int, default=6)
+    ap.add_argument("--images", type=int, default=12)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(RESULTS / "embed_sweep.json"))
     args = ap.parse_args(argv)
@@ -43,16 +46,19 @@ def main(argv: Optional[list[str]] = None) -> dict:
     cases = [ds.batch(i, 1) for i in range(args.images)]
     truth = torch.stack([m[0] for _, m in cases])
     rows = []
-    for lr, steps in SETTINGS:
+    segment = model.segment if model.branch is not None else None
+    for over in SETTINGS:
+        cfg = dataclasses.replace(EmbedConfig(), **over)
         t0, preds, psnrs = time.time(), [], []
         for x, _ in cases:
-            r = embed_tensor(model.generator, model.encoder, x, EmbedConfig(steps=steps, lr=lr), model.perceptual)
+            r = embed_tensor(model.generator, model.encoder, x, cfg, model.perceptual, segment=segment, reader=model.reader)
             with torch.no_grad():
                 preds.append(oracle(r.image.clamp(-1, 1)).argmax(1)[0])
             psnrs.append(r.psnr)
         mi, per = miou(torch.stack(preds), truth)
-        rows.append({"lr": lr, "steps": steps, "psnr_mean_db": round(float(np.mean(psnrs)), 3),
-                     "oracle_miou_true_vs_reconstruction": round(mi, 4), "left_eye_iou": per.get("left_eye"),
+        rows.append({"lr": cfg.lr, "steps": cfg.steps, "w_reader": cfg.w_reader if model.reader is not None else None,
+                     "psnr_mean_db": round(float(np.mean(psnrs)), 3), "oracle_miou_true_vs_reconstruction": round(mi, 4),
+                     "left_eye_iou": per.get("left_eye"), "left_brow_iou": per.get("left_brow"),
                      "seconds_per_image": round((time.time() - t0) / len(cases), 2)})  # fmt: skip
     result = {"model": args.model, "model_id": model.model_id, "images": args.images, "heldout_seed": HELDOUT_SEED,
               "perceptual_backend": model.perceptual.backend, "torch_threads": args.threads, "settings": rows}  # fmt: skip

@@ -158,4 +158,4 @@ class EditGAN:
         if self.encoder is None:
             raise ValueError(f"model {self.model_id} has no encoder; it cannot embed images")
         segment = self.segment if self.branch is not None else None  # weighs the small parts (EmbedConfig.part_balance)
-        return embed(self.generator, self.encoder, image, config, self.perceptual, callback, segment)
+        return embed(self.generator, self.encoder, image, config, self.perceptual, callback, segment, self.reader)

@@ -4,6 +4,13 @@ As in EditGAN: the encoder gives a first latent; Adam then refines it with a
 perceptual + L2 reconstruction loss and an encoder-consistency term
 ``MSE(w, E(G(w)))`` that keeps the latent where the encoder (and so the
 generator's well-trained region) expects it. The best latent seen is kept.
+
+When the bundle has an image reader (:class:`core.segmenter.ImageReader`, the
+few-shot U-Nets that read masks off pixels), the reconstruction must also read
+as the photo reads: cross-entropy between the reader on the reconstruction and
+the reader's mask of the photo (or the photo's known mask), weighted towards the
+small parts. Pixel losses barely notice an eye a pixel too small or a brow in
+the wrong row; the mask the user then edits does.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from core.encoder import Encoder
 from core.generator import Generator
 from core.image_io import CropBox, ImageLike, to_model_input
 from core.perceptual import PerceptualLoss
+from core.segmenter import ImageReader
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,11 @@ class EmbedConfig(ConfigMixin):
     # its class in the encoder's guess, so eyes and brows count beside the background (0 = plain L2). On
     # faces64 (bench_joint, 200 held-out images, 100 steps): oracle mIoU 0.457 -> 0.492, PSNR 26.83 -> 27.07 dB
     part_balance: float = 0.5
+    # cross-entropy of the image reader on the reconstruction against its reading of the photo, when the bundle
+    # has a reader; pixels weighted like part_balance. faces64 (bench_joint, 200 held-out images, 100 steps):
+    # oracle mIoU 0.492 -> 0.672 at the same PSNR (27.07 -> 27.08 dB), 5.1 -> 7.0 s per image; heavier weights
+    # trade PSNR for little more (benchmarks/results/embed_sweep.json)
+    w_reader: float = 0.1
     policy: str = "crop"  # how a non-square image becomes square (see core.image_io)
 
 @dataclass
@@ -49,6 +62,7 @@ class EmbedResult:
     seconds: float = 0.0
     perceptual_backend: str = ""
     part_weighted: bool = False  # whether the L2 term was weighted by the segmenter's parts (EmbedConfig.part_balance)
+    reader_guided: bool = False  # whether the image reader's cross-entropy was part of the loss (EmbedConfig.w_reader)
 
 
 def inverse_frequency(flat: torch.Tensor, balance: float, keep: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -79,6 +93,8 @@ def embed_tensor(
     callback: Optional[Callable[[int, float], None]] = None,
     pixel_weight: Optional[torch.Tensor] = None,  # [1, 1, R, R] weights of the L2 term (mean ~1), e.g. from a known mask
     segment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,  # W+ -> [1, R, R] class ids (see part_balance)
+    reader: Optional[ImageReader] = None,  # adds the reader term (EmbedConfig.w_reader)
+    target_mask: Optional[torch.Tensor] = None,  # [R, R] the image's known mask: the reader term's target
 ) -> EmbedResult:
     res = generator.config.resolution
     if target.shape != (1, 3, res, res):
@@ -87,10 +103,14 @@ def embed_tensor(
         pixel_weight.shape != (1, 1, res, res) or not torch.isfinite(pixel_weight).all() or (pixel_weight < 0).any()
     ):
         raise ValueError(f"pixel_weight must be finite, non-negative and [1, 1, {res}, {res}], got {list(pixel_weight.shape)}")
+    if target_mask is not None and (target_mask.shape != (res, res) or target_mask.dtype.is_floating_point):
+        raise ValueError(f"target_mask must be [{res}, {res}] class ids, got {list(target_mask.shape)} {target_mask.dtype}")
     perceptual = perceptual or PerceptualLoss()
     t0 = time.perf_counter()
     generator.requires_grad_(False)
     encoder.requires_grad_(False)
+    if reader is not None:
+        reader.requires_grad_(False)
     with torch.no_grad():
         w0 = encoder(target)
         img0 = generator(w0).image
@@ -105,6 +125,15 @@ def embed_tensor(
         if parts.shape != (1, res, res):
             raise ValueError(f"segment must return [1, {res}, {res}] class ids, got {list(parts.shape)}")
         pixel_weight, result.part_weighted = class_weight_map(parts[0], config.part_balance), True
+    read_target = read_weight = None
+    if reader is not None and config.w_reader > 0:
+        with torch.no_grad():
+            reading = reader(target)[0]  # [K, R, R]
+        read_target = (reading.argmax(0) if target_mask is None else target_mask.to(target.device)).long()
+        if read_target.min() < 0 or read_target.max() >= reading.shape[0]:
+            raise ValueError(f"target_mask holds class ids outside [0, {reading.shape[0] - 1}]")
+        read_weight = class_weight_map(read_target, config.part_balance)[0, 0]
+        result.reader_guided = True
     w = w0.clone().requires_grad_(True)
     opt = torch.optim.Adam([w], lr=config.lr)
     best, since_best = float("inf"), 0
@@ -114,6 +143,9 @@ def embed_tensor(
         loss = config.w_perceptual * perceptual(img, target).mean() + config.w_l2 * l2
         if config.w_encoder > 0:
             loss = loss + config.w_encoder * F.mse_loss(encoder(img), w)
+        if read_target is not None:
+            nll = F.nll_loss(reader(img), read_target[None], reduction="none")[0]
+            loss = loss + config.w_reader * (nll * read_weight).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         value = loss.item()
@@ -143,8 +175,10 @@ def embed(
     perceptual: Optional[PerceptualLoss] = None,
     callback: Optional[Callable[[int, float], None]] = None,
     segment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+    reader: Optional[ImageReader] = None,
 ) -> EmbedResult:
     """Any accepted image (see core.image_io) -> EmbedResult with the crop box for pasting back."""
     device = next(generator.parameters()).device
     target, box = to_model_input(image, generator.config.resolution, config.policy)
-    return embed_tensor(generator, encoder, target.to(device), config, perceptual, box, callback, segment=segment)
+    return embed_tensor(generator, encoder, target.to(device), config, perceptual, box, callback, segment=segment,
+                        reader=reader)  # fmt: skip

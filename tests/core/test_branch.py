@@ -301,3 +301,24 @@ def test_boolean_trainer_options_read_false_as_false(capsys):
     with pytest.raises(SystemExit):  # refused by the parser, before any model is loaded
         main(["--model", "nowhere", "--teacher-soft", "maybe"])
     assert "expected true or false" in capsys.readouterr().err
+
+
+def test_labelled_images_are_embedded_under_the_teachers_reading_of_their_own_masks(tiny_generator, monkeypatch):
+    import core.train.branch as tb
+    from core.embed import EmbedResult
+
+    seen = []
+
+    def fake_embed(generator, encoder, image, cfg, perceptual, **kw):
+        seen.append((cfg, kw))
+        return EmbedResult(w_plus=torch.full((1, 2, 3), float(len(seen))), image=image, target=image, crop=None)
+
+    monkeypatch.setattr(tb, "embed_tensor", fake_embed)
+    images, masks = torch.zeros(2, 3, 16, 16), torch.randint(0, 3, (2, 16, 16))
+    reader = object()
+    cfg = tb.BranchTrainConfig(embed_steps=7, embed_reader_weight=0.25)
+    out = tb.embed_labelled(tiny_generator, None, images, masks, cfg, perceptual=object(), progress=False, reader=reader)
+    assert out[:, 0, 0].tolist() == [1.0, 2.0]
+    for i, (c, kw) in enumerate(seen):
+        assert (c.steps, c.w_reader) == (7, 0.25) and kw["reader"] is reader
+        assert torch.equal(kw["target_mask"], masks[i])

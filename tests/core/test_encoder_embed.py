@@ -189,3 +189,62 @@ def test_editgan_embed_uses_its_branch_for_part_weights(tiny_generator, tiny_enc
     m = EditGAN(g, branch=SegmentationBranch(bcfg).eval(), encoder=tiny_encoder)
     assert m.embed(photo, EmbedConfig(steps=1)).part_weighted
     assert not m.embed(photo, EmbedConfig(steps=1, part_balance=0.0)).part_weighted
+
+
+@pytest.fixture
+def tiny_reader():
+    from core.data.palette import NUM_CLASSES
+    from core.segmenter import ImageReader, UNetConfig, UNetSegmenter
+
+    torch.manual_seed(3)
+    unets = [UNetSegmenter(UNetConfig(resolution=16, width=4, depth=2, num_classes=NUM_CLASSES)) for _ in range(2)]
+    with torch.no_grad():
+        for u in unets:
+            u.head.weight.mul_(30)  # random U-Nets read almost uniformly; make this one opinionated
+    return ImageReader.from_members(unets)
+
+
+def test_the_image_reader_pulls_the_reconstruction_towards_the_known_mask(tiny_generator, tiny_encoder, tiny_reader):
+    from core.embed import class_weight_map
+
+    g = tiny_generator
+    with torch.no_grad():
+        target = g(g.sample_w_plus(21)).image
+    mask = torch.zeros(16, 16, dtype=torch.long)
+    mask[4:12, 3:13] = 1
+    mask[6:8, 5:7] = 4
+    cfg = EmbedConfig(steps=30, lr=0.05, w_perceptual=0.0, w_l2=0.0, w_encoder=0.0, w_reader=1.0)
+    res = embed_tensor(g, tiny_encoder, target, cfg, reader=tiny_reader, target_mask=mask)
+    start = embed_tensor(g, tiny_encoder, target, EmbedConfig(steps=0)).image  # the encoder's reconstruction
+    with torch.no_grad():  # the reader's cross-entropy against the known mask, small parts weighted up
+        nll = torch.nn.functional.nll_loss(tiny_reader(start), mask[None], reduction="none")[0]
+    assert res.reader_guided
+    assert res.losses[0] == pytest.approx((nll * class_weight_map(mask, cfg.part_balance)[0, 0]).mean().item(), rel=1e-5)
+    assert min(res.losses) < 0.97 * res.losses[0] and res.best_step > 0
+    off = embed_tensor(g, tiny_encoder, target, dataclasses.replace(cfg, w_reader=0.0), reader=tiny_reader)
+    assert not off.reader_guided and off.losses == [0.0] * 30  # nothing else in this loss: the term is all there is
+
+
+def test_without_a_known_mask_the_reader_reads_the_photo_itself(tiny_generator, tiny_encoder, tiny_reader):
+    g = tiny_generator
+    with torch.no_grad():
+        target = g(g.sample_w_plus(22)).image
+        own = tiny_reader(target).argmax(1)[0]
+    cfg = EmbedConfig(steps=3, lr=0.05, w_reader=0.5)
+    assert (embed_tensor(g, tiny_encoder, target, cfg, reader=tiny_reader).losses
+            == pytest.approx(embed_tensor(g, tiny_encoder, target, cfg, reader=tiny_reader, target_mask=own).losses))
+    with pytest.raises(ValueError, match="target_mask must be"):
+        embed_tensor(g, tiny_encoder, target, cfg, reader=tiny_reader, target_mask=own[:8])
+    with pytest.raises(ValueError, match="outside"):
+        embed_tensor(g, tiny_encoder, target, cfg, reader=tiny_reader, target_mask=own + 100)
+
+
+def test_editgan_embed_uses_its_image_reader(tmp_path):
+    from core.editgan import EditGAN
+    from core.testing import make_tiny_bundle
+
+    photo = np.full((20, 24, 3), 128, dtype=np.uint8)
+    with_reader = EditGAN.load(make_tiny_bundle(tmp_path / "a"))
+    assert with_reader.embed(photo, EmbedConfig(steps=1)).reader_guided
+    assert not with_reader.embed(photo, EmbedConfig(steps=1, w_reader=0.0)).reader_guided
+    assert not EditGAN.load(make_tiny_bundle(tmp_path / "b", reader=False)).embed(photo, EmbedConfig(steps=1)).reader_guided
