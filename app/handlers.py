@@ -141,7 +141,8 @@ class Handlers(LibraryHandlers):
                 "kind": "photo", "path": str(path), "psnr": round(res.psnr, 2),
                 "crop": [crop.left, crop.top, crop.size, crop.original_width, crop.original_height],
             })  # fmt: skip
-            note = f"Embedded: PSNR {res.psnr:.2f} dB after {len(res.losses)} steps ({res.perceptual_backend})."
+            parts = "; its parts held to the image reader's reading of the photo" if res.reader_guided else ""
+            note = f"Embedded: PSNR {res.psnr:.2f} dB after {len(res.losses)} steps ({res.perceptual_backend}{parts})."
             out = self.view(new)
             return (*out[:4], out[4] + " " + note, new)
         except (ValueError, OSError) as e:

@@ -41,7 +41,8 @@ def _start(model: EditGAN, args) -> tuple[torch.Tensor, Optional[object]]:
     """The latent to edit: from --seed, or by embedding --image. Returns (w_plus, embed result or None)."""
     if args.image:
         r = model.embed(args.image, EmbedConfig(steps=args.embed_steps))
-        print(f"embedded {args.image}: PSNR {r.psnr:.2f} dB ({r.perceptual_backend})", file=sys.stderr)
+        parts = "; parts held to the image reader's reading" if r.reader_guided else ""
+        print(f"embedded {args.image}: PSNR {r.psnr:.2f} dB ({r.perceptual_backend}{parts})", file=sys.stderr)
         return r.w_plus, r
     return model.sample(args.seed, args.truncation), None
 
