@@ -49,6 +49,15 @@ class EmbedConfig(ConfigMixin):
     w_reader: float = 0.1
     policy: str = "crop"  # how a non-square image becomes square (see core.image_io)
 
+    def __post_init__(self) -> None:
+        weights = (self.w_perceptual, self.w_l2, self.w_encoder, self.part_balance, self.w_reader)
+        if self.steps < 0 or not self.lr > 0 or not all(w >= 0 for w in weights):
+            raise ValueError(f"steps >= 0, lr > 0 and non-negative weights are required, got {self}")
+        if self.early_stop_patience is not None and self.early_stop_patience < 1:
+            raise ValueError(f"early_stop_patience must be at least 1 (or None), got {self.early_stop_patience}")
+        if self.policy not in ("crop", "pad"):
+            raise ValueError(f"policy must be 'crop' or 'pad', got {self.policy!r}")
+
 @dataclass
 class EmbedResult:
     w_plus: torch.Tensor  # [1, n_latent, w_dim]

@@ -248,3 +248,10 @@ def test_editgan_embed_uses_its_image_reader(tmp_path):
     assert with_reader.embed(photo, EmbedConfig(steps=1)).reader_guided
     assert not with_reader.embed(photo, EmbedConfig(steps=1, w_reader=0.0)).reader_guided
     assert not EditGAN.load(make_tiny_bundle(tmp_path / "b", reader=False)).embed(photo, EmbedConfig(steps=1)).reader_guided
+
+
+@pytest.mark.parametrize("bad", [{"steps": -1}, {"lr": 0.0}, {"lr": float("nan")}, {"w_reader": -0.1},
+                                 {"part_balance": -1.0}, {"early_stop_patience": 0}, {"policy": "stretch"}])
+def test_a_nonsensical_embed_config_is_refused(bad):
+    with pytest.raises(ValueError):
+        EmbedConfig(**bad)
