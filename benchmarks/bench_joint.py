@@ -41,7 +41,7 @@ from benchmarks.oracle import (
 from core.data.faces import ProceduralFaces
 from core.data.palette import colorize
 from core.editgan import EditGAN
-from core.embed import EmbedConfig, embed_tensor
+from core.embed import EmbedConfig
 from core.segmenter import train_few_shot
 from core.train.branch import labelled_set
 
@@ -105,9 +105,7 @@ def embedding_quality(model: EditGAN, oracle, n: int, steps: int) -> tuple[dict,
         x, m = ds.batch(i, 1)
         truth.append(m[0])
         for kind, k in (("encoder", 0), ("optimised", steps)):
-            r = embed_tensor(model.generator, model.encoder, x, EmbedConfig(steps=k), model.perceptual,
-                             segment=model.segment if model.branch is not None else None,
-                             reader=model.reader)  # as EditGAN.embed does
+            r = model.embed_tensor(x, EmbedConfig(steps=k))
             with torch.no_grad():
                 rec[kind]["pred"].append(oracle(r.image.clamp(-1, 1)).argmax(1)[0])
             rec[kind]["psnr"].append(r.psnr)

@@ -27,7 +27,7 @@ from benchmarks.bench_joint import HELDOUT_SEED, RESULTS, miou
 from benchmarks.oracle import load_oracle
 from core.data.faces import ProceduralFaces
 from core.editgan import EditGAN
-from core.embed import EmbedConfig, embed_tensor
+from core.embed import EmbedConfig
 
 SETTINGS = ({"lr": 0.01}, {"w_reader": 0.0}, {}, {"w_reader": 0.3}, {"w_reader": 1.0})  # {} = the defaults
 
@@ -46,12 +46,11 @@ def main(argv: Optional[list[str]] = None) -> dict:
     cases = [ds.batch(i, 1) for i in range(args.images)]
     truth = torch.stack([m[0] for _, m in cases])
     rows = []
-    segment = model.segment if model.branch is not None else None
     for over in SETTINGS:
         cfg = dataclasses.replace(EmbedConfig(), **over)
         t0, preds, psnrs = time.time(), [], []
         for x, _ in cases:
-            r = embed_tensor(model.generator, model.encoder, x, cfg, model.perceptual, segment=segment, reader=model.reader)
+            r = model.embed_tensor(x, cfg)
             with torch.no_grad():
                 preds.append(oracle(r.image.clamp(-1, 1)).argmax(1)[0])
             psnrs.append(r.psnr)

@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 from core.branch import BranchConfig, SegmentationBranch
 from core.checkpoint import CONFIG_FILE, DEPENDENT_PARTS, check_state_dict, load_generator
 from core.data.palette import CLASS_NAMES, PALETTE
-from core.embed import EmbedConfig, EmbedResult, embed
+from core.embed import EmbedConfig, EmbedResult, embed, embed_tensor
 from core.encoder import Encoder, EncoderConfig
 from core.generator import Generator
 from core.image_io import ImageLike
@@ -155,7 +155,20 @@ class EditGAN:
         return self.branch(feats).argmax(1)
 
     def embed(self, image: ImageLike, config: EmbedConfig = EmbedConfig(), callback=None) -> EmbedResult:
+        return embed(self.generator, self._encoder_for_embedding(), image, config, self.perceptual, callback,
+                     **self._embedding_guides())  # fmt: skip
+
+    def embed_tensor(self, target: torch.Tensor, config: EmbedConfig = EmbedConfig(), callback=None) -> EmbedResult:
+        """As :meth:`embed` for an image already preprocessed: [1, 3, R, R] in [-1, 1] (no crop box)."""
+        return embed_tensor(self.generator, self._encoder_for_embedding(), target.to(self.device), config,
+                            self.perceptual, callback=callback, **self._embedding_guides())  # fmt: skip
+
+    def _encoder_for_embedding(self) -> Encoder:
         if self.encoder is None:
             raise ValueError(f"model {self.model_id} has no encoder; it cannot embed images")
-        segment = self.segment if self.branch is not None else None  # weighs the small parts (EmbedConfig.part_balance)
-        return embed(self.generator, self.encoder, image, config, self.perceptual, callback, segment, self.reader)
+        return self.encoder
+
+    def _embedding_guides(self) -> dict:
+        """What the bundle lends an embedding: the branch's parts weigh the L2 term (EmbedConfig.part_balance),
+        the image reader's reading of the photo joins the loss (EmbedConfig.w_reader)."""
+        return {"segment": self.segment if self.branch is not None else None, "reader": self.reader}

@@ -248,6 +248,13 @@ def test_editgan_embed_uses_its_image_reader(tmp_path):
     assert with_reader.embed(photo, EmbedConfig(steps=1)).reader_guided
     assert not with_reader.embed(photo, EmbedConfig(steps=1, w_reader=0.0)).reader_guided
     assert not EditGAN.load(make_tiny_bundle(tmp_path / "b", reader=False)).embed(photo, EmbedConfig(steps=1)).reader_guided
+    from core.image_io import to_model_input
+
+    cfg = EmbedConfig(steps=3)
+    from_photo = with_reader.embed(photo, cfg)
+    from_tensor = with_reader.embed_tensor(to_model_input(photo, 16, cfg.policy)[0], cfg)  # the same guides, no crop box
+    assert from_tensor.reader_guided and from_tensor.part_weighted and from_tensor.crop is None
+    assert from_tensor.losses == pytest.approx(from_photo.losses)
 
 
 @pytest.mark.parametrize("bad", [{"steps": -1}, {"lr": 0.0}, {"lr": float("nan")}, {"w_reader": -0.1},
