@@ -264,3 +264,30 @@ def test_reader_term_joins_the_edit_loss(tiny_generator, branch):
     torch.testing.assert_close(off(w2)[0], plain(w2)[0])
     r = edit_by_mask(g, branch, w, target, NAMES, EditConfig(steps=3, lr=0.05), PerceptualLoss(), reader=reader)
     assert len(r.losses) == 3 and not any(p.requires_grad for p in reader.parameters())  # read, never trained
+
+
+def test_class_balance_weighs_rare_target_classes_up(tiny_generator, branch):
+    g = tiny_generator
+    w, target, roi, img = _objective_inputs(g, branch, 2)
+    target = target.clone()
+    ys, xs = torch.nonzero(roi, as_tuple=True)
+    target[ys, xs] = 1
+    target[ys[:3], xs[:3]] = 3  # a few pixels of a rare class inside the region
+    obj = EditObjective(g, branch, None, PerceptualLoss(), img, target, roi, EditConfig(class_balance=0.5))
+    wt = obj.pixel_weight
+    assert wt is not None and wt.shape == (len(ys),)
+    torch.testing.assert_close(wt.mean(), torch.tensor(1.0))
+    assert wt[0] > 1 > wt[-1]  # the rare class's pixels count more, the common one's less
+    ratio = ((len(ys) - 3) / 3) ** 0.5
+    torch.testing.assert_close(wt[0] / wt[-1], torch.tensor(ratio, dtype=wt.dtype), rtol=1e-5, atol=0)
+    flat = EditObjective(g, branch, None, PerceptualLoss(), img, target, roi, EditConfig(class_balance=0.0))
+    assert flat.pixel_weight is None
+    w2 = w + 0.1 * torch.randn_like(w)
+    # unweighted, the region term is the plain cross-entropy; weighted, both formulations still agree
+    logits = branch.logits_at(g.synthesis(w2).features, flat.bi, flat.ys, flat.xs)
+    plain_ce = torch.nn.functional.cross_entropy(logits, flat.roi_target)
+    assert abs(flat(w2)[2]["ce"] - plain_ce.item()) < 1e-5
+    assert abs(obj(w2)[2]["ce"] - plain_ce.item()) > 1e-6
+    torch.testing.assert_close(obj(w2)[0], edit_loss_upsampled(obj, w2), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="class_balance"):
+        EditConfig(class_balance=-1.0)
