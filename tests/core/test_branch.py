@@ -322,3 +322,40 @@ def test_labelled_images_are_embedded_under_the_teachers_reading_of_their_own_ma
     for i, (c, kw) in enumerate(seen):
         assert (c.steps, c.w_reader) == (7, 0.25) and kw["reader"] is reader
         assert torch.equal(kw["target_mask"], masks[i])
+
+
+def test_reader_learns_the_labelled_images_beside_gan_samples_the_branch_labelled(tiny_generator, monkeypatch):
+    import core.train.branch as tb
+
+    g = tiny_generator
+    br = _branch(g)
+    seen = []
+
+    def fake_train(images, masks, steps, seed, num_classes, class_names, affine):
+        seen.append((images, masks, steps, seed, affine))
+        return seed
+
+    monkeypatch.setattr(tb, "train_few_shot", fake_train)
+    images, masks = torch.rand(2, 3, 16, 16) * 2 - 1, torch.randint(0, 5, (2, 16, 16))
+    cfg = BranchTrainConfig(reader_samples=3, reader_real_repeat=4, teacher_ensemble=2, teacher_steps=9, seed=5)
+    assert tb.train_reader(g, br, images, masks, cfg, num_classes=5) == [5, 6]  # one U-Net per seed
+    x, y, steps, _, affine = seen[0]
+    assert x.shape == (2 * 4 + 3, 3, 16, 16) and y.shape == (11, 16, 16) and (steps, affine) == (9, cfg.teacher_affine)
+    assert torch.equal(x[:8], images.repeat(4, 1, 1, 1)) and torch.equal(y[:8], masks.repeat(4, 1, 1))
+    with torch.no_grad():  # the samples: the reader's latent stream, labelled by the branch's reading of them
+        out = g.synthesis(g.sample_w_plus(cfg.reader_seed, 3, 1.0))
+    torch.testing.assert_close(x[8:], out.image.clamp(-1, 1))
+    assert torch.equal(y[8:], br(out.features).argmax(1))
+
+
+def test_reader_without_samples_is_the_teachers_and_with_them_needs_a_branch(tiny_generator, monkeypatch):
+    import core.train.branch as tb
+
+    monkeypatch.setattr(tb, "train_few_shot", lambda images, masks, **kw: (len(images), kw["seed"]))
+    images, masks = torch.zeros(2, 3, 16, 16), torch.zeros(2, 16, 16, dtype=torch.long)
+    cfg = BranchTrainConfig(reader_samples=0, teacher_ensemble=2)
+    assert tb.train_reader(tiny_generator, None, images, masks, cfg) == [(2, 0), (2, 1)]  # the labelled images alone
+    with pytest.raises(ValueError, match="needs a trained branch"):
+        tb.train_reader(tiny_generator, None, images, masks, dataclasses.replace(cfg, reader_samples=4))
+    with pytest.raises(ValueError, match="reader_real_repeat"):
+        tb.train_reader(tiny_generator, None, images, masks, dataclasses.replace(cfg, reader_real_repeat=0))

@@ -68,11 +68,11 @@ def test_reader_is_trained_exported_and_loaded(tmp_path, capsys):
     folder = make_tiny_bundle(tmp_path / "m", reader=False)
     assert EditGAN.load(folder).reader is None
     train_main(["--model", str(folder), "--reader-only", "--export", "--n-images", "2", "--teacher-steps", "2",
-                "--teacher-ensemble", "2"])  # fmt: skip
+                "--teacher-ensemble", "2", "--reader-samples", "3"])  # fmt: skip
     model = EditGAN.load(folder, require=("reader",))
     assert len(model.reader.members) == 2 and model.reader.config.unet.resolution == 16
     cfg = json.loads((folder / "config.json").read_text())
-    assert cfg["reader_training"]["labelled_images"] == 2
+    assert cfg["reader_training"]["labelled_images"] == 2 and cfg["reader_training"]["branch_labelled_samples"] == 3
     cfg["reader"]["unet"]["num_classes"] = 5
     (folder / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="into 5 classes"):
@@ -81,3 +81,20 @@ def test_reader_is_trained_exported_and_loaded(tmp_path, capsys):
     (folder / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="reader config must be"):
         EditGAN.load(folder)
+
+
+def test_branch_trainer_exports_the_branch_and_a_reader_learnt_beside_it(tmp_path):
+    from core.editgan import EditGAN
+    from core.train.branch import main as train_main
+
+    folder = make_tiny_bundle(tmp_path / "m", reader=False)
+    before = (folder / "branch.safetensors").read_bytes()
+    train_main(["--model", str(folder), "--export", "--n-images", "2", "--steps", "2", "--teacher-steps", "2",
+                "--teacher-samples", "2", "--embed-steps", "1", "--ensemble", "1", "--hidden", "8",
+                "--images-per-step", "1", "--pixels-per-image", "16", "--reader-samples", "3", "--max-recon-error", "0",
+                "--teacher-min-confidence", "0"])  # fmt: skip
+    model = EditGAN.load(folder, require=("branch", "reader"))
+    assert (folder / "branch.safetensors").read_bytes() != before and len(model.reader.members) == 2
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["branch_training"]["labelled_images"] == 2 + 2  # the labelled images and the teachers' samples
+    assert cfg["reader_training"]["labelled_images"] == 2 and cfg["reader_training"]["branch_labelled_samples"] == 3
