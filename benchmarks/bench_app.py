@@ -227,7 +227,7 @@ def main(argv=None) -> dict:
         "model_id": cfg["model_id"],
         "resolution": cfg["generator"]["resolution"],
         "latent_shape": list(shape),
-        "parts": [p for p in ("branch", "encoder") if (bundle / f"{p}.safetensors").exists()],
+        "parts": [p for p in ("branch", "encoder", "reader") if (bundle / f"{p}.safetensors").exists()],
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_avg_at_start": os.getloadavg()},  # fmt: skip
         "time_to_first_page_s": round(first_page, 2),
