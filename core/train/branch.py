@@ -246,15 +246,11 @@ def train_reader(
     if branch is None:
         raise ValueError(f"a reader trained on {config.reader_samples} branch-labelled GAN samples needs a trained "
                          "branch: train the branch first, or set reader_samples to 0 (the reader is then the teachers)")
-    if config.teacher_ensemble < 1:
-        raise ValueError(f"teacher_ensemble must be at least 1, got {config.teacher_ensemble}")
     synth_x, synth_y = branch_labelled_samples(generator, branch, config.reader_samples, config.reader_seed)
     r = config.reader_real_repeat
     x = torch.cat([images.repeat(r, 1, 1, 1), synth_x.to(images.device)])
     y = torch.cat([masks.long().repeat(r, 1, 1), synth_y.to(images.device)])
-    return [train_few_shot(x, y, steps=config.teacher_steps, seed=config.seed + k, num_classes=num_classes,
-                           class_names=class_names, affine=config.teacher_affine)
-            for k in range(config.teacher_ensemble)]  # fmt: skip
+    return train_teachers(x, y, config, num_classes, class_names)  # trained like the teachers, on more images
 
 
 def one_hot_targets(masks: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.Tensor:
