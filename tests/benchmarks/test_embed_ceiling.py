@@ -25,3 +25,5 @@ def test_scores_reconstructions_against_the_truth(tmp_path):
     wrong = (truth + 1) % 4  # every pixel of every image mislabelled
     row = embed_and_score(model, _oracle, images, wrong, EmbedConfig(steps=0))
     assert row["encoder_only_oracle_miou"] == 0.0 and row["oracle_miou"] == 0.0
+    row = embed_and_score(model, _oracle, images, truth, EmbedConfig(steps=0), encoder_only=False)
+    assert row["oracle_miou"] == 1.0 and "encoder_only_oracle_miou" not in row  # the sweep's rows: optimised only
