@@ -69,6 +69,7 @@ class AppConfig:
     example_seeds: tuple[int, ...] = tuple(range(8))
     max_edit_steps: int = 200
     max_embed_steps: int = 300
+    tune_steps: int = 200  # pivotal tuning of the generator to an uploaded photo (when the user keeps it on)
     torch_threads: Optional[int] = None  # None: torch's default
 
     @classmethod

@@ -91,7 +91,7 @@ class Handlers(LibraryHandlers):
 
     def view(self, state: EditSession, viewer: Optional[str] = None, editor: bool = True):
         """[image, mask, overlay, editor, info] for the session's displayed latent."""
-        r = self.rt.render(self._displayed_w(state, viewer))
+        r = self.rt.render(self._displayed_w(state, viewer), tuning=state.tuning)
         if r.mask is None:
             return r.image, None, None, gr.skip(), state.describe()
         rgb = self.rt.colorize(r.mask)
@@ -122,27 +122,37 @@ class Handlers(LibraryHandlers):
         seed = seeds[int(evt.index) % len(seeds)]
         return (seed, *self.sample(seed, state, request))
 
-    def upload(self, path, steps, state: EditSession, request: gr.Request, progress=gr.Progress()):
-        """api: /upload -- embed a photo into W+ (encoder + ``steps`` of optimisation)."""
+    def upload(self, path, steps, state: EditSession, request: gr.Request, tune=True, progress=gr.Progress()):
+        """api: /upload -- embed a photo into W+ (encoder + ``steps`` of optimisation), then, with ``tune``, tune
+        the generator to it (pivotal tuning, ``AppConfig.tune_steps`` steps) so that edits start from the photo
+        itself rather than the nearest face the generator draws."""
         try:
             model = self.rt.require("photo upload")
             if not path:
                 raise ValueError("choose an image file to upload")
             steps = whole_number(steps, "embedding steps", 0, self.rt.config.max_embed_steps)
+            tune = tune if isinstance(tune, bool) else str(tune).strip().lower() in ("1", "true", "yes")
+            tune_steps = self.rt.config.tune_steps if tune else 0
+            total = steps + tune_steps
             progress(0, desc="embedding the photo")
 
             def cb(step, loss):
-                progress((step + 1, steps), desc=f"embedding (loss {loss:.3f})")
+                what = "embedding" if step < steps else "tuning the generator to the photo"
+                progress((step + 1, total), desc=f"{what} (loss {loss:.3f})")
 
-            res = model.embed(str(path), EmbedConfig(steps=steps), callback=cb)
+            res = model.embed(str(path), EmbedConfig(steps=steps, tune_steps=tune_steps), callback=cb)
+            token = self.rt.store_tuning(res.tuning) if res.tuning is not None else None
             new = EditSession()
             crop = res.crop
             new.start(res.w_plus[0].cpu().numpy(), {
                 "kind": "photo", "path": str(path), "psnr": round(res.psnr, 2),
                 "crop": [crop.left, crop.top, crop.size, crop.original_width, crop.original_height],
-            })  # fmt: skip
+            }, tuning=token)  # fmt: skip
             parts = "; its parts held to the image reader's reading of the photo" if res.reader_guided else ""
-            note = f"Embedded: PSNR {res.psnr:.2f} dB after {len(res.losses)} steps ({res.perceptual_backend}{parts})."
+            note = f"Embedded: PSNR {res.psnr_untuned:.2f} dB after {len(res.losses)} steps ({res.perceptual_backend}{parts})."
+            if token is not None:
+                note += (f" Generator tuned to the photo ({len(res.tune_losses)} steps, {res.tune_seconds:.1f} s): "
+                         f"PSNR {res.psnr:.2f} dB.")  # fmt: skip
             out = self.view(new)
             return (*out[:4], out[4] + " " + note, new)
         except (ValueError, OSError) as e:
@@ -170,21 +180,21 @@ class Handlers(LibraryHandlers):
             if mode not in MODES:
                 raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
             steps = whole_number(steps, "steps", 1, self.rt.config.max_edit_steps)
-            model = self.rt.model
+            model = self.rt.bundle(state.tuning)
             w0 = self._displayed_w(state, viewer)
-            before = self.rt.render(w0)
+            before = self.rt.render(w0, tuning=state.tuning)
             if mode == "optimization":
                 self.rt.require("mask editing")
                 target = (masks.mask_from_upload(mask_file, model.resolution, model.palette, before.mask)
                           if mask_file else masks.target_mask(editor, before.mask, model.palette))  # fmt: skip
-                job = self._optimization_job(w0, target, steps)
+                job = self._optimization_job(model, w0, target, steps)
             else:
                 if not state.applied:
                     raise ValueError("no vectors are applied: pick one in the Library or Compose tab first")
                 vectors = [(self.rt.vector_file(v, viewer), s) for v, s in state.applied]
                 if mode == "vector + refinement":
                     self.rt.require("refinement")
-                job = self._vector_job(state.w, vectors, steps if mode != "vector" else 0)
+                job = self._vector_job(model, state.w, vectors, steps if mode != "vector" else 0)
         except (ValueError, LibraryError) as e:
             raise readable(e) from None
 
@@ -195,9 +205,7 @@ class Handlers(LibraryHandlers):
             stop.set()  # a closed stream (tab closed, cancelled) stops the worker too
             self.stops.end(key, stop)
 
-    def _optimization_job(self, w0: np.ndarray, target: np.ndarray, steps: int):
-        model = self.rt.model
-
+    def _optimization_job(self, model, w0: np.ndarray, target: np.ndarray, steps: int):
         def job(callback, should_stop):
             w = torch.from_numpy(w0)[None].to(model.device)
             r = edit_by_mask(model.generator, model.branch, w, torch.from_numpy(target), model.class_names,
@@ -209,9 +217,7 @@ class Handlers(LibraryHandlers):
 
         return job
 
-    def _vector_job(self, w_base: np.ndarray, vectors, steps: int):
-        model = self.rt.model
-
+    def _vector_job(self, model, w_base: np.ndarray, vectors, steps: int):
         def job(callback, should_stop):
             w = torch.from_numpy(w_base)[None].to(model.device)
             if steps > 0:
@@ -317,7 +323,7 @@ class Handlers(LibraryHandlers):
             w = self._displayed_w(state, viewer)
             vectors = [(self.rt.vector_file(v, viewer), s) for v, s in state.applied]
             state.last_edit = {"delta": w - state.w, "classes": tuple(dict.fromkeys(c for v, _ in vectors for c in v.edited_classes)),
-                               "metrics": {}, "preview": thumbnail(torch.from_numpy(self.rt.render(w).image).permute(2, 0, 1)[None].float() / 127.5 - 1),
+                               "metrics": {}, "preview": thumbnail(torch.from_numpy(self.rt.render(w, tuning=state.tuning).image).permute(2, 0, 1)[None].float() / 127.5 - 1),
                                "label": "vectors kept"}  # fmt: skip
             label = "kept " + format_vectors(state.applied)
             state.change(w, label)
@@ -332,7 +338,7 @@ class Handlers(LibraryHandlers):
         edit pasted back into the original. Returns (files, pasted photo or None)."""
         try:
             self._check_state(state)
-            r = self.rt.render(self._displayed_w(state, self.user(request, profile)))
+            r = self.rt.render(self._displayed_w(state, self.user(request, profile)), tuning=state.tuning)
             files = []
             p = tmp_file("image.png")
             Image.fromarray(r.image).save(p)
@@ -374,10 +380,11 @@ class Handlers(LibraryHandlers):
         if "result" not in e:
             return " Saved as it is: only a mask edit (optimization) can be made transferable."
         if "transferable" not in e:
-            model = self.rt.model
+            model = self.rt.bundle(state.tuning)  # the photo's own generator for the source; other faces: the model's
             w = torch.from_numpy(e["start_w"])[None].to(model.device)
             r = make_transferable(model.generator, model.branch, w, e["result"], model.class_names,
-                                  perceptual=model.perceptual, encoder=model.encoder, reader=model.reader)  # fmt: skip
+                                  perceptual=model.perceptual, encoder=model.encoder, reader=model.reader,
+                                  other_generator=self.rt.model.generator)  # fmt: skip
             e["transferable"] = {"delta": r.delta.cpu().numpy().astype(np.float32), "preview": thumbnail(r.image),
                                  "metrics": {**e["metrics"], **{k: float(v) for k, v in r.metrics.items() if np.isfinite(v)}}}  # fmt: skip
         m = e["transferable"]["metrics"]

@@ -107,7 +107,8 @@ class LibraryHandlers:
             if not vf.scale_min <= scale <= vf.scale_max:
                 raise ValueError(f"scale {scale:g} is outside this vector's range [{vf.scale_min:g}, {vf.scale_max:g}]")
             state.applied = [(vid, scale)]
-            r = self.rt.render(state.w + np.float32(scale) * np.asarray(vf.delta), with_mask=False)  # slider: image only
+            r = self.rt.render(state.w + np.float32(scale) * np.asarray(vf.delta), with_mask=False,
+                               tuning=state.tuning)  # slider: image only
             return r.image, state
         except (ValueError, LibraryError) as e:
             raise readable(e) from None
@@ -195,7 +196,7 @@ class LibraryHandlers:
                     raise ValueError(f"scale {s:g} of #{vid} is outside its range [{vf.scale_min:g}, {vf.scale_max:g}]")
             state.applied = items
             w = self._displayed_w(state, viewer)
-            r = self.rt.render(w, with_mask=False)
+            r = self.rt.render(w, with_mask=False, tuning=state.tuning)
             warn = interference([(vf, s) for vf, s in vectors])
             md = "\n".join(f"⚠️ {x}" for x in warn) if warn else "No interference expected between these vectors."
             return r.image, md, state
@@ -258,7 +259,7 @@ class LibraryHandlers:
             if state.pristine and state.source.get("kind") == "seed":
                 query = f"?seed={state.source['seed']}" + (f"&v={vec}" if vec else "")
             else:
-                query = f"?s={self.shares.save(self.rt.model_id, state.w, state.applied)}"
+                query = f"?s={self.shares.save(self.rt.model_id, state.w, state.applied, state.tuning)}"
         except (ValueError, OSError) as e:
             raise readable(e) from None
         base = ""
@@ -281,8 +282,10 @@ class LibraryHandlers:
         viewer = self.user(request, profile)
         new = EditSession()
         if "s" in q:
-            w, applied = self.shares.load(q["s"], self.rt.model_id, self.rt.model.latent_shape)
-            new.start(w, {"kind": "shared", "token": q["s"]})
+            w, applied, tuning = self.shares.load(q["s"], self.rt.model_id, self.rt.model.latent_shape)
+            if tuning is not None:
+                self.rt.bundle(tuning)  # on this server, or a readable error
+            new.start(w, {"kind": "shared", "token": q["s"]}, tuning=tuning)
         elif "seed" in q:
             seed = whole_number(q["seed"], "seed", 0, MAX_SEED)
             new.start(self.rt.sample(seed), {"kind": "seed", "seed": seed})

@@ -9,6 +9,7 @@ branch there is no mask, without an encoder no photo upload.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -22,9 +23,11 @@ import torch
 
 from app.config import AppConfig
 from app.identity import Identity
+from app.session import check_token
 from core.data.palette import colorize
 from core.edit_vector import check_vector
 from core.editgan import CHECKPOINTS, EditGAN, resolve_model_path
+from core.tuning import Tuning, load_tuning, save_tuning
 from core.vector_format import VectorFile
 from db import Database
 from vector_library import ModelSpec, VectorLibrary
@@ -32,6 +35,7 @@ from vector_library import ModelSpec, VectorLibrary
 log = logging.getLogger(__name__)
 HF_PREFIX = "hf://"
 INFO_TTL_S = 2.0
+TUNED_BUNDLES = 8  # photos' tuned models kept in memory (each a copy of the generator)
 
 
 def fetch_model(spec: str) -> Path:
@@ -82,6 +86,7 @@ class Runtime:
         self.model_problem = model_problem
         self._vectors: OrderedDict[tuple[int, str], VectorFile] = OrderedDict()
         self._infos: OrderedDict[tuple[int, Optional[str]], tuple[float, object]] = OrderedDict()
+        self._tuned: OrderedDict[str, EditGAN] = OrderedDict()
         self._lock = threading.Lock()
         self.examples: list[tuple[np.ndarray, str]] = []
         if model is not None:
@@ -162,10 +167,51 @@ class Runtime:
         m = self.require("sampling")
         return m.sample(int(seed), truncation)[0].cpu().numpy().astype(np.float32)
 
-    @torch.no_grad()
-    def render(self, w: np.ndarray, with_mask: bool = True) -> "Rendered":
-        """One generator pass (+ the branch when present and wanted) for a W+ latent # [n_latent, w_dim]."""
+    # -- photos' generator tunings (core.tuning) ----------------------------------------------------
+    @property
+    def tunings_dir(self) -> Path:
+        return self.config.resolved_data_dir / "tunings"
+
+    def store_tuning(self, tuning: Tuning) -> str:
+        """Keep a photo's pivotal tuning as ``<data dir>/tunings/<token>.safetensors``; returns the token
+        (a hash of its content, so the same tuning is stored once)."""
+        m = self.require("photo upload")
+        digest = hashlib.sha256(m.model_id.encode())
+        for name in sorted(tuning):  # the float16 values the file holds (its header's order is not fixed)
+            digest.update(name.encode() + tuning[name].detach().to("cpu", torch.float16).contiguous().numpy().tobytes())
+        token = digest.hexdigest()[:20]
+        path = self.tunings_dir / f"{token}.safetensors"
+        if not path.is_file():
+            save_tuning(path, tuning, m.model_id)  # written under a temporary name, then renamed
+        return token
+
+    def bundle(self, tuning: Optional[str] = None) -> EditGAN:
+        """The model, or (``tuning`` = a token from :meth:`store_tuning`) the model tuned to that photo."""
         m = self.require("rendering")
+        if tuning is None:
+            return m
+        token = check_token(tuning, "photo's generator tuning")
+        with self._lock:
+            hit = self._tuned.get(token)
+            if hit is not None:
+                self._tuned.move_to_end(token)
+                return hit
+        path = self.tunings_dir / f"{token}.safetensors"
+        if not path.is_file():
+            raise ValueError("this photo's generator tuning is not on this server (removed, or made on another "
+                             "server): upload the photo again")  # fmt: skip
+        tuned = m.with_tuning(load_tuning(path, m.generator, m.model_id))
+        with self._lock:
+            self._tuned[token] = tuned
+            while len(self._tuned) > TUNED_BUNDLES:
+                self._tuned.popitem(last=False)
+        return tuned
+
+    @torch.no_grad()
+    def render(self, w: np.ndarray, with_mask: bool = True, tuning: Optional[str] = None) -> "Rendered":
+        """One generator pass (+ the branch when present and wanted) for a W+ latent # [n_latent, w_dim], with the
+        generator tuned to a photo when ``tuning`` names one."""
+        m = self.bundle(tuning)
         wt = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))[None].to(m.device)
         segment = with_mask and m.branch is not None
         out = m.generator.synthesis(wt, return_features=segment)

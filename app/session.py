@@ -7,7 +7,8 @@ is always ``render(base + sum(scale * delta))``.
 
 Share links open the same state for someone else: ``?seed=3&v=12:1.0,15:-0.5`` when the base is a
 plain sample, else ``?s=<token>`` naming a small JSON file (the latent, base64 float32, plus the
-vectors) in ``<data dir>/shares/``. A photo's pixels are never shared, only its embedding.
+vectors) in ``<data dir>/shares/``. A photo's pixels are never shared, only its embedding and, when
+the generator was tuned to it (pivotal tuning), the token of that tuning (``<data dir>/tunings/``).
 """
 
 from __future__ import annotations
@@ -39,10 +40,13 @@ class EditSession:
     # {"delta", "classes", "metrics", "preview", "label"}; a mask edit adds "start_w" and "result" (its EditResult),
     # from which saving makes a transferable version once ("transferable": {"delta", "metrics", "preview"})
     last_edit: Optional[dict] = None
+    # a photo's pivotal tuning (core.tuning): the token of its file, which app.runtime.Runtime.bundle turns into the
+    # tuned model every render and edit of this image uses; None for plain samples
+    tuning: Optional[str] = None
 
-    def start(self, w: np.ndarray, source: dict) -> None:
+    def start(self, w: np.ndarray, source: dict, tuning: Optional[str] = None) -> None:
         """A new image: history, applied vectors and the last edit are cleared."""
-        self.w, self.source = w.astype(np.float32), source
+        self.w, self.source, self.tuning = w.astype(np.float32), source, tuning
         self.history, self.redo, self.applied, self.last_edit = [], [], [], None
 
     def change(self, w: np.ndarray, label: str) -> None:
@@ -77,13 +81,22 @@ class EditSession:
         if self.w is None:
             return "No image yet: pick a seed, an example or upload a photo."
         src = self.source
-        what = {"seed": f"sample of seed {src.get('seed')}", "photo": "your uploaded photo (embedded)",
-                "shared": "a shared state"}.get(src.get("kind"), "an image")  # fmt: skip
+        photo = "your uploaded photo (embedded" + (", generator tuned to it)" if self.tuning else ")")
+        shared = "a shared state" + (" (its generator tuned to a photo)" if self.tuning else "")
+        what = {"seed": f"sample of seed {src.get('seed')}", "photo": photo,
+                "shared": shared}.get(src.get("kind"), "an image")  # fmt: skip
         edits = f"{len(self.history)} change(s) you can undo" if self.history else "no changes yet"
         parts = [f"Editing {what}; {edits}."]
         if self.applied:
             parts.append("Applied (preview): " + ", ".join(f"#{i} ×{s:g}" for i, s in self.applied) + ".")
         return " ".join(parts)
+
+
+def check_token(token: object, what: str) -> str:
+    """A content token (20 lowercase hex characters), or a ValueError naming ``what``."""
+    if not isinstance(token, str) or _TOKEN_RE.fullmatch(token) is None:
+        raise ValueError(f"this {what} is malformed (the token must be 20 hex characters)")
+    return token
 
 
 def parse_vectors(text: str) -> list[tuple[int, float]]:
@@ -112,10 +125,12 @@ class ShareStore:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
 
-    def save(self, model_id: str, w: np.ndarray, applied: list[tuple[int, float]]) -> str:
+    def save(self, model_id: str, w: np.ndarray, applied: list[tuple[int, float]], tuning: Optional[str] = None) -> str:
         w = np.ascontiguousarray(w, dtype=np.float32)
         payload = {"format": "editgan-share/1", "model_id": model_id, "shape": list(w.shape),
                    "w": base64.b64encode(w.tobytes()).decode("ascii"), "vectors": format_vectors(applied)}  # fmt: skip
+        if tuning is not None:
+            payload["tuning"] = check_token(tuning, "tuning")
         text = json.dumps(payload, sort_keys=True)
         token = hashlib.sha256(text.encode()).hexdigest()[:20]
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -126,9 +141,10 @@ class ShareStore:
             tmp.replace(path)
         return token
 
-    def load(self, token: str, model_id: str, shape: tuple[int, int]) -> tuple[np.ndarray, list[tuple[int, float]]]:
-        if not isinstance(token, str) or _TOKEN_RE.fullmatch(token) is None:
-            raise ValueError("this share link is malformed (the token must be 20 hex characters)")
+    def load(self, token: str, model_id: str, shape: tuple[int, int]
+             ) -> tuple[np.ndarray, list[tuple[int, float]], Optional[str]]:  # fmt: skip
+        """(latent, applied vectors, tuning token or None) of a shared state made for this model."""
+        check_token(token, "share link")
         path = self.folder / f"{token}.json"
         if not path.is_file():
             raise ValueError("this share link points to nothing on this server (expired, or made on another server)")
@@ -142,4 +158,5 @@ class ShareStore:
                              f"but this server runs {model_id}")  # fmt: skip
         if tuple(w.shape) != tuple(shape) or not np.isfinite(w).all():
             raise ValueError("this share link's latent does not fit the loaded model")
-        return w, parse_vectors(payload.get("vectors", ""))
+        tuning = payload.get("tuning")
+        return w, parse_vectors(payload.get("vectors", "")), None if tuning is None else check_token(tuning, "tuning")

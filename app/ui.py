@@ -83,6 +83,9 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                                         elem_id="photo")  # fmt: skip
                         embed_steps = gr.Slider(0, cfg.max_embed_steps, value=min(100, cfg.max_embed_steps), step=1,
                                                 label="Embedding steps", interactive=caps.embed)  # fmt: skip
+                        tune_photo = gr.Checkbox(value=cfg.tune_steps > 0, interactive=caps.embed and cfg.tune_steps > 0,
+                                                 label="Tune the generator to the photo (closer likeness; "
+                                                       f"{cfg.tune_steps} more steps)", elem_id="tune-photo")  # fmt: skip
                         upload_btn = gr.Button("Embed photo", interactive=caps.embed, elem_id="upload-btn")
                     with gr.Column(scale=2):
                         with gr.Row():
@@ -249,7 +252,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         random_btn.click(h.random_sample, [state], [seed, *view], api_name="random_sample", **light)
         examples.select(h.pick_example, [state], [seed, *view], api_name="pick_example",
                         api_visibility="private", **light)  # fmt: skip
-        upload_btn.click(h.upload, [photo, embed_steps, state], view, api_name="upload", show_progress_on=[image],
+        upload_btn.click(h.upload, [photo, embed_steps, state, tune_photo], view, api_name="upload", show_progress_on=[image],
                          **heavy)  # fmt: skip
         # the progress bar sits on the result text, so the streamed intermediate images stay visible
         run_btn.click(h.edit, [editor, mask_file, mode, steps, state], edit_outputs, api_name="edit",

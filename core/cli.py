@@ -7,7 +7,9 @@
     python -m core.cli batch  --input-dir photos/ --vector a.safetensors:1 --vector b.safetensors:0.5 --out out/
 
 Images are written as PNG: the image, its mask (palette colours) and, for
-uploaded photos, the edit pasted back into the original. A vector saved by
+uploaded photos, the edit pasted back into the original. A photo (``--image``)
+is embedded and the generator then tuned to it (pivotal tuning, ``--tune-steps``;
+0 edits the embedding on the model as it is). A vector saved by
 ``edit --save-vector`` is first made transferable
 (:func:`core.edit_vector.make_transferable`; ``--transfer-samples 0`` skips it).
 """
@@ -29,7 +31,7 @@ from core.data.palette import colorize, mask_from_colors
 from core.edit import EditConfig, edit_by_mask
 from core.edit_vector import TransferConfig, apply_vectors, make_transferable, refine, vector_from_edit
 from core.editgan import DEFAULT_MODEL, EditGAN
-from core.embed import EmbedConfig
+from core.embed import EmbedConfig, EmbedResult
 from core.image_io import paste_back, to_pil
 from core.mask_edits import SCRIPTED_EDITS, apply_scripted
 from core.vector_format import VectorFile
@@ -37,14 +39,21 @@ from core.vector_format import VectorFile
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 
 
-def _start(model: EditGAN, args) -> tuple[torch.Tensor, Optional[object]]:
-    """The latent to edit: from --seed, or by embedding --image. Returns (w_plus, embed result or None)."""
+def _embed(model: EditGAN, image, args) -> tuple[EditGAN, EmbedResult]:
+    """Embed ``image`` (--embed-steps) and tune the generator to it (--tune-steps): (the bundle that draws it, result)."""
+    r = model.embed(image, EmbedConfig(steps=args.embed_steps, tune_steps=args.tune_steps))
+    parts = "; parts held to the image reader's reading" if r.reader_guided else ""
+    tuned = f", {r.psnr:.2f} dB with the generator tuned to it" if r.tuning is not None else ""
+    print(f"embedded {image}: PSNR {r.psnr_untuned:.2f} dB{tuned} ({r.perceptual_backend}{parts})", file=sys.stderr)
+    return (model.with_tuning(r.tuning) if r.tuning is not None else model), r
+
+
+def _start(model: EditGAN, args) -> tuple[EditGAN, torch.Tensor, Optional[EmbedResult]]:
+    """The image to edit: from --seed, or by embedding --image. Returns (bundle, w_plus, embed result or None)."""
     if args.image:
-        r = model.embed(args.image, EmbedConfig(steps=args.embed_steps))
-        parts = "; parts held to the image reader's reading" if r.reader_guided else ""
-        print(f"embedded {args.image}: PSNR {r.psnr:.2f} dB ({r.perceptual_backend}{parts})", file=sys.stderr)
-        return r.w_plus, r
-    return model.sample(args.seed, args.truncation), None
+        bundle, r = _embed(model, args.image, args)
+        return bundle, r.w_plus, r
+    return model, model.sample(args.seed, args.truncation), None
 
 
 def _write(out: Path, stem: str, image: torch.Tensor, mask: Optional[torch.Tensor], model: EditGAN) -> None:
@@ -76,8 +85,8 @@ def cmd_sample(model: EditGAN, args) -> dict:
     return {"seed": args.seed}
 
 
-def cmd_edit(model: EditGAN, args) -> dict:
-    w, embedded = _start(model, args)
+def cmd_edit(base: EditGAN, args) -> dict:
+    model, w, embedded = _start(base, args)
     current = model.segment(w)[0]
     if args.target_mask:
         painted = mask_from_colors(np.asarray(Image.open(args.target_mask).convert("RGBA")), model.palette)
@@ -101,14 +110,14 @@ def cmd_edit(model: EditGAN, args) -> dict:
             result = make_transferable(model.generator, model.branch, w, result, model.class_names,
                                        TransferConfig(samples=args.transfer_samples, steps=args.transfer_steps), cfg,
                                        model.perceptual, model.encoder, lambda s, loss, img: bar.update(1),
-                                       reader=model.reader)  # fmt: skip
+                                       reader=model.reader, other_generator=base.generator)  # fmt: skip
             bar.close()
         vector_from_edit(result, model.model_id, name=args.name or (args.edit or "edit")).save(args.save_vector)
     return {"edited_classes": result.edited_classes, "metrics": result.metrics, "seconds": round(result.seconds, 2)}
 
 
-def cmd_apply(model: EditGAN, args) -> dict:
-    w, embedded = _start(model, args)
+def cmd_apply(base: EditGAN, args) -> dict:
+    model, w, embedded = _start(base, args)
     vectors = _parse_vectors(args.vector)
     if args.refine > 0:
         r = refine(model.generator, model.branch, w, vectors, model.model_id, model.class_names, args.refine,
@@ -123,7 +132,7 @@ def cmd_apply(model: EditGAN, args) -> dict:
     return {"warnings": r.warnings, "metrics": r.metrics, "seconds": round(r.seconds, 3)}
 
 
-def cmd_batch(model: EditGAN, args) -> dict:
+def cmd_batch(base: EditGAN, args) -> dict:
     vectors = _parse_vectors(args.vector)
     files = sorted(p for p in Path(args.input_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
@@ -133,7 +142,7 @@ def cmd_batch(model: EditGAN, args) -> dict:
     done, failed = 0, {}
     for f in tqdm(files, desc="batch"):
         try:
-            emb = model.embed(f, EmbedConfig(steps=args.embed_steps))
+            model, emb = _embed(base, f, args)
             if args.refine > 0:
                 r = refine(model.generator, model.branch, emb.w_plus, vectors, model.model_id, model.class_names,
                            args.refine, perceptual=model.perceptual, encoder=model.encoder,
@@ -159,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--truncation", type=float, default=0.7)
             p.add_argument("--image", help="embed this image instead of sampling")
             p.add_argument("--embed-steps", type=int, default=100)
+            p.add_argument("--tune-steps", type=int, default=200,
+                           help="with --image: then tune the generator to it this many steps (0: do not)")  # fmt: skip
 
     common(sub.add_parser("sample", help="sample an image and its mask"))
     p = sub.add_parser("edit", help="edit by mask (optimisation, mode 3)")
@@ -184,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vector", action="append", required=True, help="PATH[:SCALE], repeatable")
     p.add_argument("--refine", type=int, default=0)
     p.add_argument("--embed-steps", type=int, default=50)
+    p.add_argument("--tune-steps", type=int, default=0, help="tune the generator to each image (slower, closer)")
     return ap
 
 

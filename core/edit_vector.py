@@ -77,8 +77,8 @@ class _TransferObjective:
     plus ``weight`` x (L2 + perceptual) change outside ``keep`` on the faces ``ws + delta``."""
 
     def __init__(self, source: EditObjective, w_plus: torch.Tensor, ws: torch.Tensor, images: torch.Tensor,
-                 keep: torch.Tensor, weight: float):  # fmt: skip
-        self.source, self.w_plus, self.ws, self.weight = source, w_plus, ws, weight
+                 keep: torch.Tensor, weight: float, others: Generator):  # fmt: skip
+        self.source, self.w_plus, self.ws, self.weight, self.others = source, w_plus, ws, weight, others
         # what optimize_edit reads: the parts it freezes, and the step size
         self.generator, self.branch, self.config = source.generator, source.branch, source.config
         self.encoder, self.reader = source.encoder, source.reader
@@ -88,7 +88,7 @@ class _TransferObjective:
 
     def __call__(self, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
         loss, img, parts = self.source(self.w_plus + delta[None])
-        others = self.source.generator.synthesis(self.ws + delta[None], return_features=False).image * self.outside
+        others = self.others.synthesis(self.ws + delta[None], return_features=False).image * self.outside
         spill = ((others - self.kept).pow(2).sum() / (3 * self.n_outside)
                  + self.source.perceptual(others, self.kept).mean())  # fmt: skip
         return loss + self.weight * spill, img, {**parts, "outside_on_other_faces": spill.item()}
@@ -107,6 +107,7 @@ def make_transferable(
     callback: Optional[Callable[[int, float, torch.Tensor], None]] = None,
     should_stop: Optional[Callable[[], bool]] = None,
     reader: Optional[ImageReader] = None,
+    other_generator: Optional[Generator] = None,
 ) -> EditResult:
     """Optimise an edit's delta further so that, as a vector, it changes other faces only where it should.
 
@@ -121,31 +122,33 @@ def make_transferable(
     delta, dilated) on ``config.samples`` random faces; the lowest total keeps.
     Returns a new result on the source image; ``metrics`` gain
     ``transfer_psnr_outside_before`` / ``_after`` (mean over those faces) and
-    ``transfer_samples``.
+    ``transfer_samples``. When ``generator`` is tuned to the source photo
+    (core.tuning), ``other_generator`` (the untuned model) draws the other faces.
     """
     if result.target is None:
         raise ValueError("this edit result carries no target mask; make it with core.edit.edit_by_mask")
     t0 = time.perf_counter()
     perceptual = perceptual or PerceptualLoss()
     dev = w_plus.device
-    ws = generator.sample_w_plus(config.seed, config.samples, config.truncation).to(dev)
+    others = (other_generator if other_generator is not None else generator).requires_grad_(False)
+    ws = others.sample_w_plus(config.seed, config.samples, config.truncation).to(dev)
     delta0 = result.delta.detach().to(dev)
     with torch.no_grad():
         src = generator.synthesis(w_plus)
-        orig = generator.synthesis(ws)
+        orig = others.synthesis(ws)
         before = branch(orig.features).argmax(1)
-        moved = generator.synthesis(ws + delta0[None])
+        moved = others.synthesis(ws + delta0[None])
         after = branch(moved.features).argmax(1)
     regions = edited_region(before, after, result.edited_classes, class_names, edit_config.dilation,
                             edit_config.context_classes)  # fmt: skip
     source = EditObjective(generator, branch, encoder, perceptual, src.image.detach(), result.target.to(dev),
                            result.roi.to(dev), replace(edit_config, lr=config.lr), reader)  # fmt: skip
-    obj = _TransferObjective(source, w_plus, ws, orig.image, ~regions, config.weight)
+    obj = _TransferObjective(source, w_plus, ws, orig.image, ~regions, config.weight, others)
     best_delta, _, _ = optimize_edit(obj, delta0, config.steps, callback, should_stop)
     with torch.no_grad():
         new = generator.synthesis(w_plus + best_delta[None])
         new_mask = branch(new.features).argmax(1)[0]
-        transferred = generator.synthesis(ws + best_delta[None], return_features=False).image
+        transferred = others.synthesis(ws + best_delta[None], return_features=False).image
     metrics = {
         **result.metrics,
         "target_iou_in_region": region_iou(new_mask, source.target, source.roi),

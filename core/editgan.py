@@ -5,6 +5,8 @@
     w = model.sample(seed=3)                     # W+ [1, n_latent, w_dim]
     image, mask = model.render(w), model.segment(w)
     result = model.embed("photo.jpg")            # EmbedResult (w_plus, reconstruction, crop box, ...)
+    r = model.embed("photo.jpg", EmbedConfig(tune_steps=200))
+    photo_model = model.with_tuning(r.tuning)    # the generator tuned to that photo (pivotal tuning)
 
 A model folder holds ``generator.safetensors``, optionally ``branch.safetensors``,
 ``encoder.safetensors`` and ``reader.safetensors`` (few-shot U-Nets that mask
@@ -31,6 +33,7 @@ from core.generator import Generator
 from core.image_io import ImageLike
 from core.perceptual import PerceptualLoss
 from core.segmenter import ImageReader, ReaderConfig
+from core.tuning import Tuning, tuned_generator
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 DEFAULT_MODEL = "faces64"
@@ -78,6 +81,7 @@ class EditGAN:
         self.model_id = model_id
         self.path = path
         self._perceptual: Optional[PerceptualLoss] = None
+        self.tuned = False  # True for the bundles with_tuning returns
 
     @classmethod
     def load(cls, path_or_name: str | Path = DEFAULT_MODEL, device: str | torch.device = "cpu",
@@ -162,6 +166,19 @@ class EditGAN:
         """As :meth:`embed` for an image already preprocessed: [1, 3, R, R] in [-1, 1] (no crop box)."""
         return embed_tensor(self.generator, self._encoder_for_embedding(), target.to(self.device), config,
                             self.perceptual, callback=callback, **self._embedding_guides())  # fmt: skip
+
+    def with_tuning(self, tuning: Tuning) -> "EditGAN":
+        """This bundle with a pivotal tuning (``EmbedResult.tuning``) added to a copy of its generator.
+
+        The branch, encoder, reader and model id are shared: vectors made for the
+        model apply to the tuned one, and vectors made on it apply to the model.
+        """
+        if self.tuned:
+            raise ValueError("this bundle is already tuned to a photo; tune the original bundle")
+        model = EditGAN(tuned_generator(self.generator, tuning), self.branch, self.encoder, self.class_names,
+                        self.palette, self.model_id, self.path, self.reader)  # fmt: skip
+        model._perceptual, model.tuned = self._perceptual, True
+        return model
 
     def _encoder_for_embedding(self) -> Encoder:
         if self.encoder is None:

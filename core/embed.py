@@ -11,6 +11,9 @@ as the photo reads: cross-entropy between the reader on the reconstruction and
 the reader's mask of the photo (or the photo's known mask), weighted towards the
 small parts. Pixel losses barely notice an eye a pixel too small or a brow in
 the wrong row; the mask the user then edits does.
+
+Optionally (``EmbedConfig.tune_steps``) the generator's fine layers are then
+tuned to the photo at the found latent (pivotal tuning, :mod:`core.tuning`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from core.generator import Generator
 from core.image_io import CropBox, ImageLike, to_model_input
 from core.perceptual import PerceptualLoss
 from core.segmenter import ImageReader
+from core.tuning import Tuning, pivotal_tune, tuned_generator
 
 
 @dataclass(frozen=True)
@@ -48,11 +52,18 @@ class EmbedConfig(ConfigMixin):
     # trade PSNR for little more (benchmarks/results/embed_sweep.json)
     w_reader: float = 0.1
     policy: str = "crop"  # how a non-square image becomes square (see core.image_io)
+    # pivotal tuning (core.tuning) after the latent: this many Adam steps on the generator's layers at
+    # tune_min_resolution px and above, the latent fixed, with the same image terms (the reader's at tune_w_reader);
+    # the result then carries the deltas (EmbedResult.tuning) and edits use EditGAN.with_tuning. 0 = off
+    tune_steps: int = 0
+    tune_lr: float = 1e-3
+    tune_min_resolution: int = 16
+    tune_w_reader: float = 0.3
 
     def __post_init__(self) -> None:
-        weights = (self.w_perceptual, self.w_l2, self.w_encoder, self.part_balance, self.w_reader)
-        if self.steps < 0 or not self.lr > 0 or not all(w >= 0 for w in weights):
-            raise ValueError(f"steps >= 0, lr > 0 and non-negative weights are required, got {self}")
+        weights = (self.w_perceptual, self.w_l2, self.w_encoder, self.part_balance, self.w_reader, self.tune_w_reader)
+        if self.steps < 0 or self.tune_steps < 0 or not (self.lr > 0 and self.tune_lr > 0) or not all(w >= 0 for w in weights):
+            raise ValueError(f"steps >= 0, learning rates > 0 and non-negative weights are required, got {self}")
         if self.early_stop_patience is not None and self.early_stop_patience < 1:
             raise ValueError(f"early_stop_patience must be at least 1 (or None), got {self.early_stop_patience}")
         if self.policy not in ("crop", "pad"):
@@ -72,6 +83,12 @@ class EmbedResult:
     perceptual_backend: str = ""
     part_weighted: bool = False  # whether the L2 term was weighted by the segmenter's parts (EmbedConfig.part_balance)
     reader_guided: bool = False  # whether the image reader's cross-entropy was part of the loss (EmbedConfig.w_reader)
+    # pivotal tuning (EmbedConfig.tune_steps): the generator deltas that draw ``image`` at ``w_plus``; ``psnr`` is then
+    # the tuned reconstruction's and ``psnr_untuned`` the latent's alone
+    tuning: Optional[Tuning] = None
+    psnr_untuned: float = float("nan")
+    tune_losses: list[float] = field(default_factory=list)
+    tune_seconds: float = 0.0  # of ``seconds``
 
 
 def inverse_frequency(flat: torch.Tensor, balance: float, keep: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -125,8 +142,9 @@ def embed_tensor(
         img0 = generator(w0).image
     result = EmbedResult(w_plus=w0, image=img0, target=target, crop=crop, psnr_encoder=psnr(img0, target),
                          perceptual_backend=perceptual.backend)  # fmt: skip
-    if config.steps <= 0:
-        result.psnr, result.seconds = result.psnr_encoder, time.perf_counter() - t0
+    if config.steps <= 0 and config.tune_steps <= 0:
+        result.psnr = result.psnr_untuned = result.psnr_encoder
+        result.seconds = time.perf_counter() - t0
         return result
     if pixel_weight is None and segment is not None and config.part_balance > 0:
         with torch.no_grad():
@@ -143,18 +161,23 @@ def embed_tensor(
             raise ValueError(f"target_mask holds class ids outside [0, {reading.shape[0] - 1}]")
         read_weight = class_weight_map(read_target, config.part_balance)[0, 0]
         result.reader_guided = True
+
+    def image_loss(img: torch.Tensor, w_reader: float) -> torch.Tensor:
+        l2 = F.mse_loss(img, target) if pixel_weight is None else ((img - target) ** 2 * pixel_weight).mean()
+        loss = config.w_perceptual * perceptual(img, target).mean() + config.w_l2 * l2
+        if read_target is not None and w_reader > 0:
+            nll = F.nll_loss(reader(img), read_target[None], reduction="none")[0]
+            loss = loss + w_reader * (nll * read_weight).mean()
+        return loss
+
     w = w0.clone().requires_grad_(True)
     opt = torch.optim.Adam([w], lr=config.lr)
     best, since_best = float("inf"), 0
     for step in range(config.steps):
         img = generator(w).image
-        l2 = F.mse_loss(img, target) if pixel_weight is None else ((img - target) ** 2 * pixel_weight).mean()
-        loss = config.w_perceptual * perceptual(img, target).mean() + config.w_l2 * l2
+        loss = image_loss(img, config.w_reader)
         if config.w_encoder > 0:
             loss = loss + config.w_encoder * F.mse_loss(encoder(img), w)
-        if read_target is not None:
-            nll = F.nll_loss(reader(img), read_target[None], reduction="none")[0]
-            loss = loss + config.w_reader * (nll * read_weight).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         value = loss.item()
@@ -171,7 +194,21 @@ def embed_tensor(
         opt.step()
     with torch.no_grad():
         result.image = generator(result.w_plus).image
-    result.psnr = psnr(result.image, target)
+    result.psnr = result.psnr_untuned = psnr(result.image, target)
+    if config.tune_steps > 0:
+        t_tune = time.perf_counter()
+
+        def tune_callback(step: int, value: float) -> None:
+            if callback:
+                callback(len(result.losses) + step, value)
+
+        result.tuning, result.tune_losses, _ = pivotal_tune(
+            generator, result.w_plus, lambda img: image_loss(img, config.tune_w_reader), config.tune_steps,
+            config.tune_lr, config.tune_min_resolution, tune_callback)  # fmt: skip
+        with torch.no_grad():
+            result.image = tuned_generator(generator, result.tuning)(result.w_plus).image
+        result.psnr = psnr(result.image, target)
+        result.tune_seconds = time.perf_counter() - t_tune
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -161,6 +161,26 @@ def test_photo_upload_edit_and_paste_back(client, tmp_path):
     assert np.abs(new[:, 5:35] - orig[:, 5:35]).mean() > 1  # the crop itself: the edited render
 
 
+def test_an_uploaded_photo_is_tuned_and_its_share_link_carries_the_tuning(client, app_server, tmp_path):
+    from gradio_client import Client
+
+    photo = tmp_path / "face.png"
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(photo)
+    plain = client.predict(handle_file(str(photo)), 2, False, api_name="/upload")
+    assert "tuned" not in plain[4]
+    tuned = client.predict(handle_file(str(photo)), 2, True, api_name="/upload")
+    assert "Generator tuned to the photo" in tuned[4] and "generator tuned to it" in tuned[4]
+    assert not np.array_equal(_img(plain[0]), _img(tuned[0]))  # the same latent, drawn by the tuned generator
+    assert len(list((app_server.data_dir / "tunings").glob("*.safetensors"))) >= 1
+    edited = _edit(client, tmp_path, steps=2)[2]  # edits run on the tuned generator
+    link = client.predict(api_name="/share")
+    assert "?s=" in link
+    other = Client(app_server.url, verbose=False, download_files=str(tmp_path / "other"))
+    opened = other.predict(link, api_name="/open_share")
+    assert np.array_equal(_img(opened[0]), _img(edited))  # drawn by the photo's tuned generator there too
+    assert "generator tuned to a photo" in opened[4]
+
+
 def test_stop_keeps_the_best_result_so_far(client, tmp_path):
     import time
 

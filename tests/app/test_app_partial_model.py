@@ -119,3 +119,35 @@ def test_bundle_without_reader_says_edits_use_the_branch_alone(tmp_path):
     assert rt.model.reader is None and rt.capabilities.segment
     assert "image reader" in rt.status_markdown() and "branch alone" in rt.status_markdown()
     assert "All parts present" in _runtime(str(make_tiny_bundle(tmp_path / "m2")), tmp_path).status_markdown()
+
+
+def test_a_missing_or_foreign_tuning_is_refused_readably(tiny_bundle, tmp_path):
+    import torch
+
+    from core.tuning import tunable_names
+
+    rt = _runtime(str(tiny_bundle), tmp_path)
+    g = rt.model.generator
+    tuning = {n: torch.full_like(p, 0.01) for n, p in g.named_parameters() if n in tunable_names(g, 16)}
+    token = rt.store_tuning(tuning)
+    assert token == rt.store_tuning(tuning)  # content-named: stored once
+    tuned = rt.bundle(token)
+    assert tuned.tuned and rt.bundle(token) is tuned and rt.bundle(None) is rt.model
+    w = rt.sample(1)
+    assert not np.array_equal(rt.render(w).image, rt.render(w, tuning=token).image)
+    with pytest.raises(ValueError, match="not on this server"):
+        rt.bundle("0" * 20)
+    with pytest.raises(ValueError, match="malformed"):
+        rt.bundle("../../etc/passwd")
+    other = _runtime(str(tiny_bundle), tmp_path / "elsewhere")  # another server: the file is not there
+    with pytest.raises(ValueError, match="upload the photo again"):
+        other.bundle(token)
+    h = Handlers(other)
+    with pytest.raises(ValueError, match="not on this server"):
+        h._open_params({"s": _share(other, token, w)}, None)
+
+
+def _share(rt: Runtime, tuning: str, w: np.ndarray) -> str:
+    from app.session import ShareStore
+
+    return ShareStore(rt.config.resolved_data_dir / "shares").save(rt.model_id, w, [], tuning)

@@ -117,8 +117,12 @@ def test_share_store_round_trip_and_refusals(tmp_path):
     w = np.arange(6, dtype=np.float32).reshape(2, 3)
     token = store.save("0123456789abcdef", w, [(3, 1.0), (7, -0.5)])
     assert token == store.save("0123456789abcdef", w, [(3, 1.0), (7, -0.5)])  # content-named
-    w2, vectors = store.load(token, "0123456789abcdef", (2, 3))
-    assert np.array_equal(w, w2) and vectors == [(3, 1.0), (7, -0.5)]
+    w2, vectors, tuning = store.load(token, "0123456789abcdef", (2, 3))
+    assert np.array_equal(w, w2) and vectors == [(3, 1.0), (7, -0.5)] and tuning is None
+    tuned = store.save("0123456789abcdef", w, [], tuning="ab" * 10)  # a photo's state names its generator tuning
+    assert tuned != token and store.load(tuned, "0123456789abcdef", (2, 3))[2] == "ab" * 10
+    with pytest.raises(ValueError, match="tuning is malformed"):
+        store.save("0123456789abcdef", w, [], tuning="../../x")
     with pytest.raises(ValueError, match="another|this server runs"):
         store.load(token, "fedcba9876543210", (2, 3))
     with pytest.raises(ValueError, match="malformed"):

@@ -50,3 +50,22 @@ def test_a_retrain_repeats_the_recorded_recipe():
     assert args[args.index("--min-map-resolution") + 1] == "32"
     assert args[args.index("--hidden") + 1] == "8,4"
     assert "--layers" not in args  # None is left to the trainer's default
+
+
+def test_embedding_rows_share_one_latent_and_tuning_adds_a_row(tmp_path):
+    from benchmarks.bench_joint import embedding_quality
+    from core.editgan import EditGAN
+    from core.testing import make_tiny_bundle
+
+    model = EditGAN.load(make_tiny_bundle(tmp_path / "m"))
+
+    def oracle(images: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(_labels(images), 12).permute(0, 3, 1, 2).float()
+
+    out, pics = embedding_quality(model, oracle, n=2, steps=3, tune_steps=4)
+    assert {"encoder", "optimised", "pivotal_tuning"} <= set(out) and out["tuning"]["tune_steps"] == 4
+    assert out["pivotal_tuning"]["seconds_per_image"] > out["optimised"]["seconds_per_image"]
+    assert len(pics) == 2 and pics[0].shape == (3, 16, 4 * 16)  # photo | encoder | optimised | tuned
+    plain, plain_pics = embedding_quality(model, oracle, n=2, steps=3, tune_steps=0)
+    assert "pivotal_tuning" not in plain and plain_pics[0].shape == (3, 16, 3 * 16)
+    assert plain["optimised"]["psnr_mean_db"] == out["optimised"]["psnr_mean_db"]  # the tuning does not move the latent

@@ -98,3 +98,28 @@ def test_branch_trainer_exports_the_branch_and_a_reader_learnt_beside_it(tmp_pat
     cfg = json.loads((folder / "config.json").read_text())
     assert cfg["branch_training"]["labelled_images"] == 2 + 2  # the labelled images and the teachers' samples
     assert cfg["reader_training"]["labelled_images"] == 2 and cfg["reader_training"]["branch_labelled_samples"] == 3
+
+
+def test_a_photo_is_edited_on_the_generator_tuned_to_it(bundle, tmp_path, capsys):
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (20, 28, 3), dtype=np.uint8)).save(photo)
+    painted = np.zeros((16, 16, 4), np.uint8)
+    painted[4:9, 4:9, :3] = PALETTE[9]
+    painted[4:9, 4:9, 3] = 255
+    Image.fromarray(painted, "RGBA").save(tmp_path / "paint.png")
+    runs = {}
+    for tune in ("0", "4"):
+        out = tmp_path / f"tune{tune}"
+        args = ["--model", str(bundle), "edit", "--image", str(photo), "--embed-steps", "2", "--tune-steps", tune,
+                "--target-mask", str(tmp_path / "paint.png"), "--steps", "2", "--out", str(out),
+                "--save-vector", str(out / "v.safetensors"), "--transfer-samples", "2", "--transfer-steps", "1"]
+        assert main(args) == 0
+        runs[tune] = capsys.readouterr().err
+        assert Image.open(out / "after_in_original.png").size == (28, 20) and (out / "v.safetensors").exists()
+    assert "generator tuned to it" in runs["4"] and "generator tuned to it" not in runs["0"]
+    before_plain = np.asarray(Image.open(tmp_path / "tune0" / "before.png"))
+    before_tuned = np.asarray(Image.open(tmp_path / "tune4" / "before.png"))
+    assert not np.array_equal(before_plain, before_tuned)  # the same latent, drawn by the tuned generator
+    assert main(["--model", str(bundle), "edit", "--image", str(photo), "--tune-steps", "-1", "--edit", "smile",
+                 "--out", str(tmp_path / "x")]) == 2  # fmt: skip
+    assert "steps >= 0" in capsys.readouterr().err
