@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 HF_PREFIX = "hf://"
 INFO_TTL_S = 2.0
 TUNED_BUNDLES = 8  # photos' tuned models kept in memory (each a copy of the generator)
+TUNING_FILES = 256  # photos' tunings kept on disk (1.6 MB each for faces64); the oldest go first
 
 
 def fetch_model(spec: str) -> Path:
@@ -183,7 +184,16 @@ class Runtime:
         path = self.tunings_dir / f"{token}.safetensors"
         if not path.is_file():
             save_tuning(path, tuning, m.model_id)  # written under a temporary name, then renamed
+            self._prune_tunings(keep=path)
         return token
+
+    def _prune_tunings(self, keep: Path) -> None:
+        """At most TUNING_FILES tunings on disk: the least recently written go (their sessions and share links
+        then say to upload the photo again)."""
+        files = sorted(self.tunings_dir.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
+        for old in files[: max(0, len(files) - TUNING_FILES)]:
+            if old != keep:
+                old.unlink(missing_ok=True)
 
     def bundle(self, tuning: Optional[str] = None) -> EditGAN:
         """The model, or (``tuning`` = a token from :meth:`store_tuning`) the model tuned to that photo."""

@@ -93,9 +93,12 @@ def parts_section(model: Path, cfg: dict, joint_json: Path) -> str:
                 f"| branch mIoU vs the oracle, {b.get('samples')} samples | {b.get('branch_miou_vs_oracle')} |",
                 f"| oracle architecture trained on the same {b.get('labelled_images')} labelled images | "
                 f"{b.get('few_shot_oracle_arch_miou_vs_oracle')} |"]  # fmt: skip
-        for kind in ("encoder", "optimised"):
-            k = e.get(kind, {})
-            out.append(f"| embedding, {kind} ({e.get('images')} held-out images) | {k.get('psnr_mean_db')} dB, "
+        for kind in ("encoder", "optimised", "pivotal_tuning"):
+            if kind not in e:
+                continue
+            k = e[kind]
+            label = "optimised, then the generator tuned to each image" if kind == "pivotal_tuning" else kind
+            out.append(f"| embedding, {label} ({e.get('images')} held-out images) | {k.get('psnr_mean_db')} dB, "
                        f"oracle mIoU {k.get('oracle_miou_true_vs_reconstruction')}, "
                        f"{k.get('seconds_per_image')} s/image |")  # fmt: skip
         out += [f"| perceptual loss | {e.get('perceptual_backend')} |", "",

@@ -121,8 +121,10 @@ def test_bundle_without_reader_says_edits_use_the_branch_alone(tmp_path):
     assert "All parts present" in _runtime(str(make_tiny_bundle(tmp_path / "m2")), tmp_path).status_markdown()
 
 
-def test_a_missing_or_foreign_tuning_is_refused_readably(tiny_bundle, tmp_path):
+def test_a_missing_or_foreign_tuning_is_refused_readably(tiny_bundle, tmp_path, monkeypatch):
     import torch
+
+    import app.runtime as runtime_module
 
     from core.tuning import tunable_names
 
@@ -131,6 +133,11 @@ def test_a_missing_or_foreign_tuning_is_refused_readably(tiny_bundle, tmp_path):
     tuning = {n: torch.full_like(p, 0.01) for n, p in g.named_parameters() if n in tunable_names(g, 16)}
     token = rt.store_tuning(tuning)
     assert token == rt.store_tuning(tuning)  # content-named: stored once
+    monkeypatch.setattr(runtime_module, "TUNING_FILES", 2)
+    extra = [rt.store_tuning({n: t * (2 + i) for n, t in tuning.items()}) for i in range(2)]
+    assert sorted(p.stem for p in rt.tunings_dir.glob("*.safetensors")) == sorted(extra)  # the oldest went
+    monkeypatch.setattr(runtime_module, "TUNING_FILES", 256)
+    token = rt.store_tuning(tuning)
     tuned = rt.bundle(token)
     assert tuned.tuned and rt.bundle(token) is tuned and rt.bundle(None) is rt.model
     w = rt.sample(1)
