@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from core.generator import Generator
@@ -140,8 +140,6 @@ def load_tuning(path: str | Path, generator: Generator, model_id: str) -> Tuning
     """Read a tuning written by :func:`save_tuning` for this model; a clear ValueError on anything else."""
     path = Path(path)
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
         tensors = load_file(str(path))
