@@ -112,22 +112,19 @@ def embedding_quality(model: EditGAN, oracle, n: int, steps: int, tune_steps: in
     for i in range(n):
         x, m = ds.batch(i, 1)
         truth.append(m[0])
-        row = [x[0]]
-        for kind in kinds[:2]:
-            r = model.embed_tensor(x, EmbedConfig(steps=steps if kind == "optimised" else 0,
-                                                  tune_steps=tune_steps if kind == "optimised" else 0))  # fmt: skip
-            shown = [("encoder", model.render(r.w_plus), r.psnr_untuned, r.seconds)] if kind == "encoder" else [
-                ("optimised", model.render(r.w_plus), r.psnr_untuned, r.seconds - r.tune_seconds)]
-            if r.tuning is not None:
-                shown.append(("pivotal_tuning", r.image.clamp(-1, 1), r.psnr, r.seconds))
-            for name, image, p, sec in shown:
-                with torch.no_grad():
-                    rec[name]["pred"].append(oracle(image).argmax(1)[0])
-                rec[name]["psnr"].append(p)
-                rec[name]["sec"].append(sec)
-                row.append(image[0])
+        enc = model.embed_tensor(x, EmbedConfig(steps=0))
+        opt = model.embed_tensor(x, EmbedConfig(steps=steps, tune_steps=tune_steps))
+        shown = [("encoder", enc.image.clamp(-1, 1), enc.psnr, enc.seconds),
+                 ("optimised", model.render(opt.w_plus), opt.psnr_untuned, opt.seconds - opt.tune_seconds)]
+        if opt.tuning is not None:
+            shown.append(("pivotal_tuning", opt.image.clamp(-1, 1), opt.psnr, opt.seconds))
+        for name, image, p, sec in shown:
+            with torch.no_grad():
+                rec[name]["pred"].append(oracle(image).argmax(1)[0])
+            rec[name]["psnr"].append(p)
+            rec[name]["sec"].append(sec)
         if i < 6:
-            pics.append(torch.cat(row, -1))
+            pics.append(torch.cat([x[0]] + [image[0] for _, image, _, _ in shown], -1))
     truth_t = torch.stack(truth)
     cfg = EmbedConfig(steps=steps, tune_steps=tune_steps)
     out = {"images": n, "optimisation_steps": steps, "perceptual_backend": model.perceptual.backend,

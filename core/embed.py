@@ -31,7 +31,7 @@ from core.generator import Generator
 from core.image_io import CropBox, ImageLike, to_model_input
 from core.perceptual import PerceptualLoss
 from core.segmenter import ImageReader
-from core.tuning import Tuning, pivotal_tune, tuned_generator
+from core.tuning import Tuning, pivotal_tune
 
 
 @dataclass(frozen=True)
@@ -202,11 +202,9 @@ def embed_tensor(
             if callback:
                 callback(len(result.losses) + step, value)
 
-        result.tuning, result.tune_losses, _ = pivotal_tune(
+        result.tuning, result.image, result.tune_losses = pivotal_tune(
             generator, result.w_plus, lambda img: image_loss(img, config.tune_w_reader), config.tune_steps,
             config.tune_lr, config.tune_min_resolution, tune_callback)  # fmt: skip
-        with torch.no_grad():
-            result.image = tuned_generator(generator, result.tuning)(result.w_plus).image
         result.psnr = psnr(result.image, target)
         result.tune_seconds = time.perf_counter() - t_tune
     result.seconds = time.perf_counter() - t0

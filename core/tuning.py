@@ -69,8 +69,8 @@ def pivotal_tune(
     lr: float,
     min_resolution: int,
     callback: Optional[Callable[[int, float], None]] = None,
-) -> tuple[Tuning, list[float], int]:
-    """Adam on the fine layers' weights at a fixed latent; returns (best delta, losses, best step).
+) -> tuple[Tuning, torch.Tensor, list[float]]:
+    """Adam on the fine layers' weights at a fixed latent; returns (best delta, the image it draws, losses).
 
     The generator itself is not modified (the tuned weights live in a
     functional call). Step 0's loss is the untuned generator's.
@@ -80,22 +80,25 @@ def pivotal_tune(
     params = {n: base[n].detach().clone().requires_grad_(True) for n in names}
     opt = torch.optim.Adam(list(params.values()), lr=lr)
     w = w_plus.detach()
-    best, best_step, losses = float("inf"), 0, []
-    best_params = {n: p.detach().clone() for n, p in params.items()}
+    best, losses = float("inf"), []
+    best_params, best_image = {n: p.detach().clone() for n, p in params.items()}, None
     for step in range(steps):
         img = torch.func.functional_call(generator, params, (w,)).image
         loss = loss_fn(img)
         value = loss.item()
         losses.append(value)
         if value < best:  # the loss belongs to the weights before this step's update
-            best, best_step = value, step
+            best, best_image = value, img.detach().clone()
             best_params = {n: p.detach().clone() for n, p in params.items()}
         if callback:
             callback(step, value)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return {n: best_params[n] - base[n].detach() for n in names}, losses, best_step
+    if best_image is None:  # no steps: the untuned generator's image
+        with torch.no_grad():
+            best_image = generator(w).image
+    return {n: best_params[n] - base[n].detach() for n in names}, best_image, losses
 
 
 def check_tuning(generator: Generator, tuning: Tuning) -> None:
