@@ -151,7 +151,8 @@ class Handlers(LibraryHandlers):
             parts = "; its parts held to the image reader's reading of the photo" if res.reader_guided else ""
             note = f"Embedded: PSNR {res.psnr_untuned:.2f} dB after {len(res.losses)} steps ({res.perceptual_backend}{parts})."
             if token is not None:
-                note += (f" Generator tuned to the photo ({len(res.tune_losses)} steps, {res.tune_seconds:.1f} s): "
+                mask = "; the mask held to the image reader's reading" if res.tune_branch_guided else ""
+                note += (f" Generator tuned to the photo ({len(res.tune_losses)} steps, {res.tune_seconds:.1f} s{mask}): "
                          f"PSNR {res.psnr:.2f} dB.")  # fmt: skip
             out = self.view(new)
             return (*out[:4], out[4] + " " + note, new)

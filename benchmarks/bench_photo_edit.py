@@ -1,6 +1,6 @@
 """Editing uploaded photos: mask edits on embedded images, with and without pivotal tuning.
 
-    python -m benchmarks.bench_photo_edit --model checkpoints/faces64 --images 16
+    python -m benchmarks.bench_photo_edit --model checkpoints/faces64 --images 16 --tunings 0,0 10,0.3
 
 bench_edit edits the generator's own samples; a user who uploads a photo edits
 its embedding. For held-out procedural photos (bench_joint's stream) this
@@ -16,7 +16,7 @@ oracle mIoU of the reconstruction against the photo's true mask, and the
 branch's mask (what the user paints on) against that true mask.
 
 Writes benchmarks/results/photo_edit.json and photo_edit.png (per photo:
-photo | reconstruction | painted target | edit, as embedded above and tuned below).
+photo | reconstruction | painted target | edit, as embedded above and tuned (the last of --tunings) below).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -41,7 +42,21 @@ from core.editgan import EditGAN
 from core.embed import EmbedConfig, psnr
 from core.mask_edits import SCRIPTED_EDITS, apply_scripted
 
-BUNDLES = ("embedded", "tuned")
+
+def bundle_name(locality: float, w_branch: float) -> str:
+    """The result key of the bundle tuned with this locality weight and branch weight (EmbedConfig)."""
+    return f"tuned_locality{locality:g}_branch{w_branch:g}"
+
+
+def parse_tuning(text: str) -> tuple[float, float]:
+    """'LOCALITY,BRANCH' -> (tune_locality, tune_w_branch), both >= 0."""
+    try:
+        locality, w_branch = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOCALITY,BRANCH (two numbers), got {text!r}") from None
+    if not (locality >= 0 and w_branch >= 0):
+        raise argparse.ArgumentTypeError(f"weights must be >= 0, got {text!r}")
+    return locality, w_branch
 
 
 def _target(model: EditGAN, kind: str, mask: torch.Tensor) -> Optional[torch.Tensor]:
@@ -58,20 +73,30 @@ def _tile(t: torch.Tensor) -> np.ndarray:
     return ((t[0].permute(1, 2, 0).clamp(-1, 1).cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
 
 
-def run(model: EditGAN, oracle, n: int, kinds, embed_config: EmbedConfig, edit_config: EditConfig) -> tuple[dict, list]:
+def run(model: EditGAN, oracle, n: int, kinds, embed_config: EmbedConfig, edit_config: EditConfig,
+        tunings: tuple[tuple[float, float], ...] = ((0.0, 0.0),)) -> tuple[dict, list]:
+    """Per photo: embed, tune once per (locality, branch weight) at the same latent, edit every bundle."""
     ds = ProceduralFaces(model.resolution, HELDOUT_SEED)
-    recs = {b: {k: [] for k in kinds} for b in BUNDLES}
-    recon = {b: {"psnr": [], "oracle": [], "branch": []} for b in BUNDLES}
-    truth, pics, embed_s, tune_s = [], [], [], []
+    names = ["embedded"] + [bundle_name(*t) for t in tunings]
+    recs = {b: {k: [] for k in kinds} for b in names}
+    recon = {b: {"psnr": [], "oracle": [], "branch": []} for b in names}
+    truth, pics, embed_s = [], [], []
+    tune_s = {b: [] for b in names[1:]}
     for i in range(n):
         photo, true_mask = ds.batch(i, 1)
         truth.append(true_mask[0])
-        r = model.embed_tensor(photo, embed_config)
-        embed_s.append(r.seconds - r.tune_seconds)
-        tune_s.append(r.tune_seconds)
-        w = r.w_plus
+        bundles = [("embedded", model)]
+        for (locality, w_branch), name in zip(tunings, names[1:]):
+            r = model.embed_tensor(photo, replace(embed_config, tune_locality=locality, tune_w_branch=w_branch))
+            if len(bundles) == 1:
+                w = r.w_plus
+                embed_s.append(r.seconds - r.tune_seconds)
+            elif not torch.equal(r.w_plus, w):  # embedding is deterministic; the tunings must share the pivot
+                raise RuntimeError(f"photo {i}: embedding again gave another latent")
+            tune_s[name].append(r.tune_seconds)
+            bundles.append((name, model.with_tuning(r.tuning)))
         rows = []
-        for name, bundle in (("embedded", model), ("tuned", model.with_tuning(r.tuning))):
+        for name, bundle in bundles:
             render, mask = bundle.render(w), bundle.segment(w)[0]
             with torch.no_grad():
                 recon[name]["oracle"].append(oracle(render).argmax(1)[0])
@@ -89,13 +114,13 @@ def run(model: EditGAN, oracle, n: int, kinds, embed_config: EmbedConfig, edit_c
                                          "psnr_outside_vs_photo": psnr_outside(e.image, photo, e.roi)})  # fmt: skip
                 if shown is None:
                     shown = (target, e.image)
-            if i < 6 and shown is not None:
+            if i < 6 and shown is not None and name in ("embedded", names[-1]):
                 rows.append(np.concatenate([_tile(photo), _tile(render), colorize(shown[0].numpy()), _tile(shown[1])], 1))
         if len(rows) == 2:
             pics.append(np.concatenate(rows, 0))
     truth_t = torch.stack(truth)
     out = {}
-    for name in BUNDLES:
+    for name in names:
         per_kind = {}
         for kind in kinds:
             rs = recs[name][kind]
@@ -112,7 +137,7 @@ def run(model: EditGAN, oracle, n: int, kinds, embed_config: EmbedConfig, edit_c
             "per_kind": per_kind,
         }  # fmt: skip
     out["seconds_per_photo"] = {"embedding": round(float(np.mean(embed_s)), 2),
-                                "pivotal_tuning": round(float(np.mean(tune_s)), 2)}  # fmt: skip
+                                **{f"pivotal_tuning_{b}": round(float(np.mean(t)), 2) for b, t in tune_s.items()}}
     return out, pics
 
 
@@ -122,6 +147,9 @@ def main(argv: Optional[list[str]] = None) -> dict:
     ap.add_argument("--images", type=int, default=16)
     ap.add_argument("--embed-steps", type=int, default=100)
     ap.add_argument("--tune-steps", type=int, default=200)
+    ap.add_argument("--tunings", type=parse_tuning, nargs="+", default=[(0.0, 0.0), (10.0, 0.3)],
+                    help="LOCALITY,BRANCH pairs (EmbedConfig.tune_locality, tune_w_branch): tune once per pair and "
+                         "edit each tuned bundle")  # fmt: skip
     ap.add_argument("--edit-steps", type=int, default=30)
     ap.add_argument("--kinds", nargs="+", default=list(SCRIPTED_EDITS), choices=list(SCRIPTED_EDITS))
     ap.add_argument("--threads", type=int, default=2)
@@ -135,9 +163,10 @@ def main(argv: Optional[list[str]] = None) -> dict:
     embed_config = EmbedConfig(steps=args.embed_steps, tune_steps=args.tune_steps)
     edit_config = EditConfig(steps=args.edit_steps)
     t0 = time.time()
-    rows, pics = run(model, oracle, args.images, args.kinds, embed_config, edit_config)
+    rows, pics = run(model, oracle, args.images, args.kinds, embed_config, edit_config, tuple(args.tunings))
     result = {"model": args.model, "model_id": model.model_id, "images": args.images, "heldout_seed": HELDOUT_SEED,
               "embed_config": embed_config.to_dict(), "edit_config": edit_config.to_dict(),
+              "tunings": {bundle_name(*t): {"tune_locality": t[0], "tune_w_branch": t[1]} for t in args.tunings},
               "perceptual_backend": model.perceptual.backend, "image_reader": model.reader is not None,
               "torch_threads": args.threads, **rows, "wall_seconds": round(time.time() - t0, 1)}  # fmt: skip
     out = Path(args.out)

@@ -16,6 +16,14 @@ keep beside a session or share as a file. On 12 held-out photos (200 steps) the
 16 px layers did as well as all of them (oracle mIoU 0.815 vs 0.816), the 32 px
 ones a little less (0.801). Everything here is plain tensors;
 :meth:`core.editgan.EditGAN.with_tuning` gives a bundle that edits with it.
+
+Two terms beyond PTI's image loss (both set in :class:`core.embed.EmbedConfig`):
+*locality* (``tune_locality``), which asks the tuned generator to change its
+image as the original does when the latent moves away from the pivot, so
+edits still take; and, in :func:`core.embed.embed_tensor`, the *branch* term
+(``tune_w_branch``), which asks the segmentation branch on the tuned features
+to read the photo as the image reader does, so the mask the user paints on is
+the photo's. Measured in ``benchmarks/bench_photo_edit.py``.
 """
 
 from __future__ import annotations
@@ -28,10 +36,11 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import torch
+import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from core.generator import Generator
+from core.generator import Generator, GeneratorOutput
 
 TUNING_FORMAT = "editgan-tuning/1"
 _CONV_RE = re.compile(r"convs\.(\d+)\.")
@@ -64,36 +73,63 @@ def tunable_names(generator: Generator, min_resolution: int) -> list[str]:
 def pivotal_tune(
     generator: Generator,
     w_plus: torch.Tensor,  # [1, n_latent, w_dim] the pivot
-    loss_fn: Callable[[torch.Tensor], torch.Tensor],  # image [1, 3, R, R] -> scalar loss against the photo
+    loss_fn: Callable[[GeneratorOutput], torch.Tensor],  # the pivot's synthesis -> scalar loss against the photo
     steps: int,
     lr: float,
     min_resolution: int,
     callback: Optional[Callable[[int, float], None]] = None,
+    locality: float = 0.0,
+    locality_reach: float = 0.25,
+    seed: int = 0,
+    features: bool = False,
 ) -> tuple[Tuning, torch.Tensor, list[float]]:
     """Adam on the fine layers' weights at a fixed latent; returns (best delta, the image it draws, losses).
 
     The generator itself is not modified (the tuned weights live in a
-    functional call). Step 0's loss is the untuned generator's.
+    functional call). ``loss_fn`` gets the pivot's image, and its feature maps
+    when ``features`` (a branch term). Step 0's loss is the untuned
+    generator's; ``losses`` and the choice of the best weights count
+    ``loss_fn`` only.
+
+    ``locality`` > 0 keeps the tuned generator *responding* to latent moves
+    as the original does: each step one neighbour of the pivot,
+    ``locality_reach`` of the way towards a random face (seeded by ``seed``
+    and the step), must change the tuned image as it changes the original's,
+    MSE(G_t(n) - G_t(pivot), G(n) - G(pivot)) weighted by ``locality``.
+    Edits move the latent away from the pivot; a tuning that only learnt to
+    draw the photo at the pivot resists them more.
     """
     names = tunable_names(generator, min_resolution)
     base = dict(generator.named_parameters())
     params = {n: base[n].detach().clone().requires_grad_(True) for n in names}
     opt = torch.optim.Adam(list(params.values()), lr=lr)
     w = w_plus.detach()
+    if locality > 0:
+        with torch.no_grad():
+            pivot_image = generator(w).image
     best, losses = float("inf"), []
     best_params, best_image = {n: p.detach().clone() for n, p in params.items()}, None
     for step in range(steps):
-        img = torch.func.functional_call(generator, params, (w,)).image
-        loss = loss_fn(img)
+        near = None
+        if locality > 0:
+            near = w + locality_reach * (generator.sample_w_plus(seed * 100_003 + step, truncation=0.7).to(w) - w)
+        out = torch.func.functional_call(generator, params, (w if near is None else torch.cat([w, near]),),
+                                         {"return_features": features})  # fmt: skip
+        pivot = GeneratorOutput(out.image[:1], [f[:1] for f in out.features])
+        total = loss = loss_fn(pivot)
+        if near is not None:
+            with torch.no_grad():
+                moved = generator(near).image - pivot_image
+            total = loss + locality * F.mse_loss(out.image[1:] - pivot.image, moved)
         value = loss.item()
         losses.append(value)
         if value < best:  # the loss belongs to the weights before this step's update
-            best, best_image = value, img.detach().clone()
+            best, best_image = value, pivot.image.detach().clone()
             best_params = {n: p.detach().clone() for n, p in params.items()}
         if callback:
             callback(step, value)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         opt.step()
     if best_image is None:  # no steps: the untuned generator's image
         with torch.no_grad():

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -52,6 +54,50 @@ def test_pivotal_tuning_brings_the_reconstruction_closer_and_leaves_the_generato
     untuned = embed_tensor(g, tiny_encoder, photo, EmbedConfig(steps=10, lr=0.05))
     assert untuned.tuning is None and untuned.psnr == untuned.psnr_untuned
     assert torch.equal(untuned.w_plus, r.w_plus)  # the tuning comes after the latent and does not move it
+
+
+def _response_error(g, tuned, w, seeds, reach=0.25) -> float:
+    """How differently the tuned generator's image moves than the original's, at neighbours of ``w``."""
+    with torch.no_grad():
+        errs = []
+        for s in seeds:
+            near = w + reach * (g.sample_w_plus(s, truncation=0.7) - w)
+            errs.append(torch.nn.functional.mse_loss(tuned(near).image - tuned(w).image, g(near).image - g(w).image))
+    return float(torch.stack(errs).mean())
+
+
+def test_locality_keeps_the_tuned_generator_responding_like_the_original(tiny_generator, tiny_encoder):
+    g, photo = tiny_generator, _photo(2)
+    cfg = EmbedConfig(steps=5, lr=0.05, tune_steps=40, tune_lr=1e-2, tune_min_resolution=8, tune_locality=0.0)
+    free = embed_tensor(g, tiny_encoder, photo, cfg)
+    local = embed_tensor(g, tiny_encoder, photo, replace(cfg, tune_locality=100.0))
+    assert torch.equal(free.w_plus, local.w_plus)
+    assert local.psnr > local.psnr_untuned  # still tuned towards the photo
+    held_out = range(500, 508)  # not the neighbours the tuning saw
+    e_free = _response_error(g, tuned_generator(g, free.tuning), free.w_plus, held_out)
+    e_local = _response_error(g, tuned_generator(g, local.tuning), local.w_plus, held_out)
+    assert e_local < 0.5 * e_free
+    assert len(local.tune_losses) == 40 and local.tune_losses[0] == pytest.approx(free.tune_losses[0], rel=1e-5)  # photo only
+
+
+def test_the_branch_term_brings_the_branch_to_the_readers_reading_of_the_photo(tmp_path):
+    model = EditGAN.load(make_tiny_bundle(tmp_path / "m"))
+    photo = _photo(3)
+    cfg = EmbedConfig(steps=2, tune_steps=30, tune_lr=1e-2, tune_min_resolution=8, tune_locality=0.0)
+    with torch.no_grad():
+        reading = model.reader(photo)[0].argmax(0)
+
+    def disagreement(r) -> float:  # the branch's cross-entropy against the reader's reading, on the tuned generator
+        with torch.no_grad():
+            feats = model.with_tuning(r.tuning).generator.synthesis(r.w_plus).features
+            return float(torch.nn.functional.cross_entropy(model.branch(feats), reading[None]))
+
+    plain = model.embed_tensor(photo, replace(cfg, tune_w_branch=0.0))
+    guided = model.embed_tensor(photo, replace(cfg, tune_w_branch=5.0))
+    assert guided.tune_branch_guided and not plain.tune_branch_guided
+    assert disagreement(guided) < disagreement(plain) - 0.3
+    no_reader = EditGAN.load(make_tiny_bundle(tmp_path / "b", reader=False))
+    assert not no_reader.embed_tensor(photo, replace(cfg, tune_w_branch=5.0)).tune_branch_guided  # nothing to follow
 
 
 def test_tuning_from_the_encoder_alone_and_progress_counts_both_stages(tiny_generator, tiny_encoder):
@@ -113,7 +159,8 @@ def test_tuning_files_round_trip_and_refuse_what_does_not_fit(tmp_path, tiny_gen
         tuned_generator(tiny_generator, bad_cases[1][0])
 
 
-@pytest.mark.parametrize("bad", [{"tune_steps": -1}, {"tune_lr": 0.0}, {"tune_w_reader": -1.0}])
+@pytest.mark.parametrize("bad", [{"tune_steps": -1}, {"tune_lr": 0.0}, {"tune_w_reader": -1.0}, {"tune_locality": -1.0},
+                                 {"tune_locality_reach": float("nan")}, {"tune_locality_reach": 1.5}])
 def test_a_nonsensical_tuning_config_is_refused(bad):
     with pytest.raises(ValueError):
         EmbedConfig(**bad)
