@@ -1,0 +1,67 @@
+"""Seconds per photo for pivotal tuning, plain and with its locality and branch terms, on an idle machine.
+
+    python -m benchmarks.tuning_time --model checkpoints/faces64 --images 3
+
+bench_photo_edit times its tunings in the middle of a long run; this times
+only the embedding and the tuning of a few held-out photos, once per setting,
+one after the other in one process (run it with nothing else on the CPU).
+Writes benchmarks/results/tuning_time.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from benchmarks.bench_joint import HELDOUT_SEED, RESULTS
+from core.data.faces import ProceduralFaces
+from core.editgan import EditGAN
+from core.embed import EmbedConfig
+
+SETTINGS = {  # name -> EmbedConfig changes
+    "plain_200": {"tune_steps": 200, "tune_locality": 0.0, "tune_w_branch": 0.0},
+    "locality_branch_200": {"tune_steps": 200},
+    "locality_branch_100": {"tune_steps": 100},
+}
+
+
+def main(argv: Optional[list[str]] = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="checkpoints/faces64")
+    ap.add_argument("--images", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=str(RESULTS / "tuning_time.json"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model = EditGAN.load(args.model, require=("branch", "encoder"))
+    ds = ProceduralFaces(model.resolution, HELDOUT_SEED)
+    times = {name: [] for name in SETTINGS}
+    embed_s = []
+    for i in range(args.images):
+        photo, _ = ds.batch(i, 1)
+        for name, change in SETTINGS.items():
+            t0 = time.perf_counter()
+            r = model.embed_tensor(photo, replace(EmbedConfig(), **change))
+            times[name].append(r.tune_seconds)
+            embed_s.append(time.perf_counter() - t0 - r.tune_seconds)
+    result = {"model": args.model, "model_id": model.model_id, "images": args.images, "torch_threads": args.threads,
+              "settings": {n: {**replace(EmbedConfig(), **c).to_dict(), "tune_seconds_mean": round(float(np.mean(t)), 2),
+                               "tune_seconds_each": [round(x, 2) for x in t]} for (n, c), t in zip(SETTINGS.items(),
+                                                                                                  times.values())},
+              "embedding_seconds_mean": round(float(np.mean(embed_s)), 2)}  # fmt: skip
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
