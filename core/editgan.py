@@ -187,6 +187,7 @@ class EditGAN:
 
     def _embedding_guides(self) -> dict:
         """What the bundle lends an embedding: the branch's parts weigh the L2 term (EmbedConfig.part_balance),
-        the image reader's reading of the photo joins the loss (EmbedConfig.w_reader)."""
+        the image reader's reading of the photo joins the loss (EmbedConfig.w_reader) and, with the branch, the
+        tuning's branch term (EmbedConfig.tune_w_branch)."""
         return {"segment": self.segment if self.branch is not None else None, "reader": self.reader,
                 "branch": self.branch}
