@@ -52,9 +52,9 @@ def main(argv: Optional[list[str]] = None) -> dict:
             times[name].append(r.tune_seconds)
             embed_s.append(time.perf_counter() - t0 - r.tune_seconds)
     result = {"model": args.model, "model_id": model.model_id, "images": args.images, "torch_threads": args.threads,
-              "settings": {n: {**replace(EmbedConfig(), **c).to_dict(), "tune_seconds_mean": round(float(np.mean(t)), 2),
-                               "tune_seconds_each": [round(x, 2) for x in t]} for (n, c), t in zip(SETTINGS.items(),
-                                                                                                  times.values())},
+              "settings": {n: {**replace(EmbedConfig(), **c).to_dict(),
+                               "tune_seconds_mean": round(float(np.mean(times[n])), 2),
+                               "tune_seconds_each": [round(x, 2) for x in times[n]]} for n, c in SETTINGS.items()},
               "embedding_seconds_mean": round(float(np.mean(embed_s)), 2)}  # fmt: skip
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -171,7 +171,8 @@ def embed_tensor(
             raise ValueError(f"segment must return [1, {res}, {res}] class ids, got {list(parts.shape)}")
         pixel_weight, result.part_weighted = class_weight_map(parts[0], config.part_balance), True
     read_target = read_weight = None
-    tune_branch = branch is not None and config.tune_steps > 0 and config.tune_w_branch > 0
+    # the branch term follows the reader's reading, so it needs the reader too
+    tune_branch = branch is not None and reader is not None and config.tune_steps > 0 and config.tune_w_branch > 0
     if reader is not None and (config.w_reader > 0 or (config.tune_steps > 0 and config.tune_w_reader > 0) or tune_branch):
         with torch.no_grad():
             reading = reader(target)[0]  # [K, R, R]
@@ -180,7 +181,6 @@ def embed_tensor(
             raise ValueError(f"target_mask holds class ids outside [0, {reading.shape[0] - 1}]")
         read_weight = class_weight_map(read_target, config.part_balance)[0, 0]
         result.reader_guided = config.w_reader > 0
-    tune_branch = tune_branch and read_target is not None
 
     def image_loss(img: torch.Tensor, w_reader: float) -> torch.Tensor:
         l2 = F.mse_loss(img, target) if pixel_weight is None else ((img - target) ** 2 * pixel_weight).mean()
