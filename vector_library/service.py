@@ -41,7 +41,9 @@ from db.models import (
     VectorVersion,
     utcnow,
 )
-from vector_library import blobs, search as search_sql, transfer, validation as check
+from vector_library import blobs, transfer
+from vector_library import search as search_sql
+from vector_library import validation as check
 from vector_library.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from vector_library.records import (
     SORTS,

@@ -125,7 +125,6 @@ def test_a_missing_or_foreign_tuning_is_refused_readably(tiny_bundle, tmp_path, 
     import torch
 
     import app.runtime as runtime_module
-
     from core.tuning import tunable_names
 
     rt = _runtime(str(tiny_bundle), tmp_path)

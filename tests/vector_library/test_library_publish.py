@@ -7,7 +7,6 @@ from datetime import timezone
 import numpy as np
 import pytest
 
-from vector_library.testing import CARS, CLASSES, FACES, N_LATENT, W_DIM
 from vector_library import (
     Conflict,
     InvalidInput,
@@ -18,6 +17,7 @@ from vector_library import (
     SearchQuery,
     VectorMetadata,
 )
+from vector_library.testing import CARS, CLASSES, FACES, N_LATENT, W_DIM
 
 
 def test_publish_from_vector_file_and_from_upload_bytes(library, make_vector):

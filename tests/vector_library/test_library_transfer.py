@@ -24,7 +24,7 @@ from vector_library import (
     pull_collection,
     push_collection,
 )
-from vector_library.testing import CARS, FACES
+from vector_library.testing import CARS
 
 
 class LocalHub:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import struct
 import subprocess
 import sys
 import zipfile
-import io
 
 import numpy as np
 import pytest
