@@ -5,7 +5,8 @@
 bench_edit edits the generator's own samples; a user who uploads a photo edits
 its embedding. For held-out procedural photos (bench_joint's stream) this
 embeds each one as the app does (100 optimisation steps) and then tunes the
-generator to it (pivotal tuning, core.tuning; the latent is the same). On each
+generator to it once per --tunings setting at that latent (pivotal tuning,
+core.tuning, via EditGAN.tune: the tuning embed itself would run). On each
 of the two bundles (as embedded, and tuned) the mask the user sees is the
 branch's reading of the latent; every scripted edit kind that applies to it is
 painted and run in mode 3 (30 steps). Judged as bench_edit judges (oracle IoU
@@ -86,13 +87,11 @@ def run(model: EditGAN, oracle, n: int, kinds, embed_config: EmbedConfig, edit_c
         photo, true_mask = ds.batch(i, 1)
         truth.append(true_mask[0])
         bundles = [("embedded", model)]
-        for (locality, w_branch), name in zip(tunings, names[1:]):
-            r = model.embed_tensor(photo, replace(embed_config, tune_locality=locality, tune_w_branch=w_branch))
-            if len(bundles) == 1:
-                w = r.w_plus
-                embed_s.append(r.seconds - r.tune_seconds)
-            elif not torch.equal(r.w_plus, w):  # embedding is deterministic; the tunings must share the pivot
-                raise RuntimeError(f"photo {i}: embedding again gave another latent")
+        e = model.embed_tensor(photo, replace(embed_config, tune_steps=0))
+        w = e.w_plus
+        embed_s.append(e.seconds)
+        for (locality, w_branch), name in zip(tunings, names[1:]):  # each tuning at the same latent
+            r = model.tune(photo, w, replace(embed_config, tune_locality=locality, tune_w_branch=w_branch))
             tune_s[name].append(r.tune_seconds)
             bundles.append((name, model.with_tuning(r.tuning)))
         rows = []

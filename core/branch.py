@@ -192,7 +192,35 @@ class SegmentationBranch(nn.Module):
     def _heads(self, hidden: torch.Tensor) -> torch.Tensor:
         """First-layer outputs [N, E*H] -> each member's remaining layers -> ensemble-mean logits [N, K]."""
         h = hidden.view(hidden.shape[0], len(self.members), -1)
-        return torch.stack([m.net[1:](h[:, e]) for e, m in enumerate(self.members)], 0).mean(0)
+        if self.training:  # batch statistics: each member's own layers
+            return torch.stack([m.net[1:](h[:, e]) for e, m in enumerate(self.members)], 0).mean(0)
+        # eval: a BatchNorm with running statistics is an affine map per channel, folded into the Linear after it,
+        # and the members run as batched products (BatchNorm's backward was most of a branch term's cost)
+        *hidden_layers, (weight, bias) = self._folded_layers()
+        h = torch.relu(h.transpose(0, 1))  # [E, N, H]
+        for w, b in hidden_layers:
+            h = torch.relu(torch.baddbmm(b[:, None], h, w.transpose(1, 2)))
+        return torch.einsum("enh,ekh->nk", h, weight) / len(self.members) + bias.mean(0)  # the members' mean
+
+    def _folded_layers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Every member's layers after the first, BatchNorms folded in: [(weight [E, out, in], bias [E, out])]."""
+        stacked = []
+        for m in self.members:
+            mods = list(m.net)
+            layers, scale, shift = [], None, None  # the pending BatchNorm: x -> x * scale + shift
+            for mod in mods[1:]:
+                if isinstance(mod, nn.BatchNorm1d):
+                    scale = mod.weight / torch.sqrt(mod.running_var + mod.eps)
+                    shift = mod.bias - mod.running_mean * scale
+                elif isinstance(mod, nn.Linear):
+                    weight, bias = mod.weight, mod.bias
+                    if scale is not None:
+                        weight, bias = weight * scale, bias + mod.weight @ shift
+                    layers.append((weight, bias))
+                    scale = shift = None
+            stacked.append(layers)
+        return [(torch.stack([s[i][0] for s in stacked]), torch.stack([s[i][1] for s in stacked]))
+                for i in range(len(stacked[0]))]  # fmt: skip
 
     def logits_at(
         self, features: Sequence[torch.Tensor], batch_idx: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor

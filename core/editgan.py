@@ -7,6 +7,7 @@
     result = model.embed("photo.jpg")            # EmbedResult (w_plus, reconstruction, crop box, ...)
     r = model.embed("photo.jpg", EmbedConfig(tune_steps=200))
     photo_model = model.with_tuning(r.tuning)    # the generator tuned to that photo (pivotal tuning)
+    again = model.tune("photo.jpg", r.w_plus)    # tuning alone, at a latent already found
 
 A model folder holds ``generator.safetensors``, optionally ``branch.safetensors``,
 ``encoder.safetensors`` and ``reader.safetensors`` (few-shot U-Nets that mask
@@ -17,6 +18,7 @@ edits use as a second judge, see :class:`core.segmenter.ImageReader`), and one
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -166,6 +168,27 @@ class EditGAN:
         """As :meth:`embed` for an image already preprocessed: [1, 3, R, R] in [-1, 1] (no crop box)."""
         return embed_tensor(self.generator, self._encoder_for_embedding(), target.to(self.device), config,
                             self.perceptual, callback=callback, **self._embedding_guides())  # fmt: skip
+
+    def tune(self, image: ImageLike | torch.Tensor, w_plus: torch.Tensor, config: EmbedConfig = EmbedConfig(tune_steps=200),
+             callback=None) -> EmbedResult:
+        """Pivotal tuning alone: the generator tuned to ``image`` at the latent ``w_plus`` (``config.tune_steps``).
+
+        For a photo already embedded (``EmbedResult.w_plus``): tune it again, or
+        several ways, without embedding it again. ``image`` is anything
+        :meth:`embed` accepts, or a preprocessed [1, 3, R, R] tensor in [-1, 1];
+        ``config.steps`` is ignored (the latent stays ``w_plus``). Returns an
+        EmbedResult whose ``tuning`` goes to :meth:`with_tuning`.
+        """
+        if config.tune_steps <= 0:
+            raise ValueError("tune needs config.tune_steps > 0")
+        if self.tuned:
+            raise ValueError("this bundle is already tuned to a photo; tune the original bundle")
+        config = replace(config, steps=0)
+        if isinstance(image, torch.Tensor):
+            return embed_tensor(self.generator, self.encoder, image.to(self.device), config, self.perceptual,
+                                callback=callback, start=w_plus, **self._embedding_guides())  # fmt: skip
+        return embed(self.generator, self.encoder, image, config, self.perceptual, callback, start=w_plus,
+                     **self._embedding_guides())  # fmt: skip
 
     def with_tuning(self, tuning: Tuning) -> "EditGAN":
         """This bundle with a pivotal tuning (``EmbedResult.tuning``) added to a copy of its generator.

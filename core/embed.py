@@ -92,7 +92,7 @@ class EmbedResult:
     crop: Optional[CropBox]
     losses: list[float] = field(default_factory=list)
     best_step: int = 0
-    psnr_encoder: float = float("nan")
+    psnr_encoder: float = float("nan")  # of the starting latent: the encoder's, or the ``start`` given
     psnr: float = float("nan")
     seconds: float = 0.0
     perceptual_backend: str = ""
@@ -127,7 +127,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def embed_tensor(
     generator: Generator,
-    encoder: Encoder,
+    encoder: Optional[Encoder],  # needed unless ``start`` is given and no latent step uses its consistency term
     target: torch.Tensor,  # [1, 3, R, R] in [-1, 1]
     config: EmbedConfig = EmbedConfig(),
     perceptual: Optional[PerceptualLoss] = None,
@@ -138,7 +138,16 @@ def embed_tensor(
     reader: Optional[ImageReader] = None,  # adds the reader term (EmbedConfig.w_reader)
     target_mask: Optional[torch.Tensor] = None,  # [R, R] the image's known mask: the reader term's target
     branch: Optional[SegmentationBranch] = None,  # adds the branch term to the tuning (EmbedConfig.tune_w_branch)
+    start: Optional[torch.Tensor] = None,  # [1, n_latent, w_dim] a latent to start from instead of the encoder's guess
 ) -> EmbedResult:
+    """``target`` -> W+ (and, with ``config.tune_steps``, a pivotal tuning at it).
+
+    With ``start`` (e.g. an earlier embedding of the same photo) the encoder
+    is skipped; with ``config.steps = 0`` as well, the latent stays ``start``
+    and only the tuning runs (:meth:`core.editgan.EditGAN.tune`). Each
+    stage's L2 term weighs pixels by the parts (``config.part_balance``) of
+    the latent it starts from: the first guess, then the found latent.
+    """
     res = generator.config.resolution
     if target.shape != (1, 3, res, res):
         raise ValueError(f"target must be [1, 3, {res}, {res}], got {list(target.shape)}")
@@ -148,15 +157,18 @@ def embed_tensor(
         raise ValueError(f"pixel_weight must be finite, non-negative and [1, 1, {res}, {res}], got {list(pixel_weight.shape)}")
     if target_mask is not None and (target_mask.shape != (res, res) or target_mask.dtype.is_floating_point):
         raise ValueError(f"target_mask must be [{res}, {res}] class ids, got {list(target_mask.shape)} {target_mask.dtype}")
+    n_latent, w_dim = generator.n_latent, generator.config.style_dim
+    if start is not None and (start.shape != (1, n_latent, w_dim) or not torch.isfinite(start).all()):
+        raise ValueError(f"start must be a finite [1, {n_latent}, {w_dim}] W+ latent, got {list(start.shape)}")
+    if encoder is None and (start is None or (config.steps > 0 and config.w_encoder > 0)):
+        raise ValueError("an encoder is needed for the first guess (no start given) and for the w_encoder term")
     perceptual = perceptual or PerceptualLoss()
     t0 = time.perf_counter()
-    generator.requires_grad_(False)
-    encoder.requires_grad_(False)
-    for guide in (reader, branch):
-        if guide is not None:
-            guide.requires_grad_(False)
+    for module in (generator, encoder, reader, branch):
+        if module is not None:
+            module.requires_grad_(False)
     with torch.no_grad():
-        w0 = encoder(target)
+        w0 = encoder(target) if start is None else start.detach().to(target.device, target.dtype).clone()
         img0 = generator(w0).image
     result = EmbedResult(w_plus=w0, image=img0, target=target, crop=crop, psnr_encoder=psnr(img0, target),
                          perceptual_backend=perceptual.backend)  # fmt: skip
@@ -164,12 +176,17 @@ def embed_tensor(
         result.psnr = result.psnr_untuned = result.psnr_encoder
         result.seconds = time.perf_counter() - t0
         return result
-    if pixel_weight is None and segment is not None and config.part_balance > 0:
+    weigh_parts = pixel_weight is None and segment is not None and config.part_balance > 0
+
+    def part_weights(w: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            parts = segment(w0)
+            parts = segment(w)
         if parts.shape != (1, res, res):
             raise ValueError(f"segment must return [1, {res}, {res}] class ids, got {list(parts.shape)}")
-        pixel_weight, result.part_weighted = class_weight_map(parts[0], config.part_balance), True
+        return class_weight_map(parts[0], config.part_balance)
+
+    if weigh_parts:
+        pixel_weight, result.part_weighted = part_weights(w0), True
     read_target = read_weight = None
     # the branch term follows the reader's reading, so it needs the reader too
     tune_branch = branch is not None and reader is not None and config.tune_steps > 0 and config.tune_w_branch > 0
@@ -196,7 +213,7 @@ def embed_tensor(
     for step in range(config.steps):
         img = generator(w).image
         loss = image_loss(img, config.w_reader)
-        if config.w_encoder > 0:
+        if config.w_encoder > 0 and encoder is not None:
             loss = loss + config.w_encoder * F.mse_loss(encoder(img), w)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -217,6 +234,8 @@ def embed_tensor(
     result.psnr = result.psnr_untuned = psnr(result.image, target)
     if config.tune_steps > 0:
         t_tune = time.perf_counter()
+        if weigh_parts and config.steps > 0:  # the tuning starts from the found latent: weigh by its parts
+            pixel_weight = part_weights(result.w_plus)
 
         def tune_callback(step: int, value: float) -> None:
             if callback:
@@ -249,9 +268,10 @@ def embed(
     segment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
     reader: Optional[ImageReader] = None,
     branch: Optional[SegmentationBranch] = None,
+    start: Optional[torch.Tensor] = None,
 ) -> EmbedResult:
     """Any accepted image (see core.image_io) -> EmbedResult with the crop box for pasting back."""
     device = next(generator.parameters()).device
     target, box = to_model_input(image, generator.config.resolution, config.policy)
     return embed_tensor(generator, encoder, target.to(device), config, perceptual, box, callback, segment=segment,
-                        reader=reader, branch=branch)  # fmt: skip
+                        reader=reader, branch=branch, start=start)  # fmt: skip

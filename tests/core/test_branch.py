@@ -17,7 +17,14 @@ def _branch(g, **kw):
     cfg = BranchConfig(feature_channels=tuple(g.feature_channels), resolution=g.config.resolution, num_classes=5,
                        hidden=(16, 8), ensemble=3, **kw)  # fmt: skip
     torch.manual_seed(0)
-    return SegmentationBranch(cfg).eval()
+    branch = SegmentationBranch(cfg).eval()
+    with torch.no_grad():  # trained-looking BatchNorms: inference folds them into the next Linear
+        for bn in (m for m in branch.modules() if isinstance(m, torch.nn.BatchNorm1d)):
+            bn.running_mean.normal_()
+            bn.running_var.uniform_(0.2, 3)
+            bn.weight.uniform_(0.5, 2)
+            bn.bias.normal_()
+    return branch
 
 
 def test_point_sampling_equals_upsampling_everything(tiny_generator):
@@ -59,6 +66,20 @@ def test_a_region_in_one_corner_and_an_empty_region(tiny_generator):
     torch.testing.assert_close(br.logits_at(feats, torch.zeros(3, dtype=torch.long), ys, xs), ref[0, :, ys, xs].t())
     empty = torch.zeros(0, dtype=torch.long)
     assert br.logits_at(feats, empty, empty, empty).shape == (0, 5)
+
+
+def test_batchnorms_fold_only_in_eval_mode(tiny_generator):
+    """Inference folds each BatchNorm's running statistics into the next Linear; training keeps batch statistics."""
+    g = tiny_generator
+    feats = g.synthesis(g.sample_w_plus(5)).features
+    br = _branch(g)
+    flat = torch.randn(64, br.config.in_dim)
+    hidden = torch.cat([m.net[0](flat) for m in br.members], 1)
+    torch.testing.assert_close(br._heads(hidden), br.classify(flat), rtol=1e-5, atol=1e-5)
+    br.train()
+    torch.testing.assert_close(br._heads(hidden), br.classify(flat), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(br._heads(hidden), br.eval()._heads(hidden), atol=1e-3)
+    assert br(feats).shape == (1, 5, 16, 16)
 
 
 def test_layer_subset_and_config_round_trip(tiny_generator):

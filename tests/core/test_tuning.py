@@ -111,6 +111,34 @@ def test_tuning_from_the_encoder_alone_and_progress_counts_both_stages(tiny_gene
     assert seen == list(range(7))
 
 
+def test_tune_at_a_given_latent_equals_the_tuning_inside_embed(tmp_path):
+    """EditGAN.tune re-tunes a photo at an earlier embedding's latent, without the encoder or latent steps."""
+    model = EditGAN.load(make_tiny_bundle(tmp_path / "m"))
+    photo = (np.random.default_rng(3).random((20, 20, 3)) * 255).astype(np.uint8)
+    cfg = EmbedConfig(steps=3, tune_steps=4, tune_min_resolution=8)
+    full = model.embed(photo, cfg)
+    again = model.tune(photo, full.w_plus, cfg)
+    assert torch.equal(again.w_plus, full.w_plus) and again.losses == [] and len(again.tune_losses) == 4
+    assert again.psnr_untuned == full.psnr_untuned and again.tune_losses == full.tune_losses
+    for name, delta in full.tuning.items():
+        torch.testing.assert_close(again.tuning[name], delta)
+    as_tensor = model.tune(full.target, full.w_plus, cfg)
+    assert as_tensor.tune_losses == full.tune_losses and as_tensor.crop is None
+    model.encoder = None  # tuning alone needs no encoder
+    assert model.tune(photo, full.w_plus, cfg).tune_losses == full.tune_losses
+    with pytest.raises(ValueError, match="encoder"):
+        model.embed(photo, cfg)
+    assert again.part_weighted and full.part_weighted  # the L2 term weighs pixels by the found latent's parts
+    with pytest.raises(ValueError, match="tune_steps"):
+        model.tune(photo, full.w_plus, EmbedConfig(tune_steps=0))
+    with pytest.raises(ValueError, match="start must be a finite"):
+        model.tune(photo, full.w_plus[:, :2], cfg)
+    with pytest.raises(ValueError, match="start must be a finite"):
+        model.tune(photo, torch.full_like(full.w_plus, float("nan")), cfg)
+    with pytest.raises(ValueError, match="already tuned"):
+        model.with_tuning(full.tuning).tune(photo, full.w_plus, cfg)
+
+
 def test_a_tuned_bundle_edits_and_applies_vectors_like_the_model(tmp_path):
     from core.edit_vector import apply_vectors
     from core.vector_format import VectorFile
