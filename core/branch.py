@@ -13,7 +13,7 @@ mask (:meth:`SegmentationBranch.forward`) is the same computation over every
 pixel in bands of rows; a test checks it equals the upsample-everything
 formulation.
 
-Inference (``logits_at``, ``forward``) uses two exact rewrites that keep it fast
+Inference (``logits_at``, ``forward``) uses three exact rewrites that keep it fast
 on a GPU and a CPU alike:
 
 * every member's first layer is linear, and so is bilinear interpolation, so
@@ -25,7 +25,11 @@ on a GPU and a CPU alike:
 * interpolation of a window is two small dense matrix products (rows, then
   columns), whose backward is two more products. Gathering the four taps per
   pixel instead has a scatter for a backward, and on CUDA that sort-based
-  scatter took over half of every 512 px edit step.
+  scatter took over half of every 512 px edit step;
+* in eval mode a BatchNorm is an affine map per channel, folded into the
+  Linear after it, and the members' later layers run as batched products: at
+  64 px a full mask's forward and backward (pivotal tuning's branch term) went
+  from 113 to 45 ms on this CPU, most of it BatchNorm's backward.
 
 Training (:func:`core.train.branch.train_branch`) samples pixels from many
 images and never backpropagates into the features, so it keeps the plain

@@ -144,9 +144,9 @@ def embed_tensor(
 
     With ``start`` (e.g. an earlier embedding of the same photo) the encoder
     is skipped; with ``config.steps = 0`` as well, the latent stays ``start``
-    and only the tuning runs (:meth:`core.editgan.EditGAN.tune`). Each
-    stage's L2 term weighs pixels by the parts (``config.part_balance``) of
-    the latent it starts from: the first guess, then the found latent.
+    and only the tuning runs (:meth:`core.editgan.EditGAN.tune`). The L2
+    term weighs pixels by the parts (``config.part_balance``) of the
+    encoder's guess, or of ``start`` when there is no encoder.
     """
     res = generator.config.resolution
     if target.shape != (1, 3, res, res):
@@ -176,17 +176,12 @@ def embed_tensor(
         result.psnr = result.psnr_untuned = result.psnr_encoder
         result.seconds = time.perf_counter() - t0
         return result
-    weigh_parts = pixel_weight is None and segment is not None and config.part_balance > 0
-
-    def part_weights(w: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            parts = segment(w)
+    if pixel_weight is None and segment is not None and config.part_balance > 0:
+        with torch.no_grad():  # the encoder's guess, also when starting elsewhere: tune() then equals embed's tuning
+            parts = segment(w0 if encoder is None or start is None else encoder(target))
         if parts.shape != (1, res, res):
             raise ValueError(f"segment must return [1, {res}, {res}] class ids, got {list(parts.shape)}")
-        return class_weight_map(parts[0], config.part_balance)
-
-    if weigh_parts:
-        pixel_weight, result.part_weighted = part_weights(w0), True
+        pixel_weight, result.part_weighted = class_weight_map(parts[0], config.part_balance), True
     read_target = read_weight = None
     # the branch term follows the reader's reading, so it needs the reader too
     tune_branch = branch is not None and reader is not None and config.tune_steps > 0 and config.tune_w_branch > 0
@@ -234,8 +229,6 @@ def embed_tensor(
     result.psnr = result.psnr_untuned = psnr(result.image, target)
     if config.tune_steps > 0:
         t_tune = time.perf_counter()
-        if weigh_parts and config.steps > 0:  # the tuning starts from the found latent: weigh by its parts
-            pixel_weight = part_weights(result.w_plus)
 
         def tune_callback(step: int, value: float) -> None:
             if callback:

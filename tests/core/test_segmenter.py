@@ -52,3 +52,36 @@ def test_random_affine_moves_image_and_mask_together():
     sure = (x[:, 0].abs() > 0.5) & (y != 255)  # away from the blob's blurred edge
     agree = ((x[:, 0] > 0).long() == y)[sure].float().mean().item()
     assert agree > 0.99
+
+
+def test_eval_mode_folds_batchnorms_into_the_convolutions_exactly():
+    """Eval-mode inference folds each BatchNorm into its convolution; it must equal the modules run as they are."""
+    torch.manual_seed(0)
+    net = UNetSegmenter(UNetConfig(resolution=16, width=8, depth=2, num_classes=4))
+    with torch.no_grad():  # trained-looking statistics
+        for bn in (m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            bn.running_mean.normal_()
+            bn.running_var.uniform_(0.2, 3)
+            bn.weight.uniform_(0.5, 2)
+            bn.bias.normal_()
+    net.eval()
+
+    def unfolded(x):  # the same network, each block's modules in turn
+        skips = []
+        for i, blk in enumerate(net.down):
+            x = blk(x if i == 0 else torch.nn.functional.max_pool2d(x, 2))
+            skips.append(x)
+        x = skips.pop()
+        for up, dec in zip(net.up, net.dec):
+            x = dec(torch.cat([up(x), skips.pop()], 1))
+        return net.head(x)
+
+    x = (torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1).requires_grad_(True)
+    ours = net(x)
+    (grad,) = torch.autograd.grad(ours.square().sum(), x)
+    ref = unfolded(x)
+    (ref_grad,) = torch.autograd.grad(ref.square().sum(), x)
+    torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-4)
+    net.train()  # training uses batch statistics, as the modules do
+    torch.testing.assert_close(net(x), unfolded(x), rtol=1e-4, atol=1e-5)
