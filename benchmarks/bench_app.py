@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.testing import free_port  # noqa: E402
+from benchmarks.results_io import write_result
 from core.vector_format import VectorFile  # noqa: E402
 
 FACES64_SHAPE = dict(resolution=64, style_dim=256, n_mlp=4, channel_multiplier=1, channel_base=2048, channel_max=256)
@@ -242,9 +243,7 @@ def main(argv=None) -> dict:
         "target": "slider update p95 < 150 ms on this CPU with the default model",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"app_{label}.json").write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps(out, indent=2))
+    write_result(args.out / f"app_{label}.json", out)
     return out
 
 

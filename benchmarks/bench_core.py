@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from benchmarks.oracle import load_oracle, render_set, to_input
+from benchmarks.results_io import write_result
 from core.checkpoint import load_generator
 from core.data.faces import ProceduralFaces
 from core.data.palette import class_index
@@ -195,9 +196,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
     if not args.skip_quality:
         result["gan_quality"] = gan_quality(g)
         result["gan_quality_truncation_0.7"] = gan_quality(g, truncation=0.7)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(args.out, result)
     return result
 
 

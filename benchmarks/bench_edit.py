@@ -44,6 +44,7 @@ import torch
 from PIL import Image
 
 from benchmarks.oracle import load_oracle
+from benchmarks.results_io import write_result
 from core.branch import BranchConfig, SegmentationBranch
 from core.data.palette import colorize
 from core.edit import (
@@ -397,9 +398,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
         result["speed"] = speed(model)
         result["side_by_side_default_model"] = side_by_side(args, 10)
         out = Path(args.out or folder / "edit.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(out, result)
     return result
 
 

@@ -42,6 +42,7 @@ from benchmarks.oracle import (
     iou_from_confusion,
     load_oracle,
 )
+from benchmarks.results_io import write_result
 from core.data.faces import ProceduralFaces
 from core.data.palette import colorize
 from core.editgan import EditGAN
@@ -230,8 +231,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
     if args.only is None:
         result["branch_training"] = branch_training_cost(Path(model.path), out_path.parent, args.retrain_cost)
     Image.fromarray(np.concatenate([_tile(e) for e in epics], 0)).save(out_path.parent / "joint_embedding.png")
-    out_path.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(out_path, result)
     return result
 
 

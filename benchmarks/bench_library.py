@@ -19,7 +19,6 @@ result dataclasses), which is what the app waits for. Publish throughput goes th
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sqlite3
@@ -36,6 +35,7 @@ from sqlalchemy import insert, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.results_io import write_result
 from core.vector_format import VectorFile  # noqa: E402
 from db import Database, DatabaseConfig, EditVector, User, VectorBlob, VectorClass, VectorTag  # noqa: E402
 from db.testing import ENV_TEST_PG_URL, postgres_url, sqlite_url, truncate_all  # noqa: E402
@@ -287,10 +287,7 @@ def main() -> None:
         truncate_all(Database(DatabaseConfig(url=url)))
     else:
         report["postgresql"] = {"skipped": why or f"--no-postgres given ({ENV_TEST_PG_URL} ignored)"}
-    text_ = json.dumps(report, indent=2)
-    print(text_)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text_ + "\n")
+    write_result(args.out, report)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ photo | reconstruction | painted target | edit, as embedded above and tuned (the
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -36,6 +35,7 @@ from PIL import Image
 from benchmarks.bench_edit import _summary, judge
 from benchmarks.bench_joint import HELDOUT_SEED, RESULTS, miou
 from benchmarks.oracle import load_oracle
+from benchmarks.results_io import write_result
 from core.data.faces import ProceduralFaces
 from core.data.palette import colorize
 from core.edit import EditConfig, edit_by_mask, psnr_outside, region_of_interest
@@ -169,11 +169,9 @@ def main(argv: Optional[list[str]] = None) -> dict:
               "perceptual_backend": model.perceptual.backend, "image_reader": model.reader is not None,
               "torch_threads": args.threads, **rows, "wall_seconds": round(time.time() - t0, 1)}  # fmt: skip
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(out, result)
     if pics:
         Image.fromarray(np.concatenate(pics, 0)).save(out.with_suffix(".png"))
-    print(json.dumps(result, indent=2))
     return result
 
 

@@ -26,13 +26,13 @@ import argparse
 import dataclasses
 import json
 import time
-from pathlib import Path
 from typing import Optional
 
 import torch
 
 from benchmarks.bench_joint import RESULTS, branch_and_oracle_masks, miou
 from benchmarks.oracle import load_oracle
+from benchmarks.results_io import write_result
 from core.editgan import EditGAN
 from core.train.branch import (
     embed_labelled,
@@ -99,7 +99,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
     result = {"model": args.model, "model_id": model.model_id, "samples": args.samples, "truncation": 1.0,
               "branch_config": cfg.to_dict(), "perceptual_backend": model.perceptual.backend,
               "torch_threads": args.threads, "variants": variants}  # fmt: skip
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result, echo=False)
     print(json.dumps({k: v["branch_miou_vs_oracle"] for k, v in variants.items()}, indent=2))
     return result
 

@@ -36,6 +36,7 @@ from benchmarks.bench_joint import (
 )
 from benchmarks.branch_recipe import _WithBranch
 from benchmarks.oracle import load_oracle
+from benchmarks.results_io import write_result
 from core.editgan import EditGAN
 from core.train.branch import (
     BranchTrainConfig,
@@ -163,7 +164,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
         out.write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps({name: round(mi, 4), "s": result["variants"][name]["seconds"]}), flush=True)
 
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(out, result, echo=False)
     print(json.dumps({k: v["branch_miou_vs_oracle"] for k, v in result["variants"].items()}, indent=2))
     return result
 

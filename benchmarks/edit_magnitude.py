@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -25,6 +24,7 @@ import torch
 
 from benchmarks.bench_edit import RESULTS, _cases, _summary, judge
 from benchmarks.oracle import load_oracle
+from benchmarks.results_io import write_result
 from core.data.faces import ProceduralFaces
 from core.edit import EditConfig, edit_by_mask
 from core.editgan import EditGAN
@@ -79,9 +79,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
               "domain_eye_area_px": {"images": args.domain_images, "median": float(np.median(domain)),
                                      "p99": float(np.percentile(domain, 99)), "max": float(domain.max())},
               "factors": rows}  # fmt: skip
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result, echo=False)
     return result
 
 

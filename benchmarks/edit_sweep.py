@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 from typing import Optional
 
 import torch
 
 from benchmarks.bench_edit import RESULTS, _cases, _summary, judge
 from benchmarks.oracle import load_oracle
+from benchmarks.results_io import write_result
 from core.edit import EditConfig, edit_by_mask
 from core.editgan import EditGAN
 
@@ -59,7 +59,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
         print(json.dumps(rows[-1]), flush=True)
     result = {"model": args.model, "model_id": model.model_id, "samples_per_kind": args.n, "truncation": args.truncation,
               "perceptual_backend": model.perceptual.backend, "torch_threads": args.threads, "settings": rows}  # fmt: skip
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result, echo=False)
     print(json.dumps({k: v for k, v in result.items() if k != "settings"}, indent=2))
     return result
 

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -34,6 +32,7 @@ import torch
 
 from benchmarks.bench_joint import HELDOUT_SEED, RESULTS, miou
 from benchmarks.oracle import load_oracle
+from benchmarks.results_io import write_result
 from core.data.faces import ProceduralFaces
 from core.editgan import EditGAN
 from core.embed import EmbedConfig
@@ -95,8 +94,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
     result = {"model": args.model, "model_id": model.model_id, "images": args.images, "sample_seed": SAMPLE_SEED,
               "heldout_seed": HELDOUT_SEED, "embed_config": cfg.to_dict(), "image_reader": model.reader is not None,
               "perceptual_backend": model.perceptual.backend, "torch_threads": args.threads, **rows}  # fmt: skip
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(args.out, result)
     return result
 
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-from pathlib import Path
 from typing import Optional
 
 import torch
@@ -24,6 +22,7 @@ import torch
 from benchmarks.bench_joint import HELDOUT_SEED, RESULTS
 from benchmarks.embed_ceiling import embed_and_score
 from benchmarks.oracle import load_oracle
+from benchmarks.results_io import write_result
 from core.data.faces import ProceduralFaces
 from core.editgan import EditGAN
 from core.embed import EmbedConfig
@@ -54,8 +53,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
                      "seconds_per_image": score["seconds_per_image"]})  # fmt: skip
     result = {"model": args.model, "model_id": model.model_id, "images": args.images, "heldout_seed": HELDOUT_SEED,
               "perceptual_backend": model.perceptual.backend, "torch_threads": args.threads, "settings": rows}  # fmt: skip
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(args.out, result)
     return result
 
 

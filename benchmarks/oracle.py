@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from benchmarks.results_io import write_result
 from core.data.faces import ProceduralFaces
 from core.data.palette import CLASS_NAMES, NUM_CLASSES
 from core.segmenter import UNetConfig, UNetSegmenter, mirror_labels
@@ -177,9 +178,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         model = load_oracle(args.resolution)
         meta = {"eval": evaluate(model, args.test_images)}
     out = Path(__file__).resolve().parent / "results" / f"oracle{args.resolution}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(meta, indent=2) + "\n")
-    print(json.dumps(meta, indent=2))
+    write_result(out, meta)
 
 
 if __name__ == "__main__":

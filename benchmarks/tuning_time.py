@@ -11,16 +11,15 @@ Writes benchmarks/results/tuning_time.json.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
 
 from benchmarks.bench_joint import HELDOUT_SEED, RESULTS
+from benchmarks.results_io import write_result
 from core.data.faces import ProceduralFaces
 from core.editgan import EditGAN
 from core.embed import EmbedConfig
@@ -56,10 +55,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
                                "tune_seconds_mean": round(float(np.mean(times[n])), 2),
                                "tune_seconds_each": [round(x, 2) for x in times[n]]} for n, c in SETTINGS.items()},
               "embedding_seconds_mean": round(float(np.mean(embed_s)), 2)}  # fmt: skip
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(args.out, result)
     return result
 
 
