@@ -209,7 +209,7 @@ def embed_tensor(
     for step in range(config.steps):
         img = generator(w).image
         loss = image_loss(img, config.w_reader)
-        if config.w_encoder > 0 and encoder is not None:
+        if config.w_encoder > 0:  # the encoder is there: checked above
             loss = loss + config.w_encoder * F.mse_loss(encoder(img), w)
         opt.zero_grad(set_to_none=True)
         loss.backward()
