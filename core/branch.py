@@ -193,14 +193,17 @@ class SegmentationBranch(nn.Module):
             h = p if h is None else h + p
         return h + bias[None, :, None, None].to(h.dtype)
 
-    def _heads(self, hidden: torch.Tensor) -> torch.Tensor:
-        """First-layer outputs [N, E*H] -> each member's remaining layers -> ensemble-mean logits [N, K]."""
+    def _heads(self, hidden: torch.Tensor,
+               folded: Optional[list[tuple[torch.Tensor, torch.Tensor]]] = None) -> torch.Tensor:  # fmt: skip
+        """First-layer outputs [N, E*H] -> each member's remaining layers -> ensemble-mean logits [N, K].
+
+        ``folded``: :meth:`_folded_layers`, when the caller runs several bands with the same weights."""
         h = hidden.view(hidden.shape[0], len(self.members), -1)
         if self.training:  # batch statistics: each member's own layers
             return torch.stack([m.net[1:](h[:, e]) for e, m in enumerate(self.members)], 0).mean(0)
         # eval: a BatchNorm with running statistics is an affine map per channel, folded into the Linear after it,
         # and the members run as batched products (BatchNorm's backward was most of a branch term's cost)
-        *hidden_layers, (weight, bias) = self._folded_layers()
+        *hidden_layers, (weight, bias) = folded or self._folded_layers()
         h = torch.relu(h.transpose(0, 1))  # [E, N, H]
         for w, b in hidden_layers:
             h = torch.relu(torch.baddbmm(b[:, None], h, w.transpose(1, 2)))
@@ -252,11 +255,12 @@ class SegmentationBranch(nn.Module):
         feats = self.select(features)
         b, r = feats[0].shape[0], self.config.resolution
         rows = max(1, chunk // (b * r))
+        folded = None if self.training else self._folded_layers()  # once for all bands
         bands = []
         for y0 in range(0, r, rows):
             y1 = min(r, y0 + rows)
             h = self._hidden_in_box(feats, y0, y1, 0, r)
-            logits = self._heads(h.permute(0, 2, 3, 1).reshape(-1, h.shape[1]))
+            logits = self._heads(h.permute(0, 2, 3, 1).reshape(-1, h.shape[1]), folded)
             bands.append(logits.view(b, y1 - y0, r, -1))
         return torch.cat(bands, 1).permute(0, 3, 1, 2)
 
