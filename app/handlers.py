@@ -39,7 +39,7 @@ from app.library_handlers import LibraryHandlers
 from app.runtime import Runtime, to_uint8
 from app.session import EditSession, ShareStore, format_vectors
 from core.edit import EditConfig, edit_by_mask
-from core.edit_vector import apply_vectors, make_transferable, refine, thumbnail
+from core.edit_vector import apply_vectors, make_transferable, painted_change, refine, thumbnail
 from core.embed import EmbedConfig
 from core.image_io import CropBox, paste_back
 from core.vector_format import VectorFile
@@ -370,9 +370,10 @@ class Handlers(LibraryHandlers):
         if e is None:
             raise ValueError("there is no edit to save yet: run an edit first")
         src = e["transferable"] if transferable and "transferable" in e else e
+        change = painted_change(e["result"]) if "result" in e else None  # mode 2 carries it onto other faces
         return VectorFile(delta=src["delta"], model_id=self.rt.model_id, edited_classes=e["classes"],
                           default_scale=1.0, scale_min=-1.5, scale_max=2.0, metrics=src["metrics"], name=name,
-                          description=description, preview=src["preview"])  # fmt: skip
+                          description=description, preview=src["preview"], change=change)  # fmt: skip
 
     def _make_transferable(self, state: EditSession) -> str:
         """Optimise the last mask edit's delta on random faces too (core.edit_vector.make_transferable), once

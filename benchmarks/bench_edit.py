@@ -113,7 +113,7 @@ def _pick_sources(edits: list[tuple[dict, object, tuple]], k: int) -> list[tuple
 
 def quality_and_transfer(model: EditGAN, oracle, kinds, n_edit: int, n_transfer: int, steps: int,
                          refine_steps: int, truncation: float, out_dir: Path, sources: int = 3,
-                         transfer: Optional[TransferConfig] = TransferConfig()) -> dict:  # fmt: skip
+                         transfer: Optional[TransferConfig] = TransferConfig(), carry: bool = True) -> dict:  # fmt: skip
     cfg = EditConfig(steps=steps)
     result = {}
     for kind in kinds:
@@ -143,7 +143,8 @@ def quality_and_transfer(model: EditGAN, oracle, kinds, n_edit: int, n_transfer:
                 roi = region_of_interest(model.segment(w)[0].cpu(), target, model.class_names, cfg.dilation)[0]
                 a = apply_vectors(model.generator, w, [(vec, 1.0)], model.model_id)
                 b = refine(model.generator, model.branch, w, [(vec, 1.0)], model.model_id, model.class_names,
-                           refine_steps, cfg, model.perceptual, model.encoder, reader=model.reader)  # fmt: skip
+                           refine_steps, cfg, model.perceptual, model.encoder, reader=model.reader,
+                           carry=carry)  # fmt: skip
                 s1.append(judge(oracle, a.image, orig, target, roi))
                 s2.append(judge(oracle, b.image, orig, target, roi))
                 if len(pics) < 3:
@@ -345,8 +346,13 @@ def main(argv: Optional[list[str]] = None) -> dict:
     ap.add_argument("--transfer-samples", type=int, default=TransferConfig.samples,
                     help="random faces each saved vector is made to leave alone (make_transferable); "
                          "0 saves vectors as the mode-3 edit left them")  # fmt: skip
+    ap.add_argument("--transfer-target-weight", type=float, default=TransferConfig.w_target,
+                    help="make_transferable's cross-entropy against the painted change carried onto those faces")
     ap.add_argument("--steps", type=int, default=EditConfig.steps)
     ap.add_argument("--refine-steps", type=int, default=10)
+    ap.add_argument("--no-carry", action="store_true",
+                    help="mode 2 refines towards the mask the vector produced (EditGAN), not towards the vector's "
+                         "painted change carried onto the image")  # fmt: skip
     ap.add_argument("--truncation", type=float, default=0.7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
@@ -380,15 +386,16 @@ def main(argv: Optional[list[str]] = None) -> dict:
         result = {"model": args.model, "model_id": model.model_id, "perceptual_backend": model.perceptual.backend,
                   "criteria": {"oracle_iou_in_region_min": IOU_OK, "psnr_outside_min_db": PSNR_OK},
                   "edit_config": EditConfig(steps=args.steps).to_dict(), "refine_steps": args.refine_steps,
-                  "image_reader": model.reader is not None,
+                  "image_reader": model.reader is not None, "refine_carries_painted_change": not args.no_carry,
                   "vector_sources_per_kind": args.sources}  # fmt: skip
-        transfer = TransferConfig(samples=args.transfer_samples) if args.transfer_samples > 0 else None
+        transfer = (TransferConfig(samples=args.transfer_samples, w_target=args.transfer_target_weight)
+                    if args.transfer_samples > 0 else None)  # fmt: skip
         result["vectors_made_transferable"] = transfer.to_dict() if transfer else None
         folder = RESULTS if transfer else RESULTS / "plain_vectors"  # pictures and JSON of the comparison run
         folder.mkdir(parents=True, exist_ok=True)
         result["per_kind"] = quality_and_transfer(model, oracle, args.kinds, args.n_edit, args.n_transfer, args.steps,
                                                   args.refine_steps, args.truncation, folder, args.sources,
-                                                  transfer)  # fmt: skip
+                                                  transfer, carry=not args.no_carry)  # fmt: skip
         for key in ("mode3", "transfer_mode1", "transfer_mode2"):
             recs = [v[key] for v in result["per_kind"].values() if v[key]["n"]]
             total = sum(r["n"] for r in recs)

@@ -79,6 +79,7 @@ class EditResult:
     roi: torch.Tensor  # [R, R] bool, the region of interest
     edited_classes: tuple[str, ...]
     target: Optional[torch.Tensor] = None  # [R, R] the painted mask the edit realised
+    source_mask: Optional[torch.Tensor] = None  # [R, R] the branch's mask before the edit, which the user painted on
     losses: list[float] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     best_step: int = 0
@@ -315,5 +316,5 @@ def edit_by_mask(
         "steps_run": len(losses),
     }
     return EditResult(image=new.image, mask=new_mask[None], w_plus=best_w, delta=(best_w - w_plus)[0].detach(),
-                      roi=roi, edited_classes=edited, target=target, losses=losses, metrics=metrics, best_step=best_step,
-                      seconds=time.perf_counter() - t0)  # fmt: skip
+                      roi=roi, edited_classes=edited, target=target, source_mask=original_mask, losses=losses,
+                      metrics=metrics, best_step=best_step, seconds=time.perf_counter() - t0)  # fmt: skip

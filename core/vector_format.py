@@ -9,6 +9,9 @@ Layout (https://github.com/huggingface/safetensors, format "safetensors"):
 
     tensors   delta    float32 [n_latent, w_dim]   the W+ change
               preview  uint8   [H, W, 3]            optional RGB thumbnail, H, W <= 256
+              change   uint8   [2, R, R]            optional: the painted change the vector was made
+                                                    from, class ids before and after (R <= 1024);
+                                                    mode 2 carries it onto other faces
     metadata  format="editgan-vector/1", model_id (lowercase hex, 16-64 chars: the content
               hash of the generator), latent_space="w+", n_latent, w_dim (decimal ints equal to
               the delta's shape), edited_classes (JSON list of strings), default_scale,
@@ -41,6 +44,7 @@ LATENT_SPACES = ("w+",)
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 MAX_HEADER_BYTES = 1024 * 1024
 MAX_PREVIEW_SIDE = 256
+MAX_CHANGE_SIDE = 1024
 MAX_N_LATENT = 64
 MAX_W_DIM = 4096
 MAX_NAME_CHARS = 120
@@ -51,7 +55,7 @@ MAX_METRICS = 64
 MAX_METRIC_KEY_CHARS = 64
 MAX_ABS_SCALE = 1e6
 
-TENSOR_NAMES = ("delta", "preview")
+TENSOR_NAMES = ("delta", "preview", "change")
 REQUIRED_KEYS = (
     "format", "model_id", "latent_space", "n_latent", "w_dim", "edited_classes",
     "default_scale", "scale_min", "scale_max", "metrics",
@@ -193,6 +197,23 @@ def check_preview(preview: Any) -> Optional[np.ndarray]:
     return preview
 
 
+def check_change(change: Any) -> Optional[np.ndarray]:
+    """Validate an optional painted change, # [2, R, R] uint8 class ids (before, after) that differ somewhere."""
+    if change is None:
+        return None
+    if not isinstance(change, np.ndarray):
+        raise VectorFormatError(f"change must be a numpy array, got {type(change).__name__}")
+    if change.dtype != np.uint8:
+        raise VectorFormatError(f"change must be uint8 class ids, got {change.dtype}")
+    if change.ndim != 3 or change.shape[0] != 2 or change.shape[1] != change.shape[2]:
+        raise VectorFormatError(f"change must have shape [2, R, R] (before, after), got {list(change.shape)}")
+    if not 1 <= change.shape[1] <= MAX_CHANGE_SIDE:
+        raise VectorFormatError(f"change is {change.shape[1]} px square; sides of 1-{MAX_CHANGE_SIDE} are accepted")
+    if np.array_equal(change[0], change[1]):
+        raise VectorFormatError("change holds the same mask before and after; a change must differ somewhere")
+    return change
+
+
 def _frozen_copy(a: np.ndarray) -> np.ndarray:
     out = np.array(a, copy=True, order="C")
     out.setflags(write=False)
@@ -218,6 +239,7 @@ class VectorFile:
     description: str = ""
     preview: Optional[np.ndarray] = None
     latent_space: str = "w+"
+    change: Optional[np.ndarray] = None  # [2, R, R] uint8: the painted change (before, after), see the module doc
 
     def __post_init__(self) -> None:
         check_delta(self.delta)
@@ -229,6 +251,7 @@ class VectorFile:
         set_ = object.__setattr__
         set_(self, "delta", _frozen_copy(self.delta))
         set_(self, "preview", None if check_preview(self.preview) is None else _frozen_copy(self.preview))
+        set_(self, "change", None if check_change(self.change) is None else _frozen_copy(self.change))
         set_(self, "edited_classes", check_edited_classes(self.edited_classes))
         set_(self, "metrics", check_metrics(self.metrics))
         set_(self, "default_scale", d)
@@ -277,6 +300,8 @@ class VectorFile:
         tensors = [("delta", "F32", self.delta)]
         if self.preview is not None:
             tensors.append(("preview", "U8", self.preview))
+        if self.change is not None:
+            tensors.append(("change", "U8", self.change))
         return _write_safetensors(tensors, self.metadata())
 
     def content_hash(self) -> str:
@@ -308,6 +333,7 @@ class VectorFile:
             description=md.get("description", ""),
             preview=preview,
             latent_space=md["latent_space"],
+            change=tensors.get("change"),
         )
 
     def save(self, path: Union[str, Path]) -> None:
@@ -371,7 +397,8 @@ def _read_safetensors(data: bytes, max_bytes: int) -> tuple[dict, dict[str, np.n
     unknown = sorted(set(names) - set(TENSOR_NAMES))
     if unknown:
         raise VectorFormatError(
-            f"unknown tensor(s) {', '.join(repr(u[:40]) for u in unknown)}; accepted: 'delta' (required), 'preview'")
+            f"unknown tensor(s) {', '.join(repr(u[:40]) for u in unknown)}; accepted: 'delta' (required), 'preview', "
+            "'change'")
     if "delta" not in names:
         raise VectorFormatError("the file has no 'delta' tensor; an edit vector needs 'delta' [n_latent, w_dim] float32")
     for name in names:

@@ -1,6 +1,6 @@
 """Content-addressed tensor payloads stored in the database.
 
-A payload is the safetensors bytes of ``delta`` (and ``preview`` when present) without metadata;
+A payload is the safetensors bytes of ``delta`` (and ``preview`` and ``change`` when present) without metadata;
 metadata lives in columns so that editing a name never rewrites tensors. The key is the sha256 of
 the bytes, so identical versions (a re-upload, an import of one's own export) share one row, and a
 payload read back is checked against its key.
@@ -30,20 +30,24 @@ from db.models import EditVector, VectorBlob, VectorVersion
 from vector_library.errors import LibraryError
 
 
-def encode_payload(delta: np.ndarray, preview: Optional[np.ndarray]) -> tuple[bytes, str]:
-    """Return (bytes, sha256 hex) of the tensor payload; delta [n_latent, w_dim] f32, preview [H, W, 3] u8."""
+def encode_payload(delta: np.ndarray, preview: Optional[np.ndarray], change: Optional[np.ndarray] = None
+                   ) -> tuple[bytes, str]:  # fmt: skip
+    """Return (bytes, sha256 hex) of the tensor payload; delta [n_latent, w_dim] f32, preview [H, W, 3] u8,
+    change [2, R, R] u8 (the painted change the vector was made from)."""
     tensors = {"delta": np.ascontiguousarray(delta)}
-    if preview is not None:
-        tensors["preview"] = np.ascontiguousarray(preview)
+    for name, value in (("preview", preview), ("change", change)):
+        if value is not None:
+            tensors[name] = np.ascontiguousarray(value)
     data = st_save(tensors)  # no metadata: the header is deterministic
     return data, hashlib.sha256(data).hexdigest()
 
 
-def decode_payload(data: bytes, sha256: str) -> tuple[np.ndarray, Optional[np.ndarray]]:
+def decode_payload(data: bytes, sha256: str) -> tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+    """(delta, preview or None, change or None) of a stored payload, checked against its key."""
     if hashlib.sha256(data).hexdigest() != sha256:
         raise LibraryError(f"stored tensors {sha256[:12]}... fail their checksum; the database is damaged")
     tensors = st_load(data)
-    return tensors["delta"], tensors.get("preview")
+    return tensors["delta"], tensors.get("preview"), tensors.get("change")
 
 
 def ensure_blob(session: Session, data: bytes, sha256: str) -> None:
@@ -58,7 +62,7 @@ def ensure_blob(session: Session, data: bytes, sha256: str) -> None:
         session.flush()
 
 
-def load_blob(session: Session, sha256: str) -> tuple[np.ndarray, Optional[np.ndarray]]:
+def load_blob(session: Session, sha256: str) -> tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
     data = session.scalar(select(VectorBlob.data).where(VectorBlob.sha256 == sha256))
     if data is None:
         raise LibraryError(f"stored tensors {sha256[:12]}... are missing; the database is damaged")

@@ -280,7 +280,7 @@ class VectorLibrary:
                 parent_id: Optional[int]) -> VectorInfo:
         vf = self._vector_file(vector)
         fields = self._metadata(meta, vf)
-        payload, sha = blobs.encode_payload(vf.delta, vf.preview)
+        payload, sha = blobs.encode_payload(vf.delta, vf.preview, vf.change)
 
         def action(s: Session) -> VectorInfo:
             return _vector_info(self._insert_vector(s, username, vf, fields, payload, sha, parent_id))
@@ -317,7 +317,7 @@ class VectorLibrary:
         """Add a new version (new tensors, scales, classes, metrics) to the author's vector."""
         vf = self._vector_file(vector)
         check.text(note, "version note", check.MAX_NOTE_CHARS, multiline=True)
-        payload, sha = blobs.encode_payload(vf.delta, vf.preview)
+        payload, sha = blobs.encode_payload(vf.delta, vf.preview, vf.change)
 
         def action(s: Session) -> VectorInfo:
             author = self._user(s, user, "publish versions")
@@ -492,11 +492,11 @@ class VectorLibrary:
                 VectorVersion.vector_id == row.id, VectorVersion.number == version))
             if source is None:
                 raise NotFound(f"vector {vector_id} has no version {version}; it has 1-{row.version}")
-        delta, preview = blobs.load_blob(s, source.blob_sha256)
+        delta, preview, change = blobs.load_blob(s, source.blob_sha256)
         return VectorFile(delta=delta, model_id=row.model_id, edited_classes=tuple(source.edited_classes),
                           default_scale=source.default_scale, scale_min=source.scale_min,
                           scale_max=source.scale_max, metrics=dict(source.metrics), name=row.name,
-                          description=row.description, preview=preview)
+                          description=row.description, preview=preview, change=change)
 
     def search(self, query: SearchQuery = SearchQuery(), viewer: Optional[str] = None) -> SearchPage:
         """Free text + filters + sort + paging over the vectors the viewer may see."""
@@ -578,7 +578,7 @@ class VectorLibrary:
                 raise InvalidInput(f"collection entry {i} has no name in its file header; every vector needs a name")
             meta = VectorMetadata(tags=entry.tags, licence=entry.licence, visibility=visibility)
             prepared.append((entry.vector, self._metadata(meta, entry.vector),
-                             *blobs.encode_payload(entry.vector.delta, entry.vector.preview)))
+                             *blobs.encode_payload(entry.vector.delta, entry.vector.preview, entry.vector.change)))
 
         def action(s: Session) -> tuple[VectorInfo, ...]:
             rows = [self._insert_vector(s, user, vf, fields, payload, sha, None)
@@ -770,7 +770,7 @@ def _compose(model: GeneratorModel, rows: list[EditVector], entries: list[tuple[
     total = np.zeros((model.n_latent, model.w_dim), dtype=np.float32)  # [n_latent, w_dim]
     parts = []
     for row, (_, scale) in zip(rows, entries):
-        delta, _ = blobs.load_blob(s, row.blob_sha256)
+        delta, _, _ = blobs.load_blob(s, row.blob_sha256)
         if delta.shape != total.shape:
             raise InvalidInput(f"vector {row.id} has shape {list(delta.shape)}; model {model.name!r} "
                                f"takes {list(total.shape)}")

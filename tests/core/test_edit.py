@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from core.edit import (
 from core.edit_vector import (
     TransferConfig,
     apply_vectors,
+    carried_target,
     check_vector,
     interference,
     make_transferable,
@@ -199,6 +202,36 @@ def test_refinement_runs_and_keeps_outside_closer(tiny_generator, branch, edit_a
     assert out.image.shape == (1, 3, 16, 16)
 
 
+def test_refinement_steers_towards_the_painted_change_carried_onto_the_image(tiny_generator, branch, edit_and_vector):
+    g = tiny_generator
+    r, v = edit_and_vector
+    assert np.array_equal(v.change[0], r.source_mask.numpy()) and np.array_equal(v.change[1], r.target.numpy())
+    w = g.sample_w_plus(21)
+    with torch.no_grad():
+        mask = branch(g.synthesis(w).features).argmax(1)[0]
+        vec_mask = branch(g.synthesis(w + torch.from_numpy(np.array(v.delta))[None]).features).argmax(1)[0]
+    target, region, used = carried_target([(v, 1.0)], mask, vec_mask, NAMES)
+    assert used == 1 and region.any() and not torch.equal(target[region], vec_mask[region])
+    assert (target[region] == 3).sum() > (mask[region] == 3).sum()  # the painted lips, carried over
+    assert torch.equal(target[~region], vec_mask[~region])
+    assert carried_target([(v, -1.0)], mask, vec_mask, NAMES)[2] == 0  # undoing a change: the vector's own mask
+    cfg = EditConfig(lr=0.05)
+    on = refine(g, branch, w, [(v, 1.0)], MODEL_ID, NAMES, 15, cfg, PerceptualLoss())
+    off = refine(g, branch, w, [(v, 1.0)], MODEL_ID, NAMES, 15, cfg, PerceptualLoss(), carry=False)
+    assert on.metrics["carried_changes"] == 1 and off.metrics["carried_changes"] == 0
+    assert region_iou(on.mask[0], target, region) > region_iou(off.mask[0], target, region)
+    small = np.zeros((2, 8, 8), np.uint8)
+    small[1, 2:4, 2:4] = 3
+    with pytest.raises(VectorFormatError, match="8 px change"):
+        carried_target([(VectorFile(delta=np.array(v.delta), model_id=MODEL_ID, change=small), 1.0)], mask, vec_mask,
+                       NAMES)  # fmt: skip
+    unknown = np.array(v.change)
+    unknown[1, 0, 0] = 9
+    with pytest.raises(VectorFormatError, match="class ids up to 9"):
+        carried_target([(VectorFile(delta=np.array(v.delta), model_id=MODEL_ID, change=unknown), 1.0)], mask,
+                       vec_mask, NAMES)  # fmt: skip
+
+
 def test_edited_region_covers_edited_classes_before_and_after():
     before = torch.zeros(2, 16, 16, dtype=torch.long)
     before[:, 4:6, 4:6] = 3  # lips
@@ -230,6 +263,21 @@ def test_make_transferable_keeps_other_faces_outside_their_region(tiny_generator
     assert torch.equal(same.delta, r.delta)  # no steps: the delta is the edit's own
     with pytest.raises(ValueError, match="samples"):
         TransferConfig(samples=0)
+    with pytest.raises(ValueError, match="w_target"):
+        TransferConfig(w_target=-1)
+
+
+def test_make_transferable_makes_the_carried_change_on_other_faces(tiny_generator, branch, edit_and_vector):
+    g = tiny_generator
+    r, _ = edit_and_vector
+    w = g.sample_w_plus(4)
+    cfg = TransferConfig(samples=4, steps=20, lr=0.05, weight=1.0, seed=3, w_target=5.0)
+    t = make_transferable(g, branch, w, r, NAMES, cfg, EditConfig(lr=0.05), PerceptualLoss())
+    m = t.metrics
+    off = make_transferable(g, branch, w, r, NAMES, replace(cfg, w_target=0.0), EditConfig(lr=0.05), PerceptualLoss())
+    assert m["transfer_carried_faces"] >= 1
+    assert m["transfer_carried_accuracy_before"] == off.metrics["transfer_carried_accuracy_before"]
+    assert m["transfer_carried_accuracy_after"] > off.metrics["transfer_carried_accuracy_after"] + 0.02
 
 
 def _tiny_reader(num_classes=len(NAMES)):

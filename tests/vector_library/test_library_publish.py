@@ -45,6 +45,17 @@ def test_published_file_round_trips_bit_exact_with_preview(library, make_vector)
     assert np.array_equal(library.get_preview(v.id), preview)
 
 
+def test_a_vectors_painted_change_is_stored_and_served_with_it(library, make_vector):
+    change = np.zeros((2, 16, 16), np.uint8)
+    change[1, 2:5, 2:5] = 2
+    vf = make_vector(change=change, name="with its change")
+    v = library.publish("alice", vf)
+    assert np.array_equal(library.get_vector_file(v.id).change, change)
+    assert library.export_vector(v.id) == vf.to_bytes()
+    plain = library.publish("alice", make_vector(name="without"))
+    assert library.get_vector_file(plain.id).change is None
+
+
 def test_identical_tensors_share_one_stored_payload(library, make_vector, snapshot):
     vf = make_vector()
     a = library.publish("alice", vf, VectorMetadata(name="one"))

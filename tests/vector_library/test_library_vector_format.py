@@ -198,6 +198,10 @@ def test_no_metadata_is_refused():
     ({"delta": np.zeros((4, 8), np.float32), "preview": np.zeros((300, 4, 3), np.uint8)}, "1-256 pixels"),
     ({"delta": np.full((4, 8), np.nan, np.float32)}, "32 NaN or infinite"),
     ({"delta": np.array([[1, np.inf]], np.float32)}, "1 NaN or infinite"),
+    ({"delta": np.zeros((4, 8), np.float32), "change": np.zeros((2, 8, 8), np.int32)}, "U8 is accepted"),
+    ({"delta": np.zeros((4, 8), np.float32), "change": np.zeros((3, 8, 8), np.uint8)}, r"\[2, R, R\]"),
+    ({"delta": np.zeros((4, 8), np.float32), "change": np.zeros((2, 8, 4), np.uint8)}, r"\[2, R, R\]"),
+    ({"delta": np.zeros((4, 8), np.float32), "change": np.zeros((2, 8, 8), np.uint8)}, "same mask before and after"),
 ])
 def test_bad_tensors_are_refused(tensors, words):
     md = make(delta=np.zeros((4, 8), np.float32), preview=None).metadata()
@@ -238,3 +242,15 @@ def test_module_imports_no_sqlalchemy_or_gradio():
             "print(sorted(m for m in ('sqlalchemy', 'gradio') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_painted_change_round_trips_and_counts_in_the_content():
+    change = np.zeros((2, 16, 16), np.uint8)
+    change[1, 4:8, 4:8] = 3
+    v = make(change=change)
+    back = VectorFile.from_bytes(v.to_bytes())
+    assert back == v and np.array_equal(back.change, change) and back.change.dtype == np.uint8
+    assert set(st_load(v.to_bytes())) == {"delta", "preview", "change"}
+    assert v.content_hash() != make().content_hash() and make().change is None
+    with pytest.raises(ValueError):
+        back.change[0, 0, 0] = 1  # stored read-only, like the delta

@@ -1,0 +1,107 @@
+"""Carry a painted mask change from one face to another.
+
+An edit vector is learned on one image. On another face the same change has to land on that face's parts: a
+mouth opened on a small mouth should open a large mouth in proportion, glasses drawn over one pair of eyes should
+sit over the other face's eyes. :func:`transfer_change` makes that target mask without knowing what kind of edit it
+is: it aligns the two faces on the *anchor* of the change (the edited parts as they were before the edit or, for a
+part that is added, such as glasses, the parts it covers) by matching their centroids and per-axis spreads, and
+copies the painted change through that alignment.
+
+:func:`core.edit_vector.make_transferable` uses these targets on random faces, so that the saved vector makes the
+change on faces other than its own, not only leaves the rest of them alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+
+from core.edit import CONTEXT_CLASSES, dilate
+
+MIN_ANCHOR_PIXELS = 3
+# a face takes the painted classes only near where the source's mask changed (and keeps its own mask elsewhere in
+# the region): carrying the whole region would paste the source's hair line onto a face whose hair was trimmed
+CHANGE_MARGIN = 1
+
+
+@dataclass
+class Change:
+    """A painted change, ready to be carried to other faces (see :func:`describe_change`)."""
+
+    before: torch.Tensor  # [R, R] class ids of the source face
+    after: torch.Tensor  # [R, R] the painted target
+    roi: torch.Tensor  # [R, R] bool, the source edit's region
+    edited_ids: tuple[int, ...]  # classes on either side of a changed pixel
+    anchor_ids: tuple[int, ...]  # the parts the two faces are aligned on
+    keep_ids: tuple[int, ...]  # classes a target pixel may take from the change (edited + context)
+    part_ids: tuple[int, ...]  # the edited classes that are not context classes
+
+
+def _frame(mask: torch.Tensor, ids: Sequence[int]) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+    """Centroid and per-axis spread (y, x) of the pixels of ``ids``; None when there are too few."""
+    ys, xs = torch.nonzero(torch.isin(mask, torch.tensor(list(ids), device=mask.device)), as_tuple=True)
+    if len(ys) < MIN_ANCHOR_PIXELS:
+        return None
+    pts = torch.stack([ys, xs], 1).float()
+    return pts.mean(0), pts.std(0).clamp(min=0.5)
+
+
+def describe_change(
+    before: torch.Tensor,
+    after: torch.Tensor,
+    roi: torch.Tensor,
+    class_names: Sequence[str],
+    context_classes: Sequence[str] = CONTEXT_CLASSES,
+) -> Change:
+    """The change ``before -> after`` inside ``roi`` and the anchor other faces are aligned on.
+
+    The anchor is the edited parts (context classes aside) present before the edit; when the edit only adds a
+    part, the parts under the pixels it painted over (e.g. the eyes under new glasses); failing that, the
+    whole face (every class but the first, the background)."""
+    before, after = before.long(), after.long()
+    changed = before != after
+    if not changed.any():
+        raise ValueError("the change is empty: the painted mask equals the original")
+    context = {i for i, n in enumerate(class_names) if n in context_classes}
+    edited = sorted(set(torch.unique(torch.cat([before[changed], after[changed]])).tolist()))
+    anchor = [i for i in edited if i not in context and int((before == i).sum()) >= MIN_ANCHOR_PIXELS]
+    if not anchor:
+        under = before[dilate(changed, 1)]
+        anchor = sorted(i for i in set(under.tolist()) if i not in context)
+    if not anchor:
+        anchor = list(range(1, len(class_names)))
+    parts = tuple(i for i in edited if i not in context)
+    return Change(before, after, roi.bool(), tuple(edited), tuple(anchor), tuple(sorted(set(edited) | context)), parts)
+
+
+def transfer_change(change: Change, other: torch.Tensor, dilation: int = 0
+                    ) -> Optional[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:  # fmt: skip
+    """The change carried onto a face whose mask is ``other`` [R, R].
+
+    Returns ``(target, roi, free)``: the target mask, the region where it should hold (the source region carried
+    over), and the pixels the change may touch on this face, which are the region plus this face's own pixels
+    of the edited parts, dilated by ``dilation`` (what lies outside ``free`` should stay as it was).
+    None when this face lacks the anchor parts.
+    """
+    other = other.long()
+    src, dst = _frame(change.before, change.anchor_ids), _frame(other, change.anchor_ids)
+    if src is None or dst is None:
+        return None
+    (ms, ss), (md, sd) = src, dst
+    r = other.shape[-1]
+    grid = torch.stack(torch.meshgrid(torch.arange(r, device=other.device), torch.arange(r, device=other.device),
+                                      indexing="ij"), -1).float()  # fmt: skip
+    q = ((grid - md) * (ss / sd) + ms).round().long()  # where each pixel of this face comes from on the source
+    inside = ((q >= 0) & (q < r)).all(-1)
+    qy, qx = q[..., 0].clamp(0, r - 1), q[..., 1].clamp(0, r - 1)
+    roi = inside & change.roi[qy, qx]
+    carried = change.after[qy, qx]
+    keep = torch.tensor(change.keep_ids, device=other.device)
+    near = dilate(change.before != change.after, CHANGE_MARGIN)[qy, qx]
+    take = roi & near & torch.isin(carried, keep) & torch.isin(other, keep)
+    target = torch.where(take, carried, other)
+    own = torch.isin(other, torch.tensor(change.part_ids, device=other.device, dtype=torch.long))
+    free = dilate(roi | own, dilation)
+    return target, roi, free
