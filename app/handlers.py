@@ -390,9 +390,16 @@ class Handlers(LibraryHandlers):
             e["transferable"] = {"delta": r.delta.cpu().numpy().astype(np.float32), "preview": thumbnail(r.image),
                                  "metrics": {**e["metrics"], **{k: float(v) for k, v in r.metrics.items() if np.isfinite(v)}}}  # fmt: skip
         m = e["transferable"]["metrics"]
-        return (f" Made transferable: on {int(m['transfer_samples'])} random faces the vector now changes "
+        text = (f" Made transferable: on {int(m['transfer_samples'])} random faces the vector now changes "
                 f"{m['transfer_psnr_outside_before']:.1f} -> {m['transfer_psnr_outside_after']:.1f} dB PSNR outside "
-                "their edited parts (higher: less spill).")
+                "their edited parts (higher: less spill)")
+        if "transfer_carried_accuracy_after" in m:
+            before, after = m["transfer_carried_accuracy_before"], m["transfer_carried_accuracy_after"]
+            text += (f", and on the {int(m['transfer_carried_faces'])} that have the edited parts, "
+                     f"{100 * before:.0f}% -> {100 * after:.0f}% of the painted change, carried over, "
+                     "reads as painted")  # fmt: skip
+        return text + "."
+
 
     def save_edit(self, name, description, tags, visibility, transfer, state: EditSession, request: gr.Request,
                   profile: gr.OAuthProfile | None = None):  # fmt: skip

@@ -2,14 +2,17 @@
 
 A vector is the ``delta`` of an optimisation edit plus what is needed to use it
 safely: the model id it belongs to, the W+ shape, the edited classes, a scale
-range and the metrics of the edit that made it (file format:
-:mod:`core.vector_format`). Applying vectors is one generator pass (mode 1);
-mode 2 follows with a few optimisation steps whose target inside the edited
-classes' region is the mask the vectors produced and whose target outside it is
-the original image, which removes the artifacts a vector leaves on an image it
-was not learned on. Before a delta is saved, :func:`make_transferable` can
-optimise it on the source edit and on random faces together, so that it leaves
-other faces alone outside their edited parts.
+range, the metrics of the edit that made it and, for a mask edit, the painted
+change itself (file format: :mod:`core.vector_format`). Applying vectors is one
+generator pass (mode 1); mode 2 follows with a few optimisation steps whose
+target outside the edited classes' region is the original image and whose target
+inside it is the mask the vectors produced (EditGAN) or, where a vector carries
+its painted change, that change carried onto this image
+(:mod:`core.mask_transfer`): on another face a vector often makes the change in
+the wrong shape, and refining towards its own result keeps that shape. Before a
+delta is saved, :func:`make_transferable` optimises it on the source edit and
+on random faces together, so that it leaves other faces alone outside their
+edited parts and makes the carried change on them.
 """
 
 from __future__ import annotations
@@ -208,9 +211,15 @@ def make_transferable(
     ``config.weight`` times the L2 + perceptual change outside the edited classes' region (see
     :func:`core.edit.edited_region`: their pixels before and after the starting
     delta, dilated) on ``config.samples`` random faces; the lowest total keeps.
+    With ``config.w_target`` > 0 it adds the branch's and the image reader's
+    cross-entropy against the painted change carried onto each of those faces
+    (:mod:`core.mask_transfer`), in the carried region, which then joins the
+    pixels they may change.
     Returns a new result on the source image; ``metrics`` gain
-    ``transfer_psnr_outside_before`` / ``_after`` (mean over those faces) and
-    ``transfer_samples``. When ``generator`` is tuned to the source photo
+    ``transfer_psnr_outside_before`` / ``_after`` (mean over those faces),
+    ``transfer_samples``, and ``transfer_carried_accuracy_before`` / ``_after``
+    (the share of carried pixels the branch reads as carried, before and after)
+    with ``transfer_carried_faces`` (the faces that had the anchor parts). When ``generator`` is tuned to the source photo
     (core.tuning), ``other_generator`` (the untuned model) draws the other faces.
     """
     if result.target is None:
