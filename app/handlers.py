@@ -400,7 +400,6 @@ class Handlers(LibraryHandlers):
                      "reads as painted")  # fmt: skip
         return text + "."
 
-
     def save_edit(self, name, description, tags, visibility, transfer, state: EditSession, request: gr.Request,
                   profile: gr.OAuthProfile | None = None):  # fmt: skip
         """api: /save_edit -- publish the last edit as a library vector. Returns (message, vector id).

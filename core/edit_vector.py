@@ -40,7 +40,7 @@ from core.edit import (
 from core.embed import inverse_frequency
 from core.encoder import Encoder
 from core.generator import Generator
-from core.mask_transfer import describe_change, transfer_change
+from core.mask_transfer import Change, describe_change, transfer_change
 from core.perceptual import PerceptualLoss
 from core.segmenter import ImageReader
 from core.vector_format import VectorFile, VectorFormatError
@@ -122,7 +122,7 @@ class _Carried:
     faces: int  # how many of the faces had the anchor parts
 
 
-def _carry(change, before: torch.Tensor, dilation: int, class_balance: float
+def _carry(change: Change, before: torch.Tensor, dilation: int, class_balance: float
            ) -> tuple[Optional[_Carried], torch.Tensor]:  # fmt: skip
     """The change carried onto each face of ``before`` [B, R, R], and the pixels it may touch there [B, R, R]."""
     free = torch.zeros_like(before, dtype=torch.bool)
@@ -219,8 +219,9 @@ def make_transferable(
     ``transfer_psnr_outside_before`` / ``_after`` (mean over those faces),
     ``transfer_samples``, and ``transfer_carried_accuracy_before`` / ``_after``
     (the share of carried pixels the branch reads as carried, before and after)
-    with ``transfer_carried_faces`` (the faces that had the anchor parts). When ``generator`` is tuned to the source photo
-    (core.tuning), ``other_generator`` (the untuned model) draws the other faces.
+    with ``transfer_carried_faces`` (the faces that had the anchor parts). When
+    ``generator`` is tuned to the source photo (core.tuning), ``other_generator``
+    (the untuned model) draws the other faces.
     """
     if result.target is None:
         raise ValueError("this edit result carries no target mask; make it with core.edit.edit_by_mask")
@@ -236,11 +237,10 @@ def make_transferable(
         before = branch(orig.features).argmax(1)
         moved = others.synthesis(ws + delta0[None])
         after = branch(moved.features).argmax(1)
+        src_mask = branch(src.features).argmax(1)[0]
     regions = edited_region(before, after, result.edited_classes, class_names, edit_config.dilation,
                             edit_config.context_classes)  # fmt: skip
     # the change carried onto the faces: a term of the loss when w_target > 0, a measure of the vector either way
-    with torch.no_grad():
-        src_mask = branch(src.features).argmax(1)[0]
     change = describe_change(src_mask, result.target.to(dev), result.roi.to(dev), class_names,
                              edit_config.context_classes)  # fmt: skip
     carried, free = _carry(change, before, edit_config.dilation, edit_config.class_balance)
@@ -419,7 +419,8 @@ def refine(
     The target inside the region is the mask the vectors produced, as in EditGAN; with ``carry`` (the default),
     where a vector carries the painted change it was made from, that change carried onto this image
     (:func:`carried_target`) instead: a vector's own result on another face often has the change's shape wrong,
-    and refinement towards it keeps the shape."""
+    and refinement towards it keeps the shape. At any positive scale the target is the whole painted change (the
+    scale sets where refinement starts); at a negative scale, the vector's own result."""
     t0 = time.perf_counter()
     first = apply_vectors(generator, w_plus, vectors, model_id, branch)
     with torch.no_grad():

@@ -5,10 +5,12 @@ mouth opened on a small mouth should open a large mouth in proportion, glasses d
 sit over the other face's eyes. :func:`transfer_change` makes that target mask without knowing what kind of edit it
 is: it aligns the two faces on the *anchor* of the change (the edited parts as they were before the edit or, for a
 part that is added, such as glasses, the parts it covers) by matching their centroids and per-axis spreads, and
-copies the painted change through that alignment.
+copies the painted classes near the changed pixels through that alignment (benchmarks/carry_check.py measures how
+well the result matches the same scripted edit made on that face).
 
-:func:`core.edit_vector.make_transferable` uses these targets on random faces, so that the saved vector makes the
-change on faces other than its own, not only leaves the rest of them alone.
+Mode 2 (:func:`core.edit_vector.refine`) refines a vector's result towards these targets, and
+:func:`core.edit_vector.make_transferable` asks random faces to show them, so that a saved vector makes the change
+on faces other than its own, not only leaves the rest of them alone.
 """
 
 from __future__ import annotations

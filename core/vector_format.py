@@ -180,14 +180,19 @@ def check_delta(delta: Any) -> np.ndarray:
     return delta
 
 
+def _uint8_array(value: Any, what: str) -> np.ndarray:
+    if not isinstance(value, np.ndarray):
+        raise VectorFormatError(f"{what} must be a numpy array, got {type(value).__name__}")
+    if value.dtype != np.uint8:
+        raise VectorFormatError(f"{what} must be uint8, got {value.dtype}")
+    return value
+
+
 def check_preview(preview: Any) -> Optional[np.ndarray]:
     """Validate an optional thumbnail, # [H, W, 3] uint8 with H, W <= 256."""
     if preview is None:
         return None
-    if not isinstance(preview, np.ndarray):
-        raise VectorFormatError(f"preview must be a numpy array, got {type(preview).__name__}")
-    if preview.dtype != np.uint8:
-        raise VectorFormatError(f"preview must be uint8, got {preview.dtype}")
+    _uint8_array(preview, "preview")
     if preview.ndim != 3 or preview.shape[2] != 3:
         raise VectorFormatError(f"preview must have shape [H, W, 3], got {list(preview.shape)}")
     h, w = preview.shape[:2]
@@ -201,10 +206,7 @@ def check_change(change: Any) -> Optional[np.ndarray]:
     """Validate an optional painted change, # [2, R, R] uint8 class ids (before, after) that differ somewhere."""
     if change is None:
         return None
-    if not isinstance(change, np.ndarray):
-        raise VectorFormatError(f"change must be a numpy array, got {type(change).__name__}")
-    if change.dtype != np.uint8:
-        raise VectorFormatError(f"change must be uint8 class ids, got {change.dtype}")
+    _uint8_array(change, "change (class ids)")
     if change.ndim != 3 or change.shape[0] != 2 or change.shape[1] != change.shape[2]:
         raise VectorFormatError(f"change must have shape [2, R, R] (before, after), got {list(change.shape)}")
     if not 1 <= change.shape[1] <= MAX_CHANGE_SIDE:

@@ -227,6 +227,9 @@ def test_bad_tensors_are_refused(tensors, words):
     ({"name": "two\nlines"}, "U\\+000A"),
     ({"name": "\ud800"}, "surrogate"),
     ({"latent_space": "w"}, "not supported"),
+    ({"change": [[[1]]]}, "numpy array"),
+    ({"change": np.ones((2, 4, 4), np.int64)}, "change \\(class ids\\) must be uint8"),
+    ({"change": np.zeros((2, 2048, 2048), np.uint8)}, "1-1024 are accepted"),
 ])
 def test_constructor_validates(kwargs, words):
     with pytest.raises(VectorFormatError, match=words):
