@@ -157,6 +157,22 @@ def edited_region(
     return torch.stack([dilate(m, dilation) for m in flat]).reshape(region.shape) if flat.shape[0] else region
 
 
+def balanced_weights(target: torch.Tensor, balance: float) -> Optional[torch.Tensor]:
+    """Per-pixel weights ~ frequency ** -balance of each flat class id's class, mean 1; None (unweighted) when
+    ``balance`` is 0 or there are no pixels."""
+    if balance <= 0 or not len(target):
+        return None
+    w = inverse_frequency(target, balance)
+    return w / w.mean()
+
+
+def weighted_ce(scores: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor], log_probs: bool
+                ) -> torch.Tensor:  # fmt: skip
+    """Mean cross-entropy of [N, K] logits (or log-probabilities) against [N] class ids, pixels weighted."""
+    loss = F.nll_loss(scores if log_probs else F.log_softmax(scores, 1), target, reduction="none")
+    return (loss * weight).mean() if weight is not None else loss.mean()
+
+
 def _masked_outside(img: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
     return img * outside[None, None].to(img.dtype)
 
@@ -180,10 +196,7 @@ class EditObjective:
         self.ys, self.xs = ys, xs
         self.bi = torch.zeros_like(ys)
         self.roi_target = self.target[ys, xs]
-        self.pixel_weight = None  # per region pixel, mean 1; None = unweighted
-        if self.config.class_balance > 0 and len(ys):
-            w = inverse_frequency(self.roi_target, self.config.class_balance)
-            self.pixel_weight = w / w.mean()
+        self.pixel_weight = balanced_weights(self.roi_target, self.config.class_balance)  # per region pixel
         self.outside = ~self.roi
         self.n_outside = max(1, int(self.outside.sum()))
 
@@ -209,8 +222,7 @@ class EditObjective:
 
     def region_ce(self, scores: torch.Tensor, log_probs: bool) -> torch.Tensor:
         """Cross-entropy of [n_region, K] logits (or log-probabilities) against the target, class-balanced."""
-        loss = F.nll_loss(scores if log_probs else F.log_softmax(scores, 1), self.roi_target, reduction="none")
-        return (loss * self.pixel_weight).mean() if self.pixel_weight is not None else loss.mean()
+        return weighted_ce(scores, self.roi_target, self.pixel_weight, log_probs)
 
     def reader_ce(self, image: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the image reader's reading against the target, inside the region."""

@@ -23,7 +23,6 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from core.branch import SegmentationBranch
 from core.config import ConfigMixin
@@ -31,13 +30,14 @@ from core.edit import (
     EditConfig,
     EditObjective,
     EditResult,
+    balanced_weights,
     edited_region,
     optimize_edit,
     psnr_outside,
     region_iou,
     region_of_interest,
+    weighted_ce,
 )
-from core.embed import inverse_frequency
 from core.encoder import Encoder
 from core.generator import Generator
 from core.mask_transfer import Change, describe_change, transfer_change
@@ -137,11 +137,7 @@ def _carry(change: Change, before: torch.Tensor, dilation: int, class_balance: f
     if not parts or not sum(len(p[1]) for p in parts):
         return None, free
     bi, ys, xs, target = (torch.cat(t) for t in zip(*parts))
-    weight = None
-    if class_balance > 0:
-        weight = inverse_frequency(target, class_balance)
-        weight = weight / weight.mean()
-    return _Carried(bi, ys, xs, target, weight, len(parts)), free
+    return _Carried(bi, ys, xs, target, balanced_weights(target, class_balance), len(parts)), free
 
 
 class _TransferObjective:
@@ -171,18 +167,13 @@ class _TransferObjective:
         parts = {**parts, "outside_on_other_faces": spill.item()}
         if self.w_target > 0:
             c = self.carried
-            ce = self._ce(self.branch.logits_at(out.features, c.bi, c.ys, c.xs), log_probs=False)
+            ce = weighted_ce(self.branch.logits_at(out.features, c.bi, c.ys, c.xs), c.target, c.pixel_weight, False)
             if self.reader is not None and self.config.w_reader > 0:
                 read = self.reader(out.image)[c.bi, :, c.ys, c.xs]
-                ce = ce + self.config.w_reader * self._ce(read, log_probs=True)
+                ce = ce + self.config.w_reader * weighted_ce(read, c.target, c.pixel_weight, True)
             loss = loss + self.w_target * ce
             parts["carried_change_ce"] = ce.item()
         return loss, img, parts
-
-    def _ce(self, scores: torch.Tensor, log_probs: bool) -> torch.Tensor:
-        c = self.carried
-        loss = F.nll_loss(scores if log_probs else F.log_softmax(scores, 1), c.target, reduction="none")
-        return (loss * c.pixel_weight).mean() if c.pixel_weight is not None else loss.mean()
 
 
 def make_transferable(

@@ -35,10 +35,9 @@ class Change:
     before: torch.Tensor  # [R, R] class ids of the source face
     after: torch.Tensor  # [R, R] the painted target
     roi: torch.Tensor  # [R, R] bool, the source edit's region
-    edited_ids: tuple[int, ...]  # classes on either side of a changed pixel
     anchor_ids: tuple[int, ...]  # the parts the two faces are aligned on
-    keep_ids: tuple[int, ...]  # classes a target pixel may take from the change (edited + context)
-    part_ids: tuple[int, ...]  # the edited classes that are not context classes
+    keep_ids: tuple[int, ...]  # classes a target pixel may take from the change: the edited ones and context
+    part_ids: tuple[int, ...]  # the edited classes (on either side of a changed pixel) that are not context
 
 
 def _frame(mask: torch.Tensor, ids: Sequence[int]) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
@@ -75,7 +74,7 @@ def describe_change(
     if not anchor:
         anchor = list(range(1, len(class_names)))
     parts = tuple(i for i in edited if i not in context)
-    return Change(before, after, roi.bool(), tuple(edited), tuple(anchor), tuple(sorted(set(edited) | context)), parts)
+    return Change(before, after, roi.bool(), tuple(anchor), tuple(sorted(set(edited) | context)), parts)
 
 
 def transfer_change(change: Change, other: torch.Tensor, dilation: int = 0
