@@ -4,7 +4,7 @@ An edit vector is learned on one image. On another face the same change has to l
 mouth opened on a small mouth should open a large mouth in proportion, glasses drawn over one pair of eyes should
 sit over the other face's eyes. :func:`transfer_change` makes that target mask without knowing what kind of edit it
 is: it aligns the two faces on the *anchor* of the change (the edited parts as they were before the edit or, for a
-part that is added, such as glasses, the parts it covers) by matching their centroids and per-axis spreads, and
+part that is added, such as glasses, the parts it covers) by matching their centroids and spreads, and
 copies the painted classes near the changed pixels through that alignment (benchmarks/carry_check.py measures how
 well the result matches the same scripted edit made on that face).
 
@@ -41,12 +41,17 @@ class Change:
 
 
 def _frame(mask: torch.Tensor, ids: Sequence[int]) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
-    """Centroid and per-axis spread (y, x) of the pixels of ``ids``; None when there are too few."""
+    """Centroid (y, x) and spread of the pixels of ``ids``; None when there are too few.
+
+    The spread is one number, the mean of the two axes' standard deviations, so that the carried change keeps
+    its painted proportions: with a scale per axis, a mouth opened by the same height on thin and on thick
+    lips was carried as a taller opening on the thicker ones (carry_check: open mouth 0.65-0.78 region IoU
+    with per-axis scales, 0.77-0.83 with one)."""
     ys, xs = torch.nonzero(torch.isin(mask, torch.tensor(list(ids), device=mask.device)), as_tuple=True)
     if len(ys) < MIN_ANCHOR_PIXELS:
         return None
     pts = torch.stack([ys, xs], 1).float()
-    return pts.mean(0), pts.std(0).clamp(min=0.5)
+    return pts.mean(0), pts.std(0).mean().clamp(min=0.5)
 
 
 def describe_change(

@@ -3,7 +3,8 @@ import dataclasses
 import pytest
 import torch
 
-from core.branch import BranchConfig, SegmentationBranch, sample_features
+import core.branch
+from core.branch import BranchConfig, SegmentationBranch, _gather_is_cheaper, sample_features
 from core.train.branch import (
     BranchTrainConfig,
     _sample_pixels,
@@ -27,7 +28,14 @@ def _branch(g, **kw):
     return branch
 
 
-def test_point_sampling_equals_upsampling_everything(tiny_generator):
+@pytest.fixture(params=["box", "gather"])
+def logits_path(request, monkeypatch):
+    """logits_at through its bounding box, or gathered pixel by pixel (it picks by cost; both must be exact)."""
+    monkeypatch.setattr(core.branch, "_gather_is_cheaper", lambda *a: request.param == "gather")
+    return request.param
+
+
+def test_point_sampling_equals_upsampling_everything(tiny_generator, logits_path):
     g = tiny_generator
     feats = g.synthesis(g.sample_w_plus(1, 2)).features
     br = _branch(g)
@@ -38,7 +46,7 @@ def test_point_sampling_equals_upsampling_everything(tiny_generator):
     torch.testing.assert_close(br.logits_at(feats, bi, ys, xs), full_ref[bi, :, ys, xs], rtol=1e-5, atol=1e-5)
 
 
-def test_gradients_equal_the_upsampled_formulation(tiny_generator):
+def test_gradients_equal_the_upsampled_formulation(tiny_generator, logits_path):
     """logits_at's projected-then-interpolated path backpropagates exactly like upsample-everything."""
     g = tiny_generator
     feats = [f.detach().requires_grad_(True) for f in g.synthesis(g.sample_w_plus(2, 2)).features]
@@ -57,7 +65,16 @@ def test_gradients_equal_the_upsampled_formulation(tiny_generator):
             assert ours[i] is None and f.grad is None
 
 
-def test_a_region_in_one_corner_and_an_empty_region(tiny_generator):
+def test_logits_at_gathers_few_spread_out_pixels_and_boxes_a_compact_region(tiny_generator):
+    g = tiny_generator
+    feats = _branch(g).select(g.synthesis(g.sample_w_plus(1, 16)).features)
+    r = g.config.resolution
+    assert _gather_is_cheaper(feats, 16 * 4, r, 0, r, 0, r)  # four pixels on each of 16 faces, across the image
+    assert not _gather_is_cheaper(feats, 16 * r * r, r, 0, r, 0, r)  # every pixel
+    assert not _gather_is_cheaper([f[:1] for f in feats], 16, r, 4, 8, 4, 8)  # a filled 4x4 region of one face
+
+
+def test_a_region_in_one_corner_and_an_empty_region(tiny_generator, logits_path):
     g = tiny_generator
     feats = g.synthesis(g.sample_w_plus(4)).features
     br = _branch(g)

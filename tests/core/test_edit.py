@@ -15,6 +15,8 @@ from core.edit import (
 )
 from core.edit_vector import (
     TransferConfig,
+    _at_most,
+    _Carried,
     apply_vectors,
     carried_target,
     check_vector,
@@ -278,6 +280,39 @@ def test_make_transferable_makes_the_carried_change_on_other_faces(tiny_generato
     assert m["transfer_carried_faces"] >= 1
     assert m["transfer_carried_accuracy_before"] == off.metrics["transfer_carried_accuracy_before"]
     assert m["transfer_carried_accuracy_after"] > off.metrics["transfer_carried_accuracy_after"] + 0.02
+
+
+def test_make_transferable_caps_the_carried_pixels_per_face(tiny_generator, branch, edit_and_vector):
+    g = tiny_generator
+    r, _ = edit_and_vector
+    w = g.sample_w_plus(4)
+    cfg = TransferConfig(samples=4, steps=3, lr=0.05, weight=1.0, seed=3, w_target=5.0, max_carried_pixels=0)
+    full = make_transferable(g, branch, w, r, NAMES, cfg, EditConfig(lr=0.05), PerceptualLoss())
+    big = make_transferable(g, branch, w, r, NAMES, replace(cfg, max_carried_pixels=10**6), EditConfig(lr=0.05),
+                            PerceptualLoss())  # fmt: skip
+    few = make_transferable(g, branch, w, r, NAMES, replace(cfg, max_carried_pixels=2), EditConfig(lr=0.05),
+                            PerceptualLoss())  # fmt: skip
+    assert torch.equal(big.delta, full.delta)  # a cap above every face's count changes nothing
+    assert not torch.equal(few.delta, full.delta)  # the loss saw fewer pixels
+    # the accuracy is still measured on every carried pixel
+    assert few.metrics["transfer_carried_accuracy_before"] == full.metrics["transfer_carried_accuracy_before"]
+    with pytest.raises(ValueError, match="max_carried_pixels"):
+        TransferConfig(max_carried_pixels=-1)
+
+
+def test_at_most_keeps_a_fixed_random_subset_per_face():
+    bi = torch.tensor([0] * 10 + [2] * 3)
+    ys, xs = torch.arange(13), torch.arange(13) + 100
+    target = torch.tensor([1] * 8 + [2] * 2 + [1] * 3)
+    carried = _Carried(bi, ys, xs, target, None, 2)
+    sub = _at_most(carried, 4, seed=0, class_balance=1.0)
+    assert torch.bincount(sub.bi).tolist() == [4, 0, 3]
+    assert torch.equal(sub.xs, sub.ys + 100) and torch.equal(sub.target, target[sub.ys])  # whole pixels, kept together
+    assert sub.faces == 2 and sub.pixel_weight is not None and abs(float(sub.pixel_weight.mean()) - 1) < 1e-6
+    assert torch.equal(_at_most(carried, 4, seed=0, class_balance=1.0).ys, sub.ys)  # the same subset every time
+    assert not all(torch.equal(_at_most(carried, 4, seed=s, class_balance=1.0).ys, sub.ys) for s in range(1, 6))
+    assert _at_most(carried, 0, seed=0, class_balance=1.0) is carried
+    assert _at_most(carried, 10, seed=0, class_balance=1.0) is carried
 
 
 def _tiny_reader(num_classes=len(NAMES)):
