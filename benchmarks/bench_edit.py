@@ -83,6 +83,9 @@ def _summary(records: list[dict]) -> dict:
         "success_rate": round(float(np.mean([r["success"] for r in records])), 4),
         "mean_oracle_iou_in_region": round(float(np.mean([r["oracle_iou"] for r in records])), 4),
         "mean_psnr_outside_db": round(float(np.mean(ps)), 3),
+        # why the others failed (an edit may miss both bars)
+        "iou_below_bar_rate": round(float(np.mean([r["oracle_iou"] < IOU_OK for r in records])), 4),
+        "psnr_below_bar_rate": round(float(np.mean([r["psnr_outside"] < PSNR_OK for r in records])), 4),
     }
 
 
@@ -392,6 +395,8 @@ def main(argv: Optional[list[str]] = None) -> dict:
                     if args.transfer_samples > 0 else None)  # fmt: skip
         result["vectors_made_transferable"] = transfer.to_dict() if transfer else None
         folder = RESULTS if transfer else RESULTS / "plain_vectors"  # pictures and JSON of the comparison run
+        if args.out:  # a variant's pictures go beside its JSON, in a folder of the same name
+            folder = Path(args.out).with_suffix("")
         folder.mkdir(parents=True, exist_ok=True)
         result["per_kind"] = quality_and_transfer(model, oracle, args.kinds, args.n_edit, args.n_transfer, args.steps,
                                                   args.refine_steps, args.truncation, folder, args.sources,
@@ -404,7 +409,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
             )
         result["speed"] = speed(model)
         result["side_by_side_default_model"] = side_by_side(args, 10)
-        out = Path(args.out or folder / "edit.json")
+        out = Path(args.out) if args.out else folder / "edit.json"
     write_result(out, result)
     return result
 
