@@ -56,7 +56,7 @@ from core.edit import (
     region_iou,  # fmt: skip
     region_of_interest,
 )
-from core.edit_vector import TransferConfig, apply_vectors, make_transferable, refine, vector_from_edit
+from core.edit_vector import REFINE_STEPS, TransferConfig, apply_vectors, make_transferable, refine, vector_from_edit
 from core.editgan import EditGAN
 from core.generator import Generator, GeneratorConfig
 from core.mask_edits import SCRIPTED_EDITS, apply_scripted
@@ -352,7 +352,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
     ap.add_argument("--transfer-target-weight", type=float, default=TransferConfig.w_target,
                     help="make_transferable's cross-entropy against the painted change carried onto those faces")
     ap.add_argument("--steps", type=int, default=EditConfig.steps)
-    ap.add_argument("--refine-steps", type=int, default=10)
+    ap.add_argument("--refine-steps", type=int, default=REFINE_STEPS, help="mode 2's steps (the product default)")
     ap.add_argument("--no-carry", action="store_true",
                     help="mode 2 refines towards the mask the vector produced (EditGAN), not towards the vector's "
                          "painted change carried onto the image")  # fmt: skip

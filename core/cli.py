@@ -3,7 +3,7 @@
     python -m core.cli sample --seed 3 --out out/
     python -m core.cli edit   --seed 3 --edit open_mouth --out out/ --save-vector out/open_mouth.safetensors
     python -m core.cli edit   --image photo.jpg --target-mask painted.png --out out/
-    python -m core.cli apply  --seed 7 --vector out/open_mouth.safetensors:1.0 --refine 10 --out out/
+    python -m core.cli apply  --seed 7 --vector out/open_mouth.safetensors:1.0 --refine --out out/
     python -m core.cli batch  --input-dir photos/ --vector a.safetensors:1 --vector b.safetensors:0.5 --out out/
 
 Images are written as PNG: the image, its mask (palette colours) and, for
@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from core.data.palette import colorize, mask_from_colors
 from core.edit import EditConfig, edit_by_mask
-from core.edit_vector import TransferConfig, apply_vectors, make_transferable, refine, vector_from_edit
+from core.edit_vector import REFINE_STEPS, TransferConfig, apply_vectors, make_transferable, refine, vector_from_edit
 from core.editgan import DEFAULT_MODEL, EditGAN
 from core.embed import EmbedConfig, EmbedResult
 from core.image_io import paste_back, to_pil
@@ -189,12 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("apply", help="apply edit vectors (mode 1, or mode 2 with --refine)")
     common(p)
     p.add_argument("--vector", action="append", required=True, help="PATH[:SCALE], repeatable")
-    p.add_argument("--refine", type=int, default=0, help="refinement steps (mode 2)")
+    p.add_argument("--refine", type=int, nargs="?", const=REFINE_STEPS, default=0,
+                   help=f"refinement steps (mode 2; --refine alone: {REFINE_STEPS})")  # fmt: skip
     p = sub.add_parser("batch", help="apply a composition to every image in a folder")
     common(p, start=False)
     p.add_argument("--input-dir", required=True)
     p.add_argument("--vector", action="append", required=True, help="PATH[:SCALE], repeatable")
-    p.add_argument("--refine", type=int, default=0)
+    p.add_argument("--refine", type=int, nargs="?", const=REFINE_STEPS, default=0,
+                   help=f"refinement steps (mode 2; --refine alone: {REFINE_STEPS})")  # fmt: skip
     p.add_argument("--embed-steps", type=int, default=50)
     p.add_argument("--tune-steps", type=int, default=0, help="tune the generator to each image (slower, closer)")
     return ap

@@ -123,3 +123,16 @@ def test_a_photo_is_edited_on_the_generator_tuned_to_it(bundle, tmp_path, capsys
     assert main(["--model", str(bundle), "edit", "--image", str(photo), "--tune-steps", "-1", "--edit", "smile",
                  "--out", str(tmp_path / "x")]) == 2  # fmt: skip
     assert "steps >= 0" in capsys.readouterr().err
+
+
+def test_refine_alone_takes_the_default_step_count():
+    from core.cli import build_parser
+    from core.edit_vector import REFINE_STEPS
+
+    p = build_parser()
+    for cmd in (["apply", "--seed", "1"], ["batch", "--input-dir", "x"]):
+        base = ["--model", "m", *cmd, "--vector", "v.safetensors"]
+        assert p.parse_args([*base, "--out", "o"]).refine == 0  # mode 1 unless asked
+        assert p.parse_args([*base, "--out", "o", "--refine"]).refine == REFINE_STEPS
+        assert p.parse_args([*base, "--refine", "--out", "o"]).refine == REFINE_STEPS
+        assert p.parse_args([*base, "--refine", "5", "--out", "o"]).refine == 5
