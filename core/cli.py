@@ -162,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--model", default=DEFAULT_MODEL, help="model name under checkpoints/ or a folder")
     sub = ap.add_subparsers(dest="command", required=True)
 
+    def steps(value: str) -> int:
+        if not value.strip().lstrip("-").isdigit() or int(value) < 0:
+            raise argparse.ArgumentTypeError(f"a whole number of steps >= 0 is required, got {value!r}")
+        return int(value)
+
     def common(p, start=True):
         p.add_argument("--out", required=True, help="output folder")
         if start:
@@ -171,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--embed-steps", type=int, default=100)
             p.add_argument("--tune-steps", type=int, default=200,
                            help="with --image: then tune the generator to it this many steps (0: do not)")  # fmt: skip
+
+    def vectors(p):  # apply and batch
+        p.add_argument("--vector", action="append", required=True, help="PATH[:SCALE], repeatable")
+        p.add_argument("--refine", type=steps, nargs="?", const=REFINE_STEPS, default=0,
+                       help=f"refinement steps (mode 2; --refine alone: {REFINE_STEPS})")  # fmt: skip
 
     common(sub.add_parser("sample", help="sample an image and its mask"))
     p = sub.add_parser("edit", help="edit by mask (optimisation, mode 3)")
@@ -188,15 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transfer-steps", type=int, default=TransferConfig.steps)
     p = sub.add_parser("apply", help="apply edit vectors (mode 1, or mode 2 with --refine)")
     common(p)
-    p.add_argument("--vector", action="append", required=True, help="PATH[:SCALE], repeatable")
-    p.add_argument("--refine", type=int, nargs="?", const=REFINE_STEPS, default=0,
-                   help=f"refinement steps (mode 2; --refine alone: {REFINE_STEPS})")  # fmt: skip
+    vectors(p)
     p = sub.add_parser("batch", help="apply a composition to every image in a folder")
     common(p, start=False)
     p.add_argument("--input-dir", required=True)
-    p.add_argument("--vector", action="append", required=True, help="PATH[:SCALE], repeatable")
-    p.add_argument("--refine", type=int, nargs="?", const=REFINE_STEPS, default=0,
-                   help=f"refinement steps (mode 2; --refine alone: {REFINE_STEPS})")  # fmt: skip
+    vectors(p)
     p.add_argument("--embed-steps", type=int, default=50)
     p.add_argument("--tune-steps", type=int, default=0, help="tune the generator to each image (slower, closer)")
     return ap

@@ -136,3 +136,6 @@ def test_refine_alone_takes_the_default_step_count():
         assert p.parse_args([*base, "--out", "o", "--refine"]).refine == REFINE_STEPS
         assert p.parse_args([*base, "--refine", "--out", "o"]).refine == REFINE_STEPS
         assert p.parse_args([*base, "--refine", "5", "--out", "o"]).refine == 5
+        for bad in ("-1", "2.5", "many"):
+            with pytest.raises(SystemExit):
+                p.parse_args([*base, "--refine", bad, "--out", "o"])
