@@ -185,6 +185,11 @@ class SegmentationBranch(nn.Module):
         """[N, in_dim] -> ensemble-mean logits [N, num_classes]."""
         return torch.stack([m(pixel_features) for m in self.members], 0).mean(0)
 
+    def _first_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every member's first Linear, stacked: weight [E*H, in_dim], bias [E*H]."""
+        return (torch.cat([m.net[0].weight for m in self.members], 0),
+                torch.cat([m.net[0].bias for m in self.members]))  # fmt: skip
+
     def _hidden_in_box(self, feats: Sequence[torch.Tensor], y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
         """Every member's first layer on the output pixels [y0, y1) x [x0, x1): [B, E*H, y1-y0, x1-x0].
 
@@ -194,8 +199,7 @@ class SegmentationBranch(nn.Module):
         interpolated to the box by two matrix products.
         """
         r = self.config.resolution
-        weight = torch.cat([m.net[0].weight for m in self.members], 0)  # [E*H, in_dim]
-        bias = torch.cat([m.net[0].bias for m in self.members])
+        weight, bias = self._first_layer()
         by_size: dict[int, torch.Tensor] = {}
         off = 0
         for f in feats:
@@ -271,8 +275,7 @@ class SegmentationBranch(nn.Module):
         feats = self.select(features)
         y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
         if _gather_is_cheaper(feats, len(ys), self.config.resolution, y0, y1, x0, x1):
-            weight = torch.cat([m.net[0].weight for m in self.members], 0)  # [E*H, in_dim]
-            bias = torch.cat([m.net[0].bias for m in self.members])
+            weight, bias = self._first_layer()
             h = sample_features(feats, batch_idx, ys, xs, self.config.resolution)
             return self._heads(torch.addmm(bias.to(h.dtype), h, weight.t().to(h.dtype)))
         h = self._hidden_in_box(feats, y0, y1, x0, x1)
