@@ -67,6 +67,26 @@ def test_glasses_are_carried_on_the_eyes_they_cover():
     assert (target[~roi] == other[~roi]).all()
 
 
+def test_each_lens_follows_its_own_eye_when_the_eyes_differ():
+    src = _face()
+    painted = src.clone()
+    for cx in (16, 32):
+        painted[_ellipse(18, cx, 4, 5)] = ID["glasses"]
+    change = _change(src, painted)
+    other = _face(eyes=((20, 12), (16, 36)))  # eyes at different heights, further apart
+    other[_ellipse(16, 36, 2, 3)] = ID["skin"]
+    other[_ellipse(16, 36, 4, 6)] = ID["right_eye"]  # and the right one twice the size
+    glasses = transfer_change(change, other)[0] == ID["glasses"]
+    left, right = glasses[:, :24], glasses[:, 24:]
+    assert torch.allclose(_centroid(left), torch.tensor([20.0, 12.0]), atol=0.6)
+    assert torch.allclose(_centroid(right), torch.tensor([16.0, 12.0]), atol=0.6)  # 36 - 24
+    assert 3.0 < right.sum() / left.sum() < 5.0  # each lens sized to its eye: 2 ** 2 = 4
+    # one frame for the whole anchor would centre both lenses on the pair and give them one size
+    lone = other.clone()
+    lone[lone == ID["left_eye"]] = ID["skin"]  # one piece against the source's two: the whole-anchor frame
+    assert (transfer_change(change, lone)[0] == ID["glasses"]).any()
+
+
 def test_only_pixels_near_the_painted_change_take_the_sources_classes():
     src = _face(hair_rows=8)
     painted = src.clone()
