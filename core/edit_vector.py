@@ -40,7 +40,7 @@ from core.edit import (
 )
 from core.encoder import Encoder
 from core.generator import Generator
-from core.mask_transfer import Change, describe_change, transfer_change
+from core.mask_transfer import Change, describe_change, scale_change, transfer_change
 from core.perceptual import PerceptualLoss
 from core.segmenter import ImageReader
 from core.vector_format import VectorFile, VectorFormatError
@@ -389,8 +389,9 @@ def carried_target(
     class_names: Sequence[str],
     config: EditConfig = EditConfig(),
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Mode 2's target: the vectors' painted changes carried onto this image (core.mask_transfer), over the mask
-    the vectors produced. Returns (target [R, R], the carried region [R, R] bool, how many changes were carried).
+    """Mode 2's target: the vectors' painted changes carried onto this image (core.mask_transfer), each scaled by
+    its vector's scale (:func:`core.mask_transfer.scale_change`), over the mask the vectors produced. Returns
+    (target [R, R], the carried region [R, R] bool, how many changes were carried).
 
     Only vectors applied at a positive scale that carry their change count; a change that does not fit the image
     (another resolution, unknown class ids) is refused with a clear error."""
@@ -413,6 +414,8 @@ def carried_target(
         if carried is None:
             continue
         t, r, _ = carried
+        if scale != 1:  # the change scaled as the vector is (a smaller opening at 0.5)
+            t = scale_change(mask, t, scale, r)
         target[r] = t[r]
         region |= r
         used += 1
@@ -440,8 +443,9 @@ def refine(
     The target inside the region is the mask the vectors produced, as in EditGAN; with ``carry`` (the default),
     where a vector carries the painted change it was made from, that change carried onto this image
     (:func:`carried_target`) instead: a vector's own result on another face often has the change's shape wrong,
-    and refinement towards it keeps the shape. At any positive scale the target is the whole painted change (the
-    scale sets where refinement starts); at a negative scale, the vector's own result."""
+    and refinement towards it keeps the shape. At a positive scale other than 1 that change is scaled with it (its
+    classes' boundaries moved that share of the way, :func:`core.mask_transfer.scale_change`); at a negative
+    scale the target is the vector's own result."""
     t0 = time.perf_counter()
     first = apply_vectors(generator, w_plus, vectors, model_id, branch)
     with torch.no_grad():

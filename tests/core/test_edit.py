@@ -217,6 +217,9 @@ def test_refinement_steers_towards_the_painted_change_carried_onto_the_image(tin
     assert (target[region] == 3).sum() > (mask[region] == 3).sum()  # the painted lips, carried over
     assert torch.equal(target[~region], vec_mask[~region])
     assert carried_target([(v, -1.0)], mask, vec_mask, NAMES)[2] == 0  # undoing a change: the vector's own mask
+    half, half_region, _ = carried_target([(v, 0.5)], mask, vec_mask, NAMES)  # the painted change at half its size
+    assert torch.equal(half_region, region)
+    assert 0 < (half[region] != mask[region]).sum() < (target[region] != mask[region]).sum()
     cfg = EditConfig(lr=0.05)
     on = refine(g, branch, w, [(v, 1.0)], MODEL_ID, NAMES, 15, cfg, PerceptualLoss())
     off = refine(g, branch, w, [(v, 1.0)], MODEL_ID, NAMES, 15, cfg, PerceptualLoss(), carry=False)

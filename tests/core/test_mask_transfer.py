@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from core.edit import region_of_interest
-from core.mask_transfer import describe_change, transfer_change
+from core.mask_transfer import describe_change, scale_change, transfer_change
 
 NAMES = ("background", "skin", "hair", "left_eye", "right_eye", "lips", "teeth", "glasses")
 ID = {n: i for i, n in enumerate(NAMES)}
@@ -110,3 +110,24 @@ def test_a_face_without_the_anchor_parts_gets_nothing_and_an_empty_change_is_ref
     assert transfer_change(change, no_mouth) is None
     with pytest.raises(ValueError, match="empty"):
         describe_change(src, src, torch.zeros(R, R, dtype=torch.bool), NAMES)
+
+
+def test_a_change_scales_from_nothing_through_half_to_more_than_painted():
+    before = _face(mouth=(30, 24, 3, 8))
+    after = before.clone()
+    after[_ellipse(30, 24, 5, 8)] = ID["lips"]  # the mouth opened: taller lips, teeth inside
+    after[_ellipse(30, 24, 3, 6)] = ID["teeth"]
+    within = _ellipse(30, 24, 8, 11)
+    assert torch.equal(scale_change(before, after, 0.0, within), before)
+    assert torch.equal(scale_change(before, after, 1.0, within), after)
+    teeth = [int((scale_change(before, after, a, within) == ID["teeth"]).sum()) for a in (0.25, 0.5, 0.75, 1.0, 1.5)]
+    assert 0 < teeth[1] < teeth[3] and teeth == sorted(teeth) and teeth[4] > teeth[3]
+    half = scale_change(before, after, 0.5, within)
+    assert int((before != after).sum()) * 0.2 < int((half != before).sum()) < int((before != after).sum())
+    assert torch.equal(scale_change(before, after, 1.5, within)[~within], before[~within])  # only inside the region
+    trimmed = before.clone()
+    trimmed[2:6] = ID["skin"]  # a part that shrinks: the hair's lower rows go, half of them at 0.5
+    cut = (scale_change(before, trimmed, 0.5, torch.ones(R, R, dtype=torch.bool)) == ID["hair"]).sum()
+    assert (trimmed == ID["hair"]).sum() < cut < (before == ID["hair"]).sum()
+    with pytest.raises(ValueError, match="finite"):
+        scale_change(before, after, float("nan"), within)
