@@ -56,7 +56,10 @@ def _frame(mask: torch.Tensor, ids: Sequence[int]) -> Optional[tuple[torch.Tenso
     ys, xs = torch.nonzero(torch.isin(mask, torch.tensor(list(ids), device=mask.device)), as_tuple=True)
     if len(ys) < MIN_ANCHOR_PIXELS:
         return None
-    pts = torch.stack([ys, xs], 1).float()
+    return _centre_and_spread(torch.stack([ys, xs], 1).float())
+
+
+def _centre_and_spread(pts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return pts.mean(0), pts.std(0).mean().clamp(min=0.5)
 
 
@@ -100,8 +103,7 @@ def _pieces(mask: torch.Tensor, ids: Sequence[int]) -> list[tuple[np.ndarray, to
     for k in np.nonzero(sizes >= least)[0] + 1:
         piece = labels == k
         ys, xs = np.nonzero(piece)
-        pts = torch.from_numpy(np.stack([ys, xs], 1)).float()
-        out.append((piece, pts.mean(0), pts.std(0).mean().clamp(min=0.5)))
+        out.append((piece, *_centre_and_spread(torch.from_numpy(np.stack([ys, xs], 1)).float())))
     return out
 
 
