@@ -51,12 +51,17 @@ def test_an_opened_mouth_lands_on_the_other_faces_mouth_in_proportion():
     assert not free[:10].any()  # the hair and the eyes are not the change's to touch
 
 
-def test_glasses_are_carried_on_the_eyes_they_cover():
+def _glasses_change():
+    """Glasses painted over the eyes of the default face."""
     src = _face()
     painted = src.clone()
     for cx in (16, 32):
         painted[_ellipse(18, cx, 4, 5)] = ID["glasses"]
-    change = _change(src, painted)
+    return _change(src, painted)
+
+
+def test_glasses_are_carried_on_the_eyes_they_cover():
+    change = _glasses_change()
     assert set(change.anchor_ids) == {ID["left_eye"], ID["right_eye"]}  # glasses are new: aligned on what they cover
     other = _face(eyes=((22, 14), (22, 34)))  # eyes lower and further apart
     target, roi, _ = transfer_change(change, other)
@@ -68,11 +73,7 @@ def test_glasses_are_carried_on_the_eyes_they_cover():
 
 
 def test_each_lens_follows_its_own_eye_when_the_eyes_differ():
-    src = _face()
-    painted = src.clone()
-    for cx in (16, 32):
-        painted[_ellipse(18, cx, 4, 5)] = ID["glasses"]
-    change = _change(src, painted)
+    change = _glasses_change()
     other = _face(eyes=((20, 12), (16, 36)))  # eyes at different heights, further apart
     other[_ellipse(16, 36, 2, 3)] = ID["skin"]
     other[_ellipse(16, 36, 4, 6)] = ID["right_eye"]  # and the right one twice the size
