@@ -175,7 +175,7 @@ def scale_change(before: torch.Tensor, after: torch.Tensor, amount: float, withi
 
     Each class that a changed pixel has on either side moves its boundary by interpolating its signed distance
     (negative inside the class) between the two masks; a pixel takes the class whose interpolated distance is the
-    lowest, and keeps its own where it lies outside every such class. A class that only one side has grows from
+    lowest, except that a pixel of another class keeps it unless it falls inside one of them. A class that only one side has grows from
     (or shrinks to) nothing: its missing side is its present side's distance raised by its depth, the deepest
     pixel's distance to the class's edge, plus half a pixel. Mode 2 refines a vector applied at a scale other than
     1 towards its painted change scaled this way (:func:`core.edit_vector.carried_target`)."""
