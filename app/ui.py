@@ -228,8 +228,8 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                                             elem_id="compose-preview", format="png")  # fmt: skip
                         comp_btn = gr.Button("Preview", interactive=caps.sample)
                         comp_keep = gr.Button("Keep it (bake into the image)", interactive=caps.sample)
-                        refine_steps = gr.Slider(1, cfg.max_edit_steps, value=min(REFINE_STEPS, cfg.max_edit_steps), step=1,
-                                                 label="Refinement steps")
+                        refine_steps = gr.Slider(1, cfg.max_edit_steps, value=min(REFINE_STEPS, cfg.max_edit_steps),
+                                                 step=1, label="Refinement steps")
                         refine_btn = gr.Button("Refine (mode 2)", interactive=caps.segment)
                 with gr.Row():
                     comp_name = gr.Textbox(label="Composition name")

@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     def steps(value: str) -> int:
-        if not value.strip().lstrip("-").isdigit() or int(value) < 0:
+        if not value.strip().isdigit():  # also refuses negative and fractional counts
             raise argparse.ArgumentTypeError(f"a whole number of steps >= 0 is required, got {value!r}")
         return int(value)
 

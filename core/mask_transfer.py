@@ -118,15 +118,18 @@ def _source_coordinates(change: Change, other: torch.Tensor) -> Optional[torch.T
     src, dst = _frame(change.before, change.anchor_ids), _frame(other, change.anchor_ids)
     if src is None or dst is None:
         return None
-    (ms, ss), (md, sd) = src, dst
+    (ms, ss), (md, sd) = (tuple(t.cpu() for t in f) for f in (src, dst))
+
+    def whole(points: torch.Tensor) -> torch.Tensor:  # the whole-anchor alignment, this face -> the source
+        return (points - md) * (ss / sd) + ms
+
     r = other.shape[-1]
     grid = torch.stack(torch.meshgrid(torch.arange(r), torch.arange(r), indexing="ij"), -1).float()
-    q = (grid - md.cpu()) * (ss / sd).cpu() + ms.cpu()
+    q = whole(grid)
     theirs, ours = _pieces(change.before, change.anchor_ids), _pieces(other, change.anchor_ids)
     if len(ours) < 2 or len(ours) != len(theirs):
         return q
-    moved = torch.stack([(c - md.cpu()) * (ss / sd).cpu() + ms.cpu() for _, c, _ in ours])
-    cost = torch.cdist(moved, torch.stack([c for _, c, _ in theirs]))
+    cost = torch.cdist(whole(torch.stack([c for _, c, _ in ours])), torch.stack([c for _, c, _ in theirs]))
     distance = np.stack([ndimage.distance_transform_edt(~piece) for piece, _, _ in ours])
     nearest = torch.from_numpy(distance.argmin(0))
     for i, j in zip(*linear_sum_assignment(cost.numpy())):
@@ -164,9 +167,11 @@ def transfer_change(change: Change, other: torch.Tensor, dilation: int = 0
     return target, roi, free
 
 
-def _signed_distance(part: np.ndarray) -> np.ndarray:
-    """Distance to ``part`` [R, R] bool outside it, minus the distance to its outside within it (pixels)."""
-    return ndimage.distance_transform_edt(~part) - ndimage.distance_transform_edt(part)
+def _signed_distance(part: np.ndarray) -> tuple[np.ndarray, float]:
+    """Distance to ``part`` [R, R] bool outside it, minus the distance to its outside within it (pixels); and the
+    part's depth (the largest of the latter)."""
+    inner = ndimage.distance_transform_edt(part)
+    return ndimage.distance_transform_edt(~part) - inner, float(inner.max())
 
 
 def scale_change(before: torch.Tensor, after: torch.Tensor, amount: float, within: torch.Tensor) -> torch.Tensor:
@@ -175,14 +180,14 @@ def scale_change(before: torch.Tensor, after: torch.Tensor, amount: float, withi
 
     Each class that a changed pixel has on either side moves its boundary by interpolating its signed distance
     (negative inside the class) between the two masks; a pixel takes the class whose interpolated distance is the
-    lowest, except that a pixel of another class keeps it unless it falls inside one of them. A class that only one side has grows from
-    (or shrinks to) nothing: its missing side is its present side's distance raised by its depth, the deepest
-    pixel's distance to the class's edge, plus half a pixel. Mode 2 refines a vector applied at a scale other than
-    1 towards its painted change scaled this way (:func:`core.edit_vector.carried_target`)."""
+    lowest, except that a pixel of another class keeps it unless it falls inside one of them. A class that only
+    one side has grows from (or shrinks to) nothing: its missing side is its present side's distance raised by its
+    depth, the deepest pixel's distance to the class's edge, plus half a pixel. Mode 2 refines a vector applied at
+    a scale other than 1 towards its painted change scaled this way (:func:`core.edit_vector.carried_target`)."""
     if not np.isfinite(amount):
         raise ValueError(f"the amount must be a finite number, got {amount}")
-    b, a = before.long().cpu().numpy(), after.long().cpu().numpy()
-    changed = (b != a) & within.cpu().numpy()
+    b, a, inside = before.long().cpu().numpy(), after.long().cpu().numpy(), within.cpu().numpy()
+    changed = (b != a) & inside
     if amount == 1 or not changed.any():
         return torch.where(within, after, before) if amount == 1 else before.clone()
     ids = sorted(set(b[changed].tolist()) | set(a[changed].tolist()))
@@ -190,14 +195,16 @@ def scale_change(before: torch.Tensor, after: torch.Tensor, amount: float, withi
     for c in ids:
         in_b, in_a = b == c, a == c
         if in_b.any() and in_a.any():
-            d = (1 - amount) * _signed_distance(in_b) + amount * _signed_distance(in_a)
+            d = (1 - amount) * _signed_distance(in_b)[0] + amount * _signed_distance(in_a)[0]
         elif in_a.any():  # appears
-            d = _signed_distance(in_a) + (1 - amount) * (ndimage.distance_transform_edt(in_a).max() + 0.5)
+            d, depth = _signed_distance(in_a)
+            d = d + (1 - amount) * (depth + 0.5)
         else:  # disappears
-            d = _signed_distance(in_b) + amount * (ndimage.distance_transform_edt(in_b).max() + 0.5)
+            d, depth = _signed_distance(in_b)
+            d = d + amount * (depth + 0.5)
         dist.append(d)
     dist = np.stack(dist)
     pick = np.asarray(ids)[dist.argmin(0)]
     inside_one = dist.min(0) < 0
-    out = np.where(within.cpu().numpy() & (inside_one | np.isin(b, ids)), pick, b)
+    out = np.where(inside & (inside_one | np.isin(b, ids)), pick, b)
     return torch.from_numpy(out).to(before.device, before.dtype)
