@@ -142,12 +142,14 @@ class Handlers(LibraryHandlers):
 
             res = model.embed(str(path), EmbedConfig(steps=steps, tune_steps=tune_steps), callback=cb)
             token = self.rt.store_tuning(res.tuning) if res.tuning is not None else None
+            w = res.w_plus[0].cpu().numpy()
             new = EditSession()
             crop = res.crop
-            new.start(res.w_plus[0].cpu().numpy(), {
-                "kind": "photo", "path": str(path), "psnr": round(res.psnr, 2),
-                "crop": [crop.left, crop.top, crop.size, crop.original_width, crop.original_height],
-            }, tuning=token)  # fmt: skip
+            source = {"kind": "photo", "path": str(path), "psnr": round(res.psnr, 2),
+                      "crop": [crop.left, crop.top, crop.size, crop.original_width, crop.original_height]}  # fmt: skip
+            if token is None and self.rt.config.tune_steps > 0:  # kept so that /tune can tune it later
+                source["photo"] = self.rt.store_photo(res.target, w)
+            new.start(w, source, tuning=token)
             parts = "; its parts held to the image reader's reading of the photo" if res.reader_guided else ""
             note = f"Embedded: PSNR {res.psnr_untuned:.2f} dB after {len(res.losses)} steps ({res.perceptual_backend}{parts})."
             if token is not None:
@@ -156,6 +158,38 @@ class Handlers(LibraryHandlers):
                          f"PSNR {res.psnr:.2f} dB.")  # fmt: skip
             out = self.view(new)
             return (*out[:4], out[4] + " " + note, new)
+        except (ValueError, OSError) as e:
+            raise readable(e) from None
+
+    def tune(self, state: EditSession, request: gr.Request, progress=gr.Progress()):
+        """api: /tune -- tune the generator to this session's uploaded photo now (pivotal tuning at the latent the
+        upload found, ``AppConfig.tune_steps`` steps), for a photo uploaded without tuning. Changes already made
+        stay: they are latent changes, and the tuned generator draws them on the photo itself."""
+        try:
+            model = self.rt.require("photo upload")
+            if state is None or state.w is None:
+                raise ValueError("there is no photo yet: upload one first")
+            if state.tuning is not None:
+                raise ValueError("the generator is already tuned to this photo")
+            if state.source.get("kind") != "photo":
+                raise ValueError("only a photo uploaded in this session can be tuned (share links carry no photo)")
+            steps = self.rt.config.tune_steps
+            if steps <= 0 or "photo" not in state.source:
+                raise ValueError("this server does not tune photos (AppConfig.tune_steps is 0)")
+            image, pivot = self.rt.load_photo(state.source["photo"])
+            progress(0, desc="tuning the generator to the photo")
+
+            def cb(step, loss):
+                progress((step + 1, steps), desc=f"tuning the generator to the photo (loss {loss:.3f})")
+
+            res = model.tune(image, torch.from_numpy(pivot)[None].to(model.device), EmbedConfig(tune_steps=steps),
+                             callback=cb)  # fmt: skip
+            state.tuning = self.rt.store_tuning(res.tuning)
+            mask = "; the mask held to the image reader's reading" if res.tune_branch_guided else ""
+            note = (f" Generator tuned to the photo ({len(res.tune_losses)} steps, {res.tune_seconds:.1f} s{mask}): "
+                    f"PSNR {res.psnr_untuned:.2f} -> {res.psnr:.2f} dB at the embedded latent.")  # fmt: skip
+            out = self.view(state, self.user(request))
+            return (*out[:4], out[4] + note, state)
         except (ValueError, OSError) as e:
             raise readable(e) from None
 

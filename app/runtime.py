@@ -20,6 +20,8 @@ from typing import Optional
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from app.config import AppConfig
 from app.identity import Identity
@@ -37,6 +39,18 @@ HF_PREFIX = "hf://"
 INFO_TTL_S = 2.0
 TUNED_BUNDLES = 8  # photos' tuned models kept in memory (each a copy of the generator)
 TUNING_FILES = 256  # photos' tunings kept on disk (1.6 MB each for faces64); the oldest go first
+# uploaded photos kept on disk at the model's resolution with their embedding (12 KB each for faces64), so that one
+# embedded without tuning can be tuned later (Handlers.tune); the oldest go first
+PHOTO_FILES = 256
+PHOTO_FORMAT = "editgan-photo/1"
+
+
+def _prune(folder: Path, keep: Path, limit: int) -> None:
+    """At most ``limit`` safetensors files in ``folder``: the least recently written go, never ``keep``."""
+    files = sorted(folder.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
+    for old in files[: max(0, len(files) - limit)]:
+        if old != keep:
+            old.unlink(missing_ok=True)
 
 
 def fetch_model(spec: str) -> Path:
@@ -190,10 +204,47 @@ class Runtime:
     def _prune_tunings(self, keep: Path) -> None:
         """At most TUNING_FILES tunings on disk: the least recently written go (their sessions and share links
         then say to upload the photo again)."""
-        files = sorted(self.tunings_dir.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
-        for old in files[: max(0, len(files) - TUNING_FILES)]:
-            if old != keep:
-                old.unlink(missing_ok=True)
+        _prune(self.tunings_dir, keep, TUNING_FILES)
+
+    @property
+    def photos_dir(self) -> Path:
+        return self.config.resolved_data_dir / "photos"
+
+    def store_photo(self, image: torch.Tensor, w_plus: np.ndarray) -> str:
+        """Keep an uploaded photo as the embedding saw it (``image`` [1, 3, R, R] in [-1, 1], stored as 8-bit) with
+        its embedded latent (the pivot a later tuning keeps), as ``<data dir>/photos/<token>.safetensors``;
+        returns the token (a hash of the model id and the content)."""
+        m = self.require("photo upload")
+        pixels = to_uint8(image).transpose(2, 0, 1).copy()  # [3, R, R]
+        pivot = np.ascontiguousarray(w_plus, dtype=np.float32)
+        token = hashlib.sha256(m.model_id.encode() + pixels.tobytes() + pivot.tobytes()).hexdigest()[:20]
+        path = self.photos_dir / f"{token}.safetensors"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + f".{time.monotonic_ns()}.tmp")
+            save_file({"image": torch.from_numpy(pixels), "w_plus": torch.from_numpy(pivot)}, str(tmp),
+                      metadata={"format": PHOTO_FORMAT, "model_id": m.model_id})  # fmt: skip
+            tmp.replace(path)
+            _prune(self.photos_dir, path, PHOTO_FILES)
+        return token
+
+    def load_photo(self, token: str) -> tuple[torch.Tensor, np.ndarray]:
+        """(image [1, 3, R, R] in [-1, 1], embedded latent [n_latent, w_dim]) of a photo kept by :meth:`store_photo`."""
+        m = self.require("photo upload")
+        path = self.photos_dir / f"{check_token(token, 'uploaded photo')}.safetensors"
+        if not path.is_file():
+            raise ValueError("this photo is no longer kept on this server (removed to make room): upload it again")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                image, pivot = f.get_tensor("image"), f.get_tensor("w_plus")
+        except (SafetensorError, OSError, ValueError, KeyError) as e:
+            raise ValueError(f"this photo's file on the server is damaged ({type(e).__name__}): upload it again") from None
+        r = m.resolution
+        if (meta.get("format") != PHOTO_FORMAT or meta.get("model_id") != m.model_id or image.dtype != torch.uint8
+                or tuple(image.shape) != (3, r, r) or tuple(pivot.shape) != m.latent_shape):  # fmt: skip
+            raise ValueError("this photo was kept for another model than the one this server runs: upload it again")
+        return image[None].float().div(127.5).sub(1).to(m.device), pivot.numpy()
 
     def bundle(self, tuning: Optional[str] = None) -> EditGAN:
         """The model, or (``tuning`` = a token from :meth:`store_tuning`) the model tuned to that photo."""

@@ -87,7 +87,10 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                         tune_photo = gr.Checkbox(value=cfg.tune_steps > 0, interactive=caps.embed and cfg.tune_steps > 0,
                                                  label="Tune the generator to the photo (closer likeness; "
                                                        f"{cfg.tune_steps} more steps)", elem_id="tune-photo")  # fmt: skip
-                        upload_btn = gr.Button("Embed photo", interactive=caps.embed, elem_id="upload-btn")
+                        with gr.Row():
+                            upload_btn = gr.Button("Embed photo", interactive=caps.embed, elem_id="upload-btn")
+                            tune_btn = gr.Button("Tune to the photo now", interactive=caps.embed and cfg.tune_steps > 0,
+                                                 elem_id="tune-btn")  # fmt: skip
                     with gr.Column(scale=2):
                         with gr.Row():
                             image = gr.Image(label="Image", type="numpy", interactive=False, height=256,
@@ -256,6 +259,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                         api_visibility="private", **light)  # fmt: skip
         upload_btn.click(h.upload, [photo, embed_steps, state, tune_photo], view, api_name="upload", show_progress_on=[image],
                          **heavy)  # fmt: skip
+        tune_btn.click(h.tune, [state], view, api_name="tune", show_progress_on=[image], **heavy)
         # the progress bar sits on the result text, so the streamed intermediate images stay visible
         run_btn.click(h.edit, [editor, mask_file, mode, steps, state], edit_outputs, api_name="edit",
                       show_progress_on=[result_md], **heavy)  # fmt: skip

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from gradio_client import handle_file
 from PIL import Image
+from safetensors.torch import load_file, save_file
 
 from app.testing import write_target_mask
 from core.vector_format import VectorFile
@@ -97,3 +98,23 @@ def test_bad_values_for_seed_scale_and_links(client, started):
     with pytest.raises(Exception, match="nothing to undo"):
         client.predict(api_name="/undo")
     _still_works(client, started)
+
+
+def test_tuning_a_photo_whose_kept_file_is_damaged_or_gone_is_refused(client, app_server, tmp_path):
+    photo = tmp_path / "face.png"
+    Image.fromarray(np.random.default_rng(11).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(photo)
+    shown = client.predict(handle_file(str(photo)), 1, False, api_name="/upload")[0]
+    kept = max((app_server.data_dir / "photos").glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
+    good = kept.read_bytes()
+    kept.write_bytes(good[:40])
+    with pytest.raises(Exception, match="damaged"):
+        client.predict(api_name="/tune")
+    kept.write_bytes(good)
+    save_file(load_file(str(kept)), str(kept), metadata={"format": "editgan-photo/1", "model_id": "ab" * 8})
+    with pytest.raises(Exception, match="another model"):
+        client.predict(api_name="/tune")
+    kept.unlink()
+    with pytest.raises(Exception, match="no longer kept"):
+        client.predict(api_name="/tune")
+    files, _ = client.predict(api_name="/export")
+    assert np.array_equal(_img([f for f in files if f.endswith("image.png")][0]), _img(shown))  # session unchanged

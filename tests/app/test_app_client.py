@@ -181,6 +181,31 @@ def test_an_uploaded_photo_is_tuned_and_its_share_link_carries_the_tuning(client
     assert "generator tuned to a photo" in opened[4]
 
 
+def test_a_photo_uploaded_untuned_is_tuned_later_at_its_embedded_latent(client, app_server, tmp_path):
+    from gradio_client import Client
+
+    client.predict(4, api_name="/sample")
+    with pytest.raises(Exception, match="only a photo uploaded in this session"):
+        client.predict(api_name="/tune")
+    photo = tmp_path / "face.png"
+    Image.fromarray(np.random.default_rng(9).integers(0, 256, (20, 28, 3), dtype=np.uint8)).save(photo)
+    plain = client.predict(handle_file(str(photo)), 2, False, api_name="/upload")
+    assert "tuned" not in plain[4]
+    kept = list((app_server.data_dir / "photos").glob("*.safetensors"))
+    assert kept  # the photo as the embedding saw it, with its latent
+    edited = _edit(client, tmp_path, steps=2)[2]  # a change made before the tuning
+    image, mask, overlay, editor, info = client.predict(api_name="/tune")
+    assert "Generator tuned to the photo" in info and "generator tuned to it" in info and "1 change(s)" in info
+    before, after = (float(x) for x in info.split("PSNR ")[-1].split(" dB")[0].split(" -> "))
+    assert after > before  # the embedded latent now draws closer to the photo
+    assert not np.array_equal(_img(image), _img(edited))  # the edited latent, drawn by the tuned generator
+    with pytest.raises(Exception, match="already tuned"):
+        client.predict(api_name="/tune")
+    link = client.predict(api_name="/share")
+    opened = Client(app_server.url, verbose=False, download_files=str(tmp_path / "o")).predict(link, api_name="/open_share")
+    assert np.array_equal(_img(opened[0]), _img(image)) and "generator tuned to a photo" in opened[4]
+
+
 def test_stop_keeps_the_best_result_so_far(client, tmp_path):
     import time
 

@@ -39,6 +39,8 @@ def test_generator_only_bundle(generator_only_bundle, tmp_path):
         next(h.edit(None, None, "optimization", 5, state, None))
     with pytest.raises(gr.Error, match="encoder"):
         h.upload("photo.png", 0, state, None)
+    with pytest.raises(gr.Error, match="encoder"):
+        h.tune(state, None)
 
     # library vectors work on a generator alone: apply (mode 1) and keep; refinement needs the branch
     vf = VectorFile(delta=np.full(rt.model.latent_shape, 0.5, np.float32), model_id=rt.model_id,
