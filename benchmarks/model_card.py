@@ -123,8 +123,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     loss_curves(log).save(model / "loss_curves.png")
     core = json.loads(Path(args.core_json).read_text()) if Path(args.core_json).exists() else {}
     step = log[-1]["step"] if log else 0
-    imgs_seen = step * train_cfg["batch_size"]
-    rates = [r["it_s"] * train_cfg["batch_size"] for r in log if "it_s" in r]
+    # records count the images seen and the batch (a sitting may change it); older ones only the step
+    imgs_seen = next((r["images"] for r in reversed(log) if "images" in r), step * train_cfg["batch_size"])
+    rates = [r["it_s"] * r.get("batch", train_cfg["batch_size"]) for r in log if "it_s" in r]
+    batches = list(dict.fromkeys(r.get("batch", train_cfg["batch_size"]) for r in log)) or [train_cfg["batch_size"]]
     render = {r["resolution"]: r["images_per_s_one_process"] for r in core.get("render_speed", [])}
     card = f"""# {model.name}: StyleGAN2 on procedural faces
 
@@ -136,7 +138,7 @@ Model id (content hash of the weights): `{cfg["model_id"]}`
 | W+ shape | [{2 * int(np.log2(cfg["generator"]["resolution"])) - 2}, {cfg["generator"]["style_dim"]}] |
 | classes | {", ".join(CLASS_NAMES)} |
 | training data | `core.data.faces.ProceduralFaces(resolution, seed={train_cfg["data_seed"]})`, an infinite stream; {imgs_seen:,} images seen |
-| iterations | {step:,} at batch {train_cfg["batch_size"]} |
+| iterations | {step:,} at batch {" then ".join(map(str, batches))} |
 | training time | {args.train_time or "see the note"} |
 | hardware | {args.hardware} |
 | data throughput | training consumed {np.median(rates) if rates else float("nan"):.1f} images/s (median); one process renders {render.get(cfg["generator"]["resolution"], float("nan"))} images/s, so rendering is not the bottleneck |

@@ -143,6 +143,8 @@ class GANTrainer:
         self.g_opt = torch.optim.Adam(self.g.parameters(), lr=config.lr, betas=(0.0, 0.99))
         self.d_opt = torch.optim.Adam(self.d.parameters(), lr=config.lr * ratio, betas=(0.0, 0.99**ratio))
         self.state = TrainState(step=0, log=[])
+        self._steps_batch = config.batch_size * self.world  # images per step of the steps already done (a guess
+        # for logs older than the per-record image count: the batch of the run they came from)
         self._resume()
         if self.state.step == 0 and init_from is not None:
             self._warm_start(Path(init_from))
@@ -174,6 +176,7 @@ class GANTrainer:
         self.g_opt.load_state_dict(opt["g_opt"])
         self.d_opt.load_state_dict(opt["d_opt"])
         self.state.step = int(opt["step"])
+        self._steps_batch = saved.batch_size * self.world
         if p["log"].exists():
             self.state.log = [json.loads(line) for line in p["log"].read_text().splitlines() if line.strip()]
             self.state.log = [r for r in self.state.log if r["step"] <= self.state.step]
@@ -195,6 +198,7 @@ class GANTrainer:
             check_state_dict(model, sd, what=str(path))
             model.load_state_dict(sd)  # float16 files upcast into the float32 modules
         self.state.step = int(state["step"])
+        self._steps_batch = saved.batch_size
         log = model_dir / TRAINING_DIR / "log.jsonl"
         if log.exists():
             self.state.log = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
@@ -296,7 +300,10 @@ class GANTrainer:
         img = img[: rows * (n // rows)].view(rows, n // rows, 3, *img.shape[-2:])
         return img.permute(0, 3, 1, 4, 2).reshape(rows * img.shape[-2], -1, 3).numpy()
 
-    def fit(self, data: Optional[Iterator[torch.Tensor]] = None, progress: bool = True) -> TrainState:
+    def fit(self, data: Optional[Iterator[torch.Tensor]] = None, progress: bool = True,
+            max_seconds: Optional[float] = None) -> TrainState:  # fmt: skip
+        """Train up to ``config.iterations`` steps or, with ``max_seconds``, until that much wall time has passed
+        (a sitting on a lent machine); either way the run folder ends with a checkpoint of the last step."""
         c = self.config
         if data is None:
             ds = FaceBatches(c.generator.resolution, c.data_seed, c.batch_size,
@@ -307,25 +314,42 @@ class GANTrainer:
         bar = tqdm(total=c.iterations, initial=self.state.step, disable=not progress or self.rank != 0,
                    dynamic_ncols=True, desc="gan")  # fmt: skip
         t0, done = time.time(), 0
+        batch = c.batch_size * self.world  # images per step, all ranks together
+        # images seen so far: each log record counts them, since a sitting may change the batch size
+        images = next((int(r["images"]) for r in reversed(self.state.log) if "images" in r),
+                      self.state.step * self._steps_batch)  # fmt: skip
         while self.state.step < c.iterations:
             stats = self.train_step(next(data))
             self.state.step += 1
             done += 1
-            if self.state.step % c.log_every == 0 or self.state.step == c.iterations:
+            images += batch
+            out_of_time = max_seconds is not None and self._agree(time.time() - t0 >= max_seconds)
+            if self.state.step % c.log_every == 0 or self.state.step == c.iterations or out_of_time:
                 rec = {"step": self.state.step, **{k: round(v, 5) for k, v in stats.items()},
-                       "it_s": round(done / (time.time() - t0), 3), "time": round(time.time(), 1)}  # fmt: skip
+                       "it_s": round(done / (time.time() - t0), 3), "time": round(time.time(), 1),
+                       "batch": batch, "images": images}  # fmt: skip
                 self.state.log.append(rec)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()})
             bar.update(1)
-            if self.state.step % c.ckpt_every == 0 or self.state.step == c.iterations:
+            if self.state.step % c.ckpt_every == 0 or self.state.step == c.iterations or out_of_time:
                 self.save()
             if self.rank == 0 and c.sample_every and self.state.step % c.sample_every == 0:
                 from PIL import Image
 
                 self.out.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(self.samples()).save(self.out / f"samples_{self.state.step:07d}.png")
+            if out_of_time:
+                break
         bar.close()
         return self.state
+
+    def _agree(self, flag: bool) -> bool:
+        """``flag`` on any rank -> True on every rank (so that all ranks stop at the same step)."""
+        if self.world == 1:
+            return flag
+        t = torch.tensor([float(flag)], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
 
 
 def parse_args(argv: Optional[list[str]] = None) -> tuple[TrainConfig, argparse.Namespace]:
@@ -346,7 +370,11 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[TrainConfig, argparse.
     ap.add_argument("--export", help="after training, write the EMA generator (+ training state) to this model folder")
     ap.add_argument("--init-from", help="when --out holds no run: continue from this model folder's training state")
     ap.add_argument("--threads", type=int, help="torch CPU threads")
+    ap.add_argument("--max-minutes", type=float,
+                    help="stop (with a checkpoint, and the export) after this much wall time, before --iterations")
     args = ap.parse_args(argv)
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        ap.error("--max-minutes must be > 0")
     base = json.loads(Path(args.config).read_text()) if args.config else {}
     cfg = TrainConfig.from_dict(base) if base else TrainConfig()
     gen_over = {k: getattr(args, a) for k, a in [("resolution", "resolution"), ("style_dim", "style_dim"),
@@ -364,7 +392,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     trainer = GANTrainer(cfg, args.out, init_from=args.init_from)
-    trainer.fit()
+    trainer.fit(max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
     if args.export and trainer.rank == 0:
         mid = trainer.export(args.export)
         print(json.dumps({"exported": args.export, "model_id": mid}))

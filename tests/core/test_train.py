@@ -35,6 +35,22 @@ def test_training_runs_logs_and_resumes(tmp_path):
     assert t2.fit(progress=False).step == 6
 
 
+def test_a_time_budget_stops_early_with_a_checkpoint_that_resumes(tmp_path):
+    t = GANTrainer(tiny_train_config(iterations=1000, ckpt_every=500, log_every=500), tmp_path)
+    state = t.fit(progress=False, max_seconds=0.0)  # out of time after the first step
+    assert state.step == 1 and [r["step"] for r in state.log] == [1]
+    t2 = GANTrainer(tiny_train_config(iterations=3), tmp_path)  # the stop left a checkpoint
+    assert t2.state.step == 1
+    for a, b in zip(t.g.parameters(), t2.g.parameters()):
+        assert torch.equal(a.cpu(), b.cpu())
+    assert t2.fit(progress=False, max_seconds=3600).step == 3  # a budget not reached: the iterations end it
+    assert [r["images"] for r in t2.state.log] == [4, 8, 12]
+    t3 = GANTrainer(tiny_train_config(iterations=4, batch_size=2), tmp_path)  # a later sitting, another batch
+    assert t3.fit(progress=False).log[-1] == {**t3.state.log[-1], "images": 14, "batch": 2}
+    with pytest.raises(SystemExit):
+        parse_args(["--out", str(tmp_path), "--max-minutes", "0"])
+
+
 def test_ema_generator_moves_towards_g(tmp_path):
     t = GANTrainer(tiny_train_config(iterations=2), tmp_path)
     before = [p.clone() for p in t.g_ema.parameters()]
@@ -87,9 +103,13 @@ DDP_SCRIPT = textwrap.dedent(
     flat = torch.cat([p.detach().flatten() for p in list(t.g.parameters()) + list(t.d.parameters())])
     out = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
     dist.all_gather(out, flat)
+    # a time budget that runs out on rank 0 only: every rank stops at the same step
+    import dataclasses
+    t2 = GANTrainer(dataclasses.replace(cfg, iterations=50), sys.argv[1])
+    t2.fit(progress=False, max_seconds=0.0 if dist.get_rank() == 0 else 3600.0)
     if dist.get_rank() == 0:
         json.dump({"world": dist.get_world_size(), "max_diff": max(float((o - out[0]).abs().max()) for o in out),
-                   "step": t.state.step}, open(sys.argv[2], "w"))
+                   "step": t.state.step, "budget_step": t2.state.step}, open(sys.argv[2], "w"))
     shutdown_distributed()
     """
 )
@@ -106,6 +126,7 @@ def test_ddp_two_cpu_ranks_agree(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(result.read_text())
     assert r["world"] == 2 and r["step"] == 3
+    assert r["budget_step"] == 4  # rank 1 stopped with rank 0 (else the job would hang or fail)
     assert r["max_diff"] == 0.0
     assert (tmp_path / "run" / "g_ema.safetensors").exists()
 
@@ -128,9 +149,11 @@ def test_compact_export_and_warm_start(tmp_path):
     g = load_generator(tmp_path / "model")
     assert g.style[1].weight.dtype == torch.float32  # stored as float16, loaded as float32
     torch.testing.assert_close(g.style[1].weight, t.g_ema.style[1].weight.cpu(), rtol=1e-3, atol=1e-3)
-    t2 = GANTrainer(tiny_train_config(iterations=5), tmp_path / "fresh_run", init_from=tmp_path / "model")
+    t2 = GANTrainer(tiny_train_config(iterations=5, batch_size=2), tmp_path / "fresh_run", init_from=tmp_path / "model")
     assert t2.state.step == 3 and len(t2.state.log) == 3
-    assert t2.fit(progress=False).step == 5
+    for r in t2.state.log:  # a log from before records counted images: the sitting counts on from 3 steps of 4
+        r.pop("images"), r.pop("batch")
+    assert t2.fit(progress=False).step == 5 and t2.state.log[-1]["images"] == 3 * 4 + 2 * 2
     assert json.loads((tmp_path / "model" / "config.json").read_text())["model_id"] == mid
     with pytest.raises(ValueError, match="state.json"):
         GANTrainer(tiny_train_config(), tmp_path / "other", init_from=tmp_path / "run")
