@@ -174,8 +174,10 @@ class Handlers(LibraryHandlers):
             if state.source.get("kind") != "photo":
                 raise ValueError("only a photo uploaded in this session can be tuned (share links carry no photo)")
             steps = self.rt.config.tune_steps
-            if steps <= 0 or "photo" not in state.source:
+            if steps <= 0:
                 raise ValueError("this server does not tune photos (AppConfig.tune_steps is 0)")
+            if "photo" not in state.source:
+                raise ValueError("this photo was not kept for tuning on this server: upload it again with tuning on")
             image, pivot = self.rt.load_photo(state.source["photo"])
             progress(0, desc="tuning the generator to the photo")
 

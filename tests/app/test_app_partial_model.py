@@ -110,6 +110,14 @@ def test_generator_and_encoder_without_branch(tiny_bundle, tmp_path):
     assert image.shape == (16, 16, 3) and mask is None and "uploaded photo" in info
     files, pasted = h.export(state, None)
     assert Image.open(pasted).size == (24, 20)
+    with pytest.raises(gr.Error, match="already tuned"):  # tuned at upload (the default)
+        h.tune(state, None)
+    untuned = Handlers(Runtime.create(AppConfig(model=str(folder), database_url=f"sqlite:///{tmp_path / 'l2.sqlite3'}",
+                                                data_dir=tmp_path / "d2", tune_steps=0), Identity("anonymous")))  # fmt: skip
+    state2 = untuned.upload(str(photo), 1, EditSession(), None)[-1]
+    assert state2.tuning is None and "photo" not in state2.source and not (tmp_path / "d2" / "photos").exists()
+    with pytest.raises(gr.Error, match="does not tune photos"):
+        untuned.tune(state2, None)
     with pytest.raises(gr.Error, match="segmentation branch"):
         next(h.edit(None, None, "optimization", 2, state, None))
 
