@@ -50,8 +50,7 @@ def probe(folder: Path, oracle, perceptual: PerceptualLoss, photos: int, steps: 
     if g.config.resolution != 64:
         raise SystemExit(f"{folder}: the oracle reads 64 px images only")
     with torch.no_grad():
-        z = torch.randn(4096, g.config.style_dim, generator=torch.Generator().manual_seed(0))
-        start = g.to_w_plus(g.mapping(z).mean(0, keepdim=True))
+        start = g.to_w_plus(g.w_avg[None])  # the mean latent every exported generator stores
     faces = ProceduralFaces(g.config.resolution, HELDOUT_SEED)
     cfg = EmbedConfig(steps=steps, w_encoder=0.0, part_balance=0.0, w_reader=0.0)
     t0, psnrs, preds, truth = time.time(), [], [], []
