@@ -152,8 +152,8 @@ def _gather_is_cheaper(feats: Sequence[torch.Tensor], n: int, out_size: int, y0:
 
     Both are counted in multiply-adds per first-layer output channel, and the gather must win by 1.5x: its
     backward is a scatter, slow on CUDA. It wins for make_transferable's carried change (thousands of pixels
-    spread over 16 faces: 0.76 instead of 2.3 s per step at faces64, 24k pixels), not for a region of one face
-    (a wash at faces64, measured) nor for a 6,016-channel branch."""
+    spread over 16 faces), not for a region of one face nor for a 6,016-channel branch (docs/results.md,
+    speed on the CPU)."""
     batch, in_dim = feats[0].shape[0], sum(f.shape[1] for f in feats)
     h, w = y1 - y0, x1 - x0
     box, groups = 0, {}

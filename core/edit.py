@@ -47,20 +47,17 @@ class EditConfig(ConfigMixin):
     steps: int = 60
     lr: float = 0.02
     w_ce: float = 1.0
-    # outside the region; EditGAN uses 1 for both. With the image reader pulling the image towards the
-    # painted mask, 5 keeps the outside clean (faces64, 8 edits of each of 6 kinds with the reader:
-    # outside weights 3 -> 5, success 0.69 -> 0.71); 7 with class_balance below
+    # outside the region; EditGAN uses 1 for both. The image reader pulls the image towards the painted mask,
+    # and heavier outside weights keep the rest of the image clean (measured: docs/results.md, mask edits)
     w_perceptual: float = 7.0
     w_l2: float = 7.0
     w_encoder: float = 0.1
-    # cross-entropy inside the region under the image reader, when the model has one. faces64, 8 edits per
-    # kind with outside weights 1 -> reader 1 and outside 5: add_glasses 0.125 -> 0.375, enlarge_eyes 0 -> 0.25,
-    # smile 0.5 -> 0.875 (benchmarks/results/edit.json has the full run)
+    # cross-entropy inside the region under the image reader, when the model has one: the branch alone can be
+    # satisfied while the image shows less of the change (docs/results.md, mask edits)
     w_reader: float = 1.0
     # the cross-entropies inside the region weigh each pixel ~ frequency ** -class_balance of its target class
-    # there (mean 1), so a thin lip or a lens counts beside the skin around it (0 = every pixel alike).
-    # faces64 (bench_edit, with outside weights 5 -> 7): mode-3 success 0.675 -> 0.692, transfer 0.364 -> 0.419
-    # (mode 1) and 0.402 -> 0.453 (mode 2); open mouth 0.80 -> 0.90, smile 0.70 -> 0.85, glasses 0.70 -> 0.60
+    # there (mean 1), so a thin lip or a lens counts beside the skin around it (0 = every pixel alike;
+    # docs/results.md, mask edits)
     class_balance: float = 0.5
     dilation: int = 3  # pixels the region grows by
     context_classes: tuple[str, ...] = CONTEXT_CLASSES  # classes only counted where they changed

@@ -38,19 +38,18 @@ from core.tuning import Tuning, pivotal_tune
 @dataclass(frozen=True)
 class EmbedConfig(ConfigMixin):
     steps: int = 100
-    lr: float = 0.1  # 0.01 kept eyes and brows poorly at 64 px: see benchmarks/results/embed_sweep.json
+    lr: float = 0.1  # 0.01 kept eyes and brows poorly at 64 px (docs/results.md, embedding)
     w_perceptual: float = 1.0
     w_l2: float = 1.0
     w_encoder: float = 0.1
     early_stop_patience: Optional[int] = None  # stop after this many steps without improvement
     # given a segmenter (the bundle's branch), the L2 term weighs each pixel ~ frequency ** -part_balance of
-    # its class in the encoder's guess, so eyes and brows count beside the background (0 = plain L2). On
-    # faces64 (bench_joint, 200 held-out images, 100 steps): oracle mIoU 0.457 -> 0.492, PSNR 26.83 -> 27.07 dB
+    # its class in the encoder's guess, so eyes and brows count beside the background (0 = plain L2;
+    # docs/results.md, embedding)
     part_balance: float = 0.5
     # cross-entropy of the image reader on the reconstruction against its reading of the photo, when the bundle
-    # has a reader; pixels weighted like part_balance. faces64 (bench_joint, 200 held-out images, 100 steps):
-    # oracle mIoU 0.492 -> 0.672 at the same PSNR (27.07 -> 27.08 dB), 5.1 -> 7.0 s per image; heavier weights
-    # trade PSNR for little more (benchmarks/results/embed_sweep.json)
+    # has a reader; pixels weighted like part_balance: pixel losses alone keep the layout but not the exact
+    # eyes and brows (docs/results.md, embedding)
     w_reader: float = 0.1
     policy: str = "crop"  # how a non-square image becomes square (see core.image_io)
     # pivotal tuning (core.tuning) after the latent: this many Adam steps on the generator's layers at
@@ -62,14 +61,13 @@ class EmbedConfig(ConfigMixin):
     tune_w_reader: float = 0.3
     # locality of the tuning (core.tuning.pivotal_tune): the tuned generator must change its image as the original
     # does when the latent moves tune_locality_reach of the way towards a random face (an edit's delta is ~0.25 of
-    # it), weighted by tune_locality. bench_photo_edit, 16 photos, with tune_w_branch: PSNR outside an edit's region
-    # 33.5 -> 35.5 dB; mode-3 success 0.45 -> 0.54, and 0.48 -> 0.52 in a re-run (within the run-to-run noise)
+    # it), weighted by tune_locality: plainly tuned, the generator resisted edits (docs/results.md, editing
+    # uploaded photos)
     tune_locality: float = 10.0
     tune_locality_reach: float = 0.25
     # given the bundle's branch and image reader, the tuning also asks the branch, on the tuned generator's
     # features, to read the photo as the reader reads it (cross-entropy, pixels weighted like part_balance), so the
-    # mask the user paints on is the photo's. bench_photo_edit, 16 photos, with tune_locality: branch mask vs the
-    # photo's true mask 0.58 -> 0.71 (0.54 untuned); with tune_locality, 2.1x the tuning time of plain PTI (31.6 s)
+    # mask the user paints on is the photo's (docs/results.md, editing uploaded photos)
     tune_w_branch: float = 0.3
 
     def __post_init__(self) -> None:

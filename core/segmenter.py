@@ -131,10 +131,9 @@ def train_few_shot(images: torch.Tensor, masks: torch.Tensor, steps: int = 1500,
     """A U-Net trained on a few labelled images ([N, 3, R, R] in [-1, 1], [N, R, R]).
 
     Augmented with mirroring and a random similarity transform of strength
-    ``affine`` (:func:`random_affine`; 0 = mirroring only). On faces64, with 16
-    labelled images, the transform lifts the U-Net's mIoU against the oracle on
-    GAN samples from 0.652 to 0.703; stronger (0.2), recolouring or blurring
-    measured no better.
+    ``affine`` (:func:`random_affine`; 0 = mirroring only): with 16 labelled
+    images the transform is what lets the U-Net read GAN samples well
+    (docs/results.md, segmentation branch).
     """
     if images.ndim != 4 or masks.shape != (images.shape[0], *images.shape[-2:]):
         raise ValueError(f"need images [N, 3, R, R] and masks [N, R, R], got {list(images.shape)} and {list(masks.shape)}")

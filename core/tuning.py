@@ -1,8 +1,9 @@
 """Pivotal tuning: after the latent, nudge the generator itself towards one photo.
 
 A latent can only reach what the generator draws. The 64 px default model does
-not draw the procedural photos' exact eyes, lips or glasses (its own samples
-embed back at oracle mIoU 0.91, photos at 0.69: ``benchmarks/embed_ceiling.py``).
+not draw the procedural photos' exact eyes, lips or glasses: its own samples
+embed back far better than photos do (``benchmarks/embed_ceiling.py``;
+docs/results.md, embedding a photo).
 Pivotal tuning (Roich et al., "Pivotal Tuning for Latent-based Editing of Real
 Images", 2022) keeps the embedded latent as a pivot and fine-tunes the
 synthesis layers a little so that, at that pivot, the generator draws the photo.
@@ -12,9 +13,8 @@ draw faces, now this person's.
 The tuning is stored as a *delta* per tuned parameter (tuned minus original),
 only for the layers at or above ``min_resolution`` px (at 16 px, 812k of the
 default model's 2.9M synthesis weights: 1.6 MB as float16), small enough to
-keep beside a session or share as a file. On 12 held-out photos (200 steps) the
-16 px layers did as well as all of them (oracle mIoU 0.815 vs 0.816), the 32 px
-ones a little less (0.801). Everything here is plain tensors;
+keep beside a session or share as a file; tuning from 16 px up did as well as
+tuning every layer. Everything here is plain tensors;
 :meth:`core.editgan.EditGAN.with_tuning` gives a bundle that edits with it.
 
 Two terms beyond PTI's image loss (both set in :class:`core.embed.EmbedConfig`):

@@ -8,7 +8,7 @@
    branch then learns those classes from labels laid over the wrong pixels.
    The teachers of step 3 are trained first, and their reading of each
    reconstruction must match its known mask too (core.embed's image-reader
-   term, ``embed_reader_weight``): 0.739 -> 0.746 on faces64.
+   term, ``embed_reader_weight``).
 2. Pixels the reconstruction still gets wrong (mean absolute colour error above
    ``max_recon_error``) are not trusted: their label may belong to a part the
    reconstruction moved, so they are never sampled.
@@ -17,9 +17,7 @@
    and label ``teacher_samples`` GAN samples by their averaged probabilities
    (each sample read as it is and mirrored); pixels they are unsure of are
    skipped. Those labels sit on the generator's own pixels, which the embedded
-   images' labels do not. No label is added: on faces64 branch mIoU vs the
-   oracle goes 0.621 (embedded images alone) -> 0.671 (one mirrored U-Net) ->
-   0.695 (two augmented ones).
+   images' labels do not, and no label is added.
 4. Each step takes a few of those latents, runs the frozen generator to get its
    feature maps (or reads them from a small cache of *native-resolution* maps
    when they fit the budget), samples pixels -- class-balanced, so eyes and
@@ -27,11 +25,9 @@
    cross-entropy on the features at its own pixel sample. The targets are the
    teachers' probabilities (``teacher_soft``), not their argmax: a pixel the
    teachers split between lips and teeth teaches that, and the branch learns
-   more from the same samples (0.688 -> 0.709 on 200 samples, 0.729 with 1,200
-   steps). Read mirrored too, soft, 128 samples, 1,200 steps: the faces64
-   branch goes 0.695 -> 0.739 (500 samples; 0.746 as shipped, with the
-   reader-guided embedding), above the same U-Net trained on the 16 images
-   alone (0.702).
+   more from the same samples.
+
+What each step gave on faces64: docs/results.md, segmentation branch.
 
 The teachers are shipped as the bundle's image reader (``reader.safetensors``);
 with ``reader_samples`` > 0 the reader is instead trained after the branch, on
@@ -83,46 +79,40 @@ class BranchTrainConfig(ConfigMixin):
     hidden: tuple[int, ...] = (128, 32)
     layers: Optional[tuple[int, ...]] = None  # generator feature maps the branch reads; None = all
     min_map_resolution: int = 0  # or: read only maps at least this many pixels wide (0 = all); not with layers
-    # with hard labels 1,200 steps measured no better than 600 on faces64 (0.600 vs 0.596); with the
-    # teachers' soft targets they are (0.711 -> 0.729 on 200 samples, 64 teacher samples)
+    # with hard labels 1,200 steps were no better than 600; with the teachers' soft targets they are
     steps: int = 1200
     images_per_step: int = 4
     pixels_per_image: int = 1024
     lr: float = 1e-3
     class_balance: float = 0.5  # pixel sampling weight ~ class frequency ** -class_balance
     cache_budget_mb: int = 512  # keep native-resolution feature maps if they fit; else recompute
-    # 300 until the soft teacher made the embedded images' share of the labels small, 200 until the reader term
-    # below (150 with it: faces64 branch 0.746 against the oracle, 0.739 at 200 without it; 476 s in all)
+    # fewer steps since the soft teacher made the embedded images' share of the labels small and the reader
+    # term below guides them (docs/results.md, segmentation branch)
     embed_steps: int = 150
     embed_lr: float = 0.1
     embed_class_balance: float = 0.5  # L2 weight ~ class frequency ** -this when embedding labelled images; 0 = plain L2
     # the teachers (trained first) must read each labelled image's reconstruction as its known mask
     # (core.embed's reader term, this weight; 0 = off): the labels then sit on what the generator drew
-    # (faces64, 500 samples: 0.739 -> 0.746, nose 0.715 -> 0.748, lips 0.724 -> 0.738)
     embed_reader_weight: float = 0.3
     max_recon_error: float = 0.15  # skip pixels whose reconstruction is off by more (mean |diff| in [-1, 1]); <= 0 keeps all
     # GAN samples labelled by a U-Net trained on the same labelled images (0 = none): their labels sit on
-    # the generator's own pixels. On faces64 64 of them lift branch mIoU 0.621 -> 0.671 (branch_sweep);
-    # with soft targets and 1,200 steps 128 score 0.732 against 64's 0.729
+    # the generator's own pixels
     teacher_samples: int = 128
     teacher_steps: int = 1500
-    # U-Nets (seeds seed, seed + 1, ...) whose probabilities are averaged: on faces64 one scores 0.703
-    # against the oracle on GAN samples, two 0.720
+    # U-Nets (seeds seed, seed + 1, ...) whose probabilities are averaged: two read GAN samples better than one
     teacher_ensemble: int = 2
     teacher_affine: float = 0.1  # strength of the teacher's random similarity augmentation (0 = mirroring only)
     teacher_min_confidence: float = 0.5  # skip pixels where the teacher's top class has less probability
-    # the teachers also read each sample mirrored (left/right classes swapped back) and average: 0.734 -> 0.742
+    # the teachers also read each sample mirrored (left/right classes swapped back) and average
     teacher_flip: bool = True
-    # train on the teachers' averaged probabilities rather than their argmax: branch 0.688 -> 0.709 (200 samples)
+    # train on the teachers' averaged probabilities rather than their argmax (a pixel split between classes says so)
     teacher_soft: bool = True
     teacher_seed: int = 555  # the latent stream the samples come from
     # the image reader (reader.safetensors, which embeddings and mask edits read the pixels with) is the teachers
     # (reader_samples = 0), or U-Nets like them (teacher_ensemble, teacher_steps, teacher_affine) trained on the
     # labelled images, each repeated reader_real_repeat times, beside reader_samples GAN samples labelled by the
-    # trained branch: DatasetGAN's synthetic data set, no label added. faces64, 512 samples, mIoU on 200 held-out
-    # procedural images / against the oracle on 200 GAN samples: one U-Net 0.710 / 0.709 -> 0.749 / 0.758, but two
-    # agree more with each other than two teachers do: 0.766 / 0.757 against the teachers' 0.765 / 0.747. Not the
-    # default: on real photos, which embeddings read, it reads no better
+    # trained branch: DatasetGAN's synthetic data set, no label added. Not the default: on real photos, which
+    # embeddings read, it reads no better than the teachers (docs/results.md, segmentation branch)
     reader_samples: int = 0
     reader_real_repeat: int = 16
     reader_seed: int = 777  # the latent stream of the reader's GAN samples
