@@ -12,6 +12,8 @@ from typing import Any, Optional
 import gradio as gr
 import numpy as np
 
+from app.text import md_text
+
 MODES = ("optimization", "vector", "vector + refinement")
 SORT_CHOICES = ("relevance", "recent", "likes", "downloads")
 COMPOSE_SLOTS = 4
@@ -65,14 +67,20 @@ def whole_number(value: Any, what: str, lo: int, hi: int) -> int:
     return int(v)
 
 
+TAGS_HELP = "comma separated, e.g. mouth, open mouth: letters, digits, - and _ (spaces become -)"
+
+
 def parse_tags(text: str) -> tuple[str, ...]:
-    return tuple(t.strip().lower() for t in (text or "").replace(";", ",").split(",") if t.strip())
+    """'Mouth, open  mouth' -> ('mouth', 'open-mouth'): lowercased, inner spaces as '-' (the field says so);
+    anything else the library does not accept is refused by it with a message."""
+    return tuple("-".join(t.lower().split()) for t in (text or "").replace(";", ",").split(",") if t.strip())
 
 
 def vector_id_of(value: Any, what: str = "vector") -> int:
     """A record id (vector by default) from a number, '12' or a dropdown label '#12 name'."""
-    if value is None or value == "":
-        raise ValueError(f"choose a {what} first")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        hint = ": search the library and click a result, or type its id" if what == "vector" else ""
+        raise ValueError(f"choose a {what} first{hint}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return whole_number(value, f"{what} id", 1, 2**62)
     head = str(value).strip().split(" ", 1)[0].lstrip("#")
@@ -115,5 +123,5 @@ def fmt_metrics(metrics: dict) -> str:
     def show(v) -> str:
         return str(int(v)) if float(v).is_integer() and abs(v) < 1e12 else f"{v:.3f}"
 
-    rows = [f"| {labels.get(k, k)} | {show(v)} |" for k, v in metrics.items()]
+    rows = [f"| {labels[k] if k in labels else md_text(k)} | {show(v)} |" for k, v in metrics.items()]
     return "| metric | value |\n|---|---|\n" + "\n".join(rows)

@@ -29,6 +29,7 @@ from app.handler_util import (
     MODES,
     StopFlags,
     fmt_metrics,
+    md_text,
     parse_tags,
     readable,
     session_key,
@@ -39,7 +40,7 @@ from app.library_handlers import LibraryHandlers
 from app.runtime import Runtime, to_uint8
 from app.session import EditSession, ShareStore, format_vectors
 from core.edit import EditConfig, edit_by_mask
-from core.edit_vector import apply_vectors, make_transferable, painted_change, refine, thumbnail
+from core.edit_vector import TransferConfig, apply_vectors, make_transferable, painted_change, refine, thumbnail
 from core.embed import EmbedConfig
 from core.image_io import CropBox, paste_back
 from core.vector_format import VectorFile
@@ -329,7 +330,7 @@ class Handlers(LibraryHandlers):
         text = f"**{res['label']}** ({mode})" + (" — stopped early, best result kept" if stop.is_set() else "")
         warnings = res.get("warnings") or []
         if warnings:
-            text += "\n\n" + "\n".join(f"⚠️ {w}" for w in warnings)
+            text += "\n\n" + "\n\n".join(f"⚠️ {md_text(w)}" for w in warnings)
         text += "\n\n" + fmt_metrics(metrics)
         yield before.image, after, image, rgb, ovl, ed, text, info, state
 
@@ -411,18 +412,28 @@ class Handlers(LibraryHandlers):
                           default_scale=1.0, scale_min=-1.5, scale_max=2.0, metrics=src["metrics"], name=name,
                           description=description, preview=src["preview"], change=change)  # fmt: skip
 
-    def _make_transferable(self, state: EditSession) -> str:
+    def _make_transferable(self, state: EditSession, progress=None) -> str:
         """Optimise the last mask edit's delta on random faces too (core.edit_vector.make_transferable), once
-        per edit. Returns a sentence for the save message."""
+        per edit, reporting each step with the time left. Returns a sentence for the save message."""
         e = state.last_edit
         if "result" not in e:
             return " Saved as it is: only a mask edit (optimization) can be made transferable."
         if "transferable" not in e:
             model = self.rt.bundle(state.tuning)  # the photo's own generator for the source; other faces: the model's
             w = torch.from_numpy(e["start_w"])[None].to(model.device)
+            steps, t0 = TransferConfig().steps, time.perf_counter()
+
+            def cb(step, loss, img):
+                if progress is not None:
+                    left = (time.perf_counter() - t0) / (step + 1) * (steps - step - 1)
+                    progress((step + 1, steps), desc=f"making the vector transfer to other faces: step {step + 1}/"
+                                                      f"{steps}, about {left:.0f} s left")  # fmt: skip
+
+            if progress is not None:
+                progress(0, desc="making the vector transfer to other faces")
             r = make_transferable(model.generator, model.branch, w, e["result"], model.class_names,
                                   perceptual=model.perceptual, encoder=model.encoder, reader=model.reader,
-                                  other_generator=self.rt.model.generator)  # fmt: skip
+                                  other_generator=self.rt.model.generator, callback=cb)  # fmt: skip
             e["transferable"] = {"delta": r.delta.cpu().numpy().astype(np.float32), "preview": thumbnail(r.image),
                                  "metrics": {**e["metrics"], **{k: float(v) for k, v in r.metrics.items() if np.isfinite(v)}}}  # fmt: skip
         m = e["transferable"]["metrics"]
@@ -437,21 +448,33 @@ class Handlers(LibraryHandlers):
         return text + "."
 
     def save_edit(self, name, description, tags, visibility, transfer, state: EditSession, request: gr.Request,
-                  profile: gr.OAuthProfile | None = None):  # fmt: skip
+                  profile: gr.OAuthProfile | None = None, progress=gr.Progress()):  # fmt: skip
         """api: /save_edit -- publish the last edit as a library vector. Returns (message, vector id).
 
-        With ``transfer`` (the default in the app), a mask edit is first made to transfer to other faces
-        (some seconds on a CPU; done once per edit)."""
+        Every field is checked before any work. With ``transfer`` (the default in the app), a mask edit is first
+        made to transfer to other faces (tens of seconds on a CPU, with progress; done once per edit). The same
+        edit saved again the same way is refused with the id it was saved as."""
         try:
             user = self._need_user(request, profile, "saving to the library")
             self._check_state(state)
             if state.last_edit is None:
                 raise ValueError("there is no edit to save yet: run an edit first")
-            note = self._make_transferable(state) if transfer else ""
-            vf = self._edit_vector(state, (name or "").strip(), description or "", transferable=bool(transfer))
-            info = self.rt.library.publish(user, vf, VectorMetadata(name=(name or "").strip(), description=description or "",
-                                                                    tags=parse_tags(tags), visibility=visibility))  # fmt: skip
-            return f"Saved as vector **#{info.id} {info.name}** ({info.visibility}).{note}", info.id
+            meta = VectorMetadata(name=(name or "").strip(), description=description or "", tags=parse_tags(tags),
+                                  visibility=visibility)  # fmt: skip
+            self.rt.library.check_metadata(meta)
+            transfer = transfer if isinstance(transfer, bool) else str(transfer).strip().lower() in ("1", "true", "yes")
+            e = state.last_edit
+            how = "transferable" if transfer and "result" in e else "as edited"
+            saved = e.setdefault("saved", {})
+            if how in saved:
+                vid, vname = saved[how]
+                raise ValueError(f"this edit is already saved as vector #{vid} ({vname}); run a new edit to save "
+                                 f"another vector, or open #{vid} in the Library tab")  # fmt: skip
+            note = self._make_transferable(state, progress) if transfer else ""
+            vf = self._edit_vector(state, meta.name, meta.description, transferable=transfer)
+            info = self.rt.library.publish(user, vf, meta)
+            saved[how] = (info.id, info.name)
+            return f"Saved as vector **#{info.id} {md_text(info.name)}** ({info.visibility}).{note}", info.id
         except (ValueError, LibraryError) as e:
             raise readable(e) from None
 
@@ -459,7 +482,7 @@ class Handlers(LibraryHandlers):
     def on_load(self, state: EditSession, request: gr.Request, profile: gr.OAuthProfile | None = None):
         """Banner, who is acting, and a shared state from the URL (?seed= / ?s=), else seed 0."""
         viewer = self.user(request, profile)
-        who = f"Signed in as **{viewer}**." if viewer else "Not signed in: browse, search and apply only."
+        who = f"Signed in as **{md_text(viewer)}**." if viewer else "Not signed in: browse, search and apply only."
         banner = self.rt.status_markdown() + "\n\n" + self.rt.identity.describe() + " " + who
         skip = gr.skip()
         if not self.caps.sample:

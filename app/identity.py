@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from app.text import md_text
 from vector_library.validation import username as check_username
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -110,7 +111,7 @@ class Identity:
         return {
             "oauth": "Sign in with Hugging Face to publish, like and save compositions.",
             "users": "Signed-in accounts come from the users file; publishing needs an account.",
-            "single": f"Single-user mode: you act as **{self.local_user}** (local machine only).",
+            "single": f"Single-user mode: you act as **{md_text(self.local_user)}** (local machine only).",
             "anonymous": "Anonymous mode: browse, search and apply vectors; publishing needs sign-in "
                          "(set EDITGAN_USERS_FILE, or run on a Space with hf_oauth).",
         }[self.mode]

@@ -13,6 +13,7 @@ from app.handler_util import (
     COMPOSE_SLOTS,
     MAX_SEED,
     fmt_metrics,
+    md_text,
     parse_tags,
     readable,
     tmp_file,
@@ -23,6 +24,10 @@ from app.session import MAX_APPLIED, EditSession, format_vectors, parse_vectors
 from core.edit_vector import interference
 from core.vector_format import VectorFile, VectorFormatError
 from vector_library import LibraryError, SearchQuery, VectorMetadata
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 class LibraryHandlers:
@@ -73,13 +78,15 @@ class LibraryHandlers:
             raise readable(e) from None
         lineage = f"remix of #{v.parent_id} (version {v.parent_version})" if v.parent_id else "original"
         if remixes:
-            lineage += "; remixed as " + ", ".join(f"#{r.id} {r.name}" for r in remixes[:10])
-        fits = "fits the loaded model" if v.model_id == self.rt.model_id else f"**for another model** (`{v.model_id}`)"
-        md = (f"### #{v.id} {v.name}\n{v.description}\n\n"
-              f"by **{v.author}** · {v.visibility} · licence {v.licence} · version {v.version} · ♥ {v.like_count} · "
-              f"⬇ {v.download_count}\n\nedits: {', '.join(v.edited_classes) or '—'} · tags: {', '.join(v.tags) or '—'} · "
-              f"scale {v.scale_min:g} … {v.scale_max:g} (default {v.default_scale:g}) · {fits}\n\nlineage: {lineage}\n\n"
-              + fmt_metrics(v.metrics))  # fmt: skip
+            lineage += "; remixed as " + ", ".join(f"#{r.id} {md_text(r.name)}" for r in remixes[:10])
+        fits = ("fits the loaded model" if v.model_id == self.rt.model_id
+                else f"**for another model** ({md_text(v.model_id)})")  # fmt: skip
+        # every user-written field goes through md_text: shown as typed, never as markup
+        md = (f"### #{v.id} {md_text(v.name)}\n{md_text(v.description)}\n\n"
+              f"by **{md_text(v.author)}** · {v.visibility} · licence {md_text(v.licence)} · version {v.version} · "
+              f"♥ {v.like_count} · ⬇ {v.download_count}\n\nedits: {md_text(', '.join(v.edited_classes)) or '—'} · "
+              f"tags: {md_text(', '.join(v.tags)) or '—'} · scale {v.scale_min:g} … {v.scale_max:g} "
+              f"(default {v.default_scale:g}) · {fits}\n\nlineage: {lineage}\n\n" + fmt_metrics(v.metrics))  # fmt: skip
         rows = [[x.number, x.created_at.strftime("%Y-%m-%d %H:%M"), x.note, ", ".join(x.edited_classes)] for x in versions]
         slider = gr.update(minimum=v.scale_min, maximum=v.scale_max, value=v.default_scale)
         return md, rows, slider, ("♥ Unlike" if liked else "♥ Like"), preview, v.id
@@ -140,7 +147,7 @@ class LibraryHandlers:
                                         f"{self.rt.model_id}; it cannot be applied here")  # fmt: skip
             meta = VectorMetadata(name=(name or "").strip() or None, tags=parse_tags(tags), visibility=visibility)
             info = self.rt.library.publish(user, vf, meta)
-            return f"Published **#{info.id} {info.name}**.", info.id
+            return f"Published **#{info.id} {md_text(info.name)}**.", info.id
         except (ValueError, OSError, LibraryError) as e:
             raise readable(e) from None
 
@@ -198,7 +205,7 @@ class LibraryHandlers:
             w = self._displayed_w(state, viewer)
             r = self.rt.render(w, with_mask=False, tuning=state.tuning)
             warn = interference([(vf, s) for vf, s in vectors])
-            md = "\n".join(f"⚠️ {x}" for x in warn) if warn else "No interference expected between these vectors."
+            md = "\n\n".join(f"⚠️ {md_text(x)}" for x in warn) if warn else "No interference expected between these vectors."
             return r.image, md, state
         except (ValueError, LibraryError) as e:
             raise readable(e) from None
@@ -213,7 +220,7 @@ class LibraryHandlers:
             self.rt.require("saving a composition")
             c = self.rt.library.save_composition(user, (name or "").strip(), self.rt.model_id, items,
                                                  visibility=visibility)  # fmt: skip
-            return f"Saved composition **#{c.id} {c.name}** ({c.visibility}, {len(c.items)} vectors)."
+            return f"Saved composition **#{c.id} {md_text(c.name)}** ({c.visibility}, {_count(len(c.items), 'vector')})."
         except (ValueError, LibraryError) as e:
             raise readable(e) from None
 
@@ -226,7 +233,8 @@ class LibraryHandlers:
             comps = self.rt.library.list_compositions(viewer, model_id=self.rt.model_id, page_size=100)
         except (ValueError, LibraryError) as e:
             raise readable(e) from None
-        return gr.update(choices=[(f"#{c.id} {c.name} ({c.owner}, {len(c.items)} vectors)", str(c.id)) for c in comps])
+        return gr.update(choices=[(f"#{c.id} {c.name} ({c.owner}, {_count(len(c.items), 'vector')})", str(c.id))
+                                  for c in comps])  # fmt: skip
 
     def load_composition(self, composition_id, request: gr.Request, profile: gr.OAuthProfile | None = None):
         """api: /load_composition -- fill the slots from a saved composition.
@@ -248,7 +256,7 @@ class LibraryHandlers:
         # one update object per slot: Gradio consumes an update's keys as it applies it
         scales = [gr.update(minimum=vf.scale_min, maximum=vf.scale_max, value=s)
                   for vf, (_, s) in zip(files, c.items)] + [gr.update(value=1.0) for _ in range(pad)]  # fmt: skip
-        return (*ids, *scales, f"Opened composition **#{c.id} {c.name}** by {c.owner}.")
+        return (*ids, *scales, f"Opened composition **#{c.id} {md_text(c.name)}** by {md_text(c.owner)}.")
 
     # ------------------------------------------------------------------ share
     def share(self, state: EditSession, request: gr.Request) -> str:

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from core.data.palette import colorize, mask_from_colors
+from core.image_io import open_image, read_painted_mask
 
 MAX_OFF_PALETTE = 0.05
 MIN_CELL_COVER = 0.5
@@ -55,7 +56,7 @@ def _as_rgba(a: Any, size: int) -> Optional[np.ndarray]:
     if a is None:
         return None
     if isinstance(a, (str, bytes)) or hasattr(a, "__fspath__"):
-        a = Image.open(a)
+        a = open_image(a if isinstance(a, (str, bytes)) else str(a))  # the limits of every upload
     if isinstance(a, Image.Image):
         img = a.convert("RGBA")
     else:
@@ -125,16 +126,10 @@ def target_mask(editor: Any, current: np.ndarray, palette: np.ndarray, size: Opt
 def mask_from_upload(image: Any, resolution: int, palette: np.ndarray, current: np.ndarray) -> np.ndarray:
     """An uploaded target-mask image (palette colours; transparent = unchanged) -> [R, R] class ids.
 
-    Strict: every opaque pixel must be within SNAP_DISTANCE of a palette colour. The image is resized
-    to the model's resolution with nearest-neighbour sampling.
+    Read by core.image_io.read_painted_mask, the same path and limits as photo uploads: unreadable,
+    oversized, non-square or fully transparent files and off-palette colours are refused with a message.
     """
-    img = Image.open(image) if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__") else image
-    if isinstance(img, np.ndarray):
-        img = Image.fromarray(img)
-    if not isinstance(img, Image.Image):
-        raise ValueError("the target mask must be an image")
-    img = img.convert("RGBA").resize((resolution, resolution), Image.NEAREST)
-    painted = mask_from_colors(np.asarray(img), palette, max_distance=SNAP_DISTANCE)
+    painted = read_painted_mask(image, resolution, palette)
     target = np.where(painted >= 0, painted, current).astype(np.int64)
     if (target == current).all():
         raise ValueError("the target mask equals the current mask: nothing to edit")
@@ -147,7 +142,7 @@ def legend_html(class_names: Sequence[str], palette: np.ndarray) -> str:
     for name, (r, g, b) in zip(class_names, palette.tolist()):
         items.append(
             f'<span class="legend-item" data-class="{html.escape(name)}">'
-            f'<span class="swatch" style="background:rgb({r},{g},{b})"></span>{html.escape(name.replace("_", " "))}</span>')
+            f'<span class="legend-swatch" style="background:rgb({r},{g},{b})"></span>{html.escape(name.replace("_", " "))}</span>')
     return '<div class="legend">' + "".join(items) + "</div>"
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app import masks
-from app.handler_util import COMPOSE_SLOTS, MODES, SORT_CHOICES
+from app.handler_util import COMPOSE_SLOTS, MODES, SORT_CHOICES, TAGS_HELP
 from app.handlers import Handlers
 from app.runtime import Runtime
 from app.session import EditSession
@@ -23,7 +23,8 @@ CSS = """
 #banner {border-left: 4px solid #f59e0b; padding: 4px 12px; background: rgba(245,158,11,0.08);}
 .legend {display: flex; flex-wrap: wrap; gap: 6px 14px; font-size: 0.9em;}
 .legend-item {display: inline-flex; align-items: center; gap: 5px;}
-.swatch {width: 16px; height: 16px; border: 1px solid #888; border-radius: 3px; display: inline-block;}
+/* scoped to the legend: Gradio's own colour menu also uses a .swatch class */
+.legend .legend-swatch {width: 16px; height: 16px; border: 1px solid #888; border-radius: 3px; display: inline-block;}
 .pixel img {image-rendering: pixelated;}
 .pix img {image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain;}
 #results .grid-container {grid-template-columns: repeat(auto-fill, minmax(120px, 140px)) !important;}
@@ -69,49 +70,39 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         with gr.Tabs(selected="edit") as tabs:
             # ------------------------------------------------------------------ Edit
             with gr.Tab("Edit", id="edit"):
-                with gr.Row():
-                    with gr.Column(scale=1, min_width=260):
-                        seed = gr.Number(value=cfg.example_seeds[0] if cfg.example_seeds else 0, label="Seed",
-                                         precision=0, minimum=0, elem_id="seed")  # fmt: skip
+                # at 1400x900 the image, the mask editor and the Run button sit side by side above the fold
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=1, min_width=280):
                         with gr.Row():
-                            sample_btn = gr.Button("Sample this seed", interactive=caps.sample, elem_id="sample-btn")
+                            seed = gr.Number(value=cfg.example_seeds[0] if cfg.example_seeds else 0, label="Seed",
+                                             precision=0, minimum=0, elem_id="seed", min_width=80)  # fmt: skip
+                            sample_btn = gr.Button("Sample this seed", interactive=caps.sample, elem_id="sample-btn",
+                                                   min_width=80)  # fmt: skip
                             random_btn = gr.Button("New sample", variant="primary", interactive=caps.sample,
-                                                   elem_id="random-btn")  # fmt: skip
-                        examples = gr.Gallery(value=runtime.examples or None, label="Examples", columns=4, height=170,
-                                              allow_preview=False, elem_classes=["pixel"], elem_id="examples")  # fmt: skip
-                        photo = gr.File(label="Upload a photo" + ("" if caps.embed else " (needs the encoder)"),
-                                        file_types=["image"], type="filepath", interactive=caps.embed,
-                                        elem_id="photo")  # fmt: skip
-                        embed_steps = gr.Slider(0, cfg.max_embed_steps, value=min(100, cfg.max_embed_steps), step=1,
-                                                label="Embedding steps", interactive=caps.embed)  # fmt: skip
-                        tune_photo = gr.Checkbox(value=cfg.tune_steps > 0, interactive=caps.embed and cfg.tune_steps > 0,
-                                                 label="Tune the generator to the photo (closer likeness; "
-                                                       f"{cfg.tune_steps} more steps)", elem_id="tune-photo")  # fmt: skip
+                                                   elem_id="random-btn", min_width=80)  # fmt: skip
+                        image = gr.Image(label="Image", type="numpy", interactive=False, height=256,
+                                         elem_classes=["pix"], elem_id="image", format="png")  # fmt: skip
                         with gr.Row():
-                            upload_btn = gr.Button("Embed photo", interactive=caps.embed, elem_id="upload-btn")
-                            tune_btn = gr.Button("Tune to the photo now", interactive=caps.embed and cfg.tune_steps > 0,
-                                                 elem_id="tune-btn")  # fmt: skip
-                    with gr.Column(scale=2):
-                        with gr.Row():
-                            image = gr.Image(label="Image", type="numpy", interactive=False, height=256,
-                                             elem_classes=["pix"], elem_id="image", format="png")  # fmt: skip
-                            mask_img = gr.Image(label="Segmentation", type="numpy", interactive=False, height=256,
-                                                elem_classes=["pix"], visible=caps.segment, elem_id="mask", format="png")  # fmt: skip
-                            overlay = gr.Image(label="Overlay", type="numpy", interactive=False, height=256,
-                                               elem_classes=["pix"], visible=caps.segment, elem_id="overlay", format="png")  # fmt: skip
+                            mask_img = gr.Image(label="Segmentation", type="numpy", interactive=False, height=150,
+                                                elem_classes=["pix"], visible=caps.segment, elem_id="mask", format="png",
+                                                min_width=120)  # fmt: skip
+                            overlay = gr.Image(label="Overlay", type="numpy", interactive=False, height=150,
+                                               elem_classes=["pix"], visible=caps.segment, elem_id="overlay",
+                                               format="png", min_width=120)  # fmt: skip
                         info = gr.Markdown(label="session", elem_id="info")
-                with gr.Row():
-                    with gr.Column(scale=2):
+                    with gr.Column(scale=2, min_width=420):
                         if caps.segment:
-                            gr.Markdown("**Paint the mask.** Pick a class colour in the brush menu (legend below), "
-                                        "paint where that class should be, then press **Run edit**. The eraser "
-                                        "removes paint.")  # fmt: skip
+                            gr.Markdown("**Paint the mask.** Pick a class colour with the palette button of the "
+                                        "editor (legend), paint where that class should be, then press "
+                                        "**Run edit**. The eraser removes paint.")  # fmt: skip
                         else:
                             gr.Markdown("**Mask editing is disabled**: the model has no segmentation branch yet "
                                         "(see the banner). Library vectors still work: Library and Compose tabs.")  # fmt: skip
+                        gr.HTML(masks.legend_html(class_names, palette) if palette is not None else "",
+                                         visible=caps.segment, elem_id="legend")  # fmt: skip
                         editor = gr.ImageEditor(
                             label="Mask editor", type="numpy", image_mode="RGBA", sources=[], transforms=[],
-                            layers=False, canvas_size=(size, size), fixed_canvas=True, height=size + 120,
+                            layers=False, canvas_size=(size, size), fixed_canvas=True, height=size + 80,
                             brush=gr.Brush(colors=masks.hex_colors(palette) if palette is not None else None,
                                            default_color=masks.hex_colors(palette)[min(3, len(palette) - 1)]
                                            if palette is not None else None,
@@ -119,8 +110,6 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                             eraser=gr.Eraser(default_size=max(6, 2 * size // res)),
                             visible=caps.segment, elem_id="mask-editor", format="png",
                         )  # fmt: skip
-                        gr.HTML(masks.legend_html(class_names, palette) if palette is not None else "",
-                                         visible=caps.segment, elem_id="legend")  # fmt: skip
                         with gr.Accordion("Or upload a painted mask (palette colours, transparent = unchanged)",
                                           open=False, visible=caps.segment):
                             mask_file = gr.File(label="Target mask", file_types=["image"], type="filepath")
@@ -128,8 +117,10 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                         # without a branch only "vector" (mode 1) can run; the others need masks
                         mode = gr.Radio(list(MODES) if caps.segment else [MODES[1]],
                                         value=MODES[0] if caps.segment else MODES[1], label="Mode",
-                                        info="optimization: realise the painted mask · vector: keep the applied "
-                                             "library vectors · vector + refinement: apply, then refine")  # fmt: skip
+                                        elem_id="mode")  # fmt: skip
+                        gr.Markdown("**optimization**: realise the painted mask · **vector**: keep the applied "
+                                    "library vectors · **vector + refinement**: apply them, then refine",
+                                    elem_id="mode-help")  # fmt: skip
                         steps = gr.Slider(1, cfg.max_edit_steps, value=min(40, cfg.max_edit_steps), step=1,
                                           label="Steps")  # fmt: skip
                         with gr.Row():
@@ -145,6 +136,24 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                                       elem_classes=["pix"], elem_id="before", format="png")  # fmt: skip
                     after = gr.Image(label="After", type="numpy", interactive=False, height=200,
                                      elem_classes=["pix"], elem_id="after", format="png")  # fmt: skip
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=300):
+                        examples = gr.Gallery(value=runtime.examples or None, label="Examples", columns=4, rows=1,
+                                              height=190, allow_preview=False, object_fit="contain",
+                                              elem_classes=["pixel"], elem_id="examples")  # fmt: skip
+                    with gr.Column(scale=1, min_width=300):
+                        photo = gr.File(label="Upload a photo" + ("" if caps.embed else " (needs the encoder)"),
+                                        file_types=["image"], type="filepath", interactive=caps.embed,
+                                        elem_id="photo")  # fmt: skip
+                        embed_steps = gr.Slider(0, cfg.max_embed_steps, value=min(100, cfg.max_embed_steps), step=1,
+                                                label="Embedding steps", interactive=caps.embed)  # fmt: skip
+                        tune_photo = gr.Checkbox(value=cfg.tune_steps > 0, interactive=caps.embed and cfg.tune_steps > 0,
+                                                 label="Tune the generator to the photo (closer likeness; "
+                                                       f"{cfg.tune_steps} more steps)", elem_id="tune-photo")  # fmt: skip
+                        with gr.Row():
+                            upload_btn = gr.Button("Embed photo", interactive=caps.embed, elem_id="upload-btn")
+                            tune_btn = gr.Button("Tune to the photo now", interactive=caps.embed and cfg.tune_steps > 0,
+                                                 elem_id="tune-btn")  # fmt: skip
                 with gr.Accordion("Download and save", open=True):
                     with gr.Row():
                         with gr.Column():
@@ -155,13 +164,16 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                         with gr.Column():
                             save_name = gr.Textbox(label="Name", max_length=120, elem_id="save-name")
                             save_desc = gr.Textbox(label="Description", lines=2)
-                            save_tags = gr.Textbox(label="Tags (comma separated)", elem_id="save-tags")
+                            save_tags = gr.Textbox(label=f"Tags ({TAGS_HELP})", elem_id="save-tags")
                             save_vis = gr.Radio(list(VISIBILITIES), value="public", label="Visibility")
                             save_transfer = gr.Checkbox(value=True, label="Make it transfer to other faces first "
-                                                        "(mask edits; some seconds on a CPU)", elem_id="save-transfer")  # fmt: skip
+                                                        "(mask edits; about a minute on a CPU, with progress)",
+                                                        elem_id="save-transfer")  # fmt: skip
                             save_btn = gr.Button("Save edit to the library", elem_id="save-btn")
                             save_msg = gr.Markdown(label="save message", elem_id="save-msg")
-                            saved_id = gr.Number(value=None, label="Saved vector id", precision=0, interactive=False)
+                            # the id is in the message; the field is the API's second output only
+                            saved_id = gr.Number(value=None, label="Saved vector id", precision=0, interactive=False,
+                                                 visible=False)  # fmt: skip
 
             # ------------------------------------------------------------------ Library
             with gr.Tab("Library", id="library"):
@@ -179,7 +191,8 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                 with gr.Row():
                     with gr.Column(scale=2):
                         with gr.Row():
-                            vid = gr.Number(value=None, label="Vector id", precision=0, minimum=1, elem_id="vector-id")
+                            vid = gr.Textbox(label="Vector id", placeholder="click a result above, or type an id",
+                                             elem_id="vector-id")  # fmt: skip
                             open_btn = gr.Button("Open")
                         page_md = gr.Markdown(label="vector page", elem_id="vector-page")
                         versions = gr.Dataframe(headers=["version", "created", "note", "classes"], interactive=False,
@@ -204,11 +217,12 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                         up_file = gr.File(label="Upload a vector file (.safetensors)", file_types=[".safetensors"],
                                           type="filepath")  # fmt: skip
                         up_name = gr.Textbox(label="Name (default: from the file)")
-                        up_tags = gr.Textbox(label="Tags (comma separated)")
+                        up_tags = gr.Textbox(label=f"Tags ({TAGS_HELP})")
                         up_vis = gr.Radio(list(VISIBILITIES), value="public", label="Visibility")
                         up_btn = gr.Button("Publish file")
                         up_msg = gr.Markdown(label="upload message")
-                        up_id = gr.Number(value=None, label="Published vector id", precision=0, interactive=False)
+                        up_id = gr.Number(value=None, label="Published vector id", precision=0, interactive=False,
+                                          visible=False)  # fmt: skip
 
             # ------------------------------------------------------------------ Compose
             with gr.Tab("Compose", id="compose"):
@@ -268,7 +282,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         redo_btn.click(h.redo, [state], view, api_name="redo", **light)
         export_btn.click(h.export, [state], [files, pasted], api_name="export", **light)
         save_btn.click(h.save_edit, [save_name, save_desc, save_tags, save_vis, save_transfer, state], [save_msg, saved_id],
-                       api_name="save_edit", **heavy).success(h.vector_choices, None, slot_ids, api_name=False)  # fmt: skip
+                       api_name="save_edit", show_progress_on=[save_msg], **heavy).success(h.vector_choices, None, slot_ids, api_name=False)  # fmt: skip
 
         search_inputs = [q_text, q_tag, q_class, q_sort]
         search_btn.click(h.search, search_inputs, [results, table], api_name="search")

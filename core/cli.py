@@ -1,6 +1,7 @@
 """Command line for the editing engine.
 
     python -m core.cli sample --seed 3 --out out/
+    python -m core.cli sample --image photo.jpg --out out/     (the photo as the model draws it, and its mask)
     python -m core.cli edit   --seed 3 --edit open_mouth --out out/ --save-vector out/open_mouth.safetensors
     python -m core.cli edit   --image photo.jpg --target-mask painted.png --out out/
     python -m core.cli apply  --seed 7 --vector out/open_mouth.safetensors:1.0 --refine --out out/
@@ -22,17 +23,16 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 from PIL import Image
 from tqdm import tqdm
 
-from core.data.palette import colorize, mask_from_colors
+from core.data.palette import colorize
 from core.edit import EditConfig, edit_by_mask
 from core.edit_vector import REFINE_STEPS, TransferConfig, apply_vectors, make_transferable, refine, vector_from_edit
 from core.editgan import DEFAULT_MODEL, EditGAN
 from core.embed import EmbedConfig, EmbedResult
-from core.image_io import paste_back, to_pil
+from core.image_io import open_image, paste_back, read_painted_mask, to_pil
 from core.mask_edits import SCRIPTED_EDITS, apply_scripted
 from core.vector_format import VectorFile
 
@@ -80,18 +80,27 @@ def _parse_vectors(specs: list[str]) -> list[tuple[VectorFile, float]]:
     return out
 
 
-def cmd_sample(model: EditGAN, args) -> dict:
-    w = model.sample(args.seed, args.truncation)
-    _write(Path(args.out), f"sample_{args.seed}", model.render(w), model.segment(w) if model.branch else None, model)
-    return {"seed": args.seed}
+def cmd_sample(base: EditGAN, args) -> dict:
+    """A seed's sample, or with --image the photo embedded (and tuned to): its image and mask as the model draws them."""
+    model, w, embedded = _start(base, args)
+    stem = f"sample_{args.seed}" if embedded is None else f"embedded_{Path(args.image).stem}"
+    _write(Path(args.out), stem, model.render(w), model.segment(w) if model.branch else None, model)
+    if embedded is None:
+        return {"seed": args.seed}
+    return {"image": args.image, "psnr": round(embedded.psnr, 2), "psnr_untuned": round(embedded.psnr_untuned, 2)}
 
 
 def cmd_edit(base: EditGAN, args) -> dict:
+    # a painted mask is checked (square, palette colours, something painted) before a photo is embedded
+    painted = None
+    if args.target_mask:
+        painted = torch.from_numpy(read_painted_mask(args.target_mask, base.resolution, base.palette))
     model, w, embedded = _start(base, args)
     current = model.segment(w)[0]
-    if args.target_mask:
-        painted = mask_from_colors(np.asarray(Image.open(args.target_mask).convert("RGBA")), model.palette)
-        target = torch.where(torch.from_numpy(painted) >= 0, torch.from_numpy(painted), current.cpu())
+    if painted is not None:
+        target = torch.where(painted >= 0, painted, current.cpu())
+        if torch.equal(target, current.cpu()):
+            raise ValueError("the target mask equals the current mask: nothing to edit")
     else:
         target = torch.from_numpy(apply_scripted(args.edit, current))
     cfg = EditConfig(steps=args.steps, lr=args.lr)
@@ -211,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        for what in ("image", "target_mask"):  # unreadable or oversized files are refused before any model work
+            if getattr(args, what, None):
+                open_image(getattr(args, what))
         need = ("branch",) if args.command in ("edit", "apply") else ()
         if getattr(args, "image", None) or args.command == "batch":
             need = need + ("encoder",)

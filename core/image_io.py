@@ -7,9 +7,13 @@ Policy (stated once, used everywhere):
 * grayscale and 16-bit images are converted to 8-bit RGB; transparency is
   composited over white;
 * refused with ``ValueError``: unreadable or truncated files, images with a side
-  under 16 px, images over ``MAX_PIXELS`` (50 MP; PIL's decompression-bomb
-  guard is set to the same limit so a huge file is refused before it is
-  decoded);
+  under 16 px, images over ``MAX_PIXELS`` (50 MP; checked from the header, so a
+  huge file is refused before it is decoded, and PIL's decompression-bomb guard
+  is set to the same limit);
+* every image a user gives goes through :func:`open_image`: photos
+  (:func:`load_image`) and painted target masks (:func:`read_painted_mask`,
+  square, palette colours, transparent = unchanged) get the same limits and
+  messages;
 * the model sees a square: ``policy="crop"`` (default) takes the largest
   centred square, ``policy="pad"`` pads the short side with the edge colour;
   the square is resized to the model's resolution with Lanczos filtering.
@@ -27,6 +31,8 @@ from typing import Union
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from core.data.palette import mask_from_colors
 
 MIN_SIDE = 16
 MAX_PIXELS = 50_000_000
@@ -65,32 +71,64 @@ def _array_to_pil(a: np.ndarray) -> Image.Image:
     return Image.fromarray(a[..., 0] if a.shape[2] == 1 else a, mode)
 
 
-def load_image(source: ImageLike) -> Image.Image:
-    """Open and validate an image; returns 8-bit RGB."""
+def open_image(source: ImageLike) -> Image.Image:
+    """Open and validate an image, decoded, in its own mode (e.g. RGBA keeps its transparency)."""
     if isinstance(source, np.ndarray):
         img = _array_to_pil(source)
     elif isinstance(source, Image.Image):
         img = source
     else:
-        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+        if not isinstance(source, (bytes, str, Path)):
+            raise ValueError(f"an image must be a file path, bytes, a PIL image or an array, got {type(source).__name__}")
+        try:
+            data = source if isinstance(source, bytes) else Path(source).read_bytes()
+        except OSError as e:
+            raise ValueError(f"cannot read the image file ({type(e).__name__}: {str(e)[:120]})") from None
+        if not data:
+            raise ValueError("the image file is empty")
         try:
             img = Image.open(io.BytesIO(data))
-            if img.width * img.height > MAX_PIXELS:
-                raise ValueError(
-                    f"image is {img.width}x{img.height} ({img.width * img.height / 1e6:.1f} MP); "
-                    f"the limit is {MAX_PIXELS / 1e6:.0f} MP"
-                )
+            _check_size(img)  # from the header, before the pixels are decoded
             img.load()
         except Image.DecompressionBombError:
             raise ValueError(f"image is larger than the {MAX_PIXELS / 1e6:.0f} MP limit") from None
-        except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        except (UnidentifiedImageError, OSError, SyntaxError, EOFError) as e:
             raise ValueError(f"not a readable image ({type(e).__name__}: {str(e)[:120]})") from None
         img = ImageOps.exif_transpose(img)
+    _check_size(img)
+    return img
+
+
+def _check_size(img: Image.Image) -> None:
     if img.width * img.height > MAX_PIXELS:
-        raise ValueError(f"image is {img.width}x{img.height}; the limit is {MAX_PIXELS / 1e6:.0f} MP")
+        raise ValueError(f"image is {img.width}x{img.height} ({img.width * img.height / 1e6:.1f} MP); "
+                         f"the limit is {MAX_PIXELS / 1e6:.0f} MP")  # fmt: skip
     if min(img.width, img.height) < MIN_SIDE:
         raise ValueError(f"image is {img.width}x{img.height}; both sides must be at least {MIN_SIDE} px")
-    return _to_rgb8(img)
+
+
+def load_image(source: ImageLike) -> Image.Image:
+    """Open and validate an image; returns 8-bit RGB."""
+    return _to_rgb8(open_image(source))
+
+
+def read_painted_mask(source: ImageLike, resolution: int, palette: np.ndarray) -> np.ndarray:
+    """A painted target mask (palette colours; transparent = unchanged) -> class ids [R, R], -1 where unpainted.
+
+    The image must be square; it is resized to ``resolution`` with nearest-neighbour sampling (colours stay
+    exact), e.g. a 512 px mask from the app's editor for a 64 px model. Every opaque pixel must be a palette
+    colour (core.data.palette.mask_from_colors); a mask with no opaque pixel paints nothing and is refused.
+    """
+    img = open_image(source)
+    if img.width != img.height:
+        raise ValueError(f"a target mask must be square like the model's images, got {img.width}x{img.height}")
+    img = img.convert("RGBA")
+    if img.size != (resolution, resolution):
+        img = img.resize((resolution, resolution), Image.NEAREST)
+    painted = mask_from_colors(np.asarray(img), palette)
+    if (painted < 0).all():
+        raise ValueError("the target mask paints nothing: every pixel is transparent (transparent = unchanged)")
+    return painted
 
 
 def _to_rgb8(img: Image.Image) -> Image.Image:

@@ -54,6 +54,9 @@ MAX_CLASSES = 256
 MAX_METRICS = 64
 MAX_METRIC_KEY_CHARS = 64
 MAX_ABS_SCALE = 1e6
+# per-element RMS of a delta: real edits stay far below it; a random face's whole latent is ~1 (docs/results.md,
+# benchmarks/delta_norms.py); a finite but huge delta (all 1e30) would render a solid square
+MAX_DELTA_RMS = 100.0
 
 TENSOR_NAMES = ("delta", "preview", "change")
 REQUIRED_KEYS = (
@@ -177,7 +180,18 @@ def check_delta(delta: Any) -> np.ndarray:
     if not np.isfinite(delta).all():
         bad = int((~np.isfinite(delta)).sum())
         raise VectorFormatError(f"delta contains {bad} NaN or infinite values; only finite values are accepted")
+    rms = delta_rms(delta)
+    if not rms <= MAX_DELTA_RMS:
+        raise VectorFormatError(
+            f"delta is far larger than any edit: its per-element RMS (L2 norm / sqrt(n_latent * w_dim)) is "
+            f"{rms:.4g}; at most {MAX_DELTA_RMS:g} is accepted")
     return delta
+
+
+def delta_rms(delta: np.ndarray) -> float:
+    """A delta's size independent of its shape: L2 norm / sqrt(number of elements), computed in float64."""
+    a = np.asarray(delta, np.float64)
+    return float(np.sqrt(np.mean(a * a))) if a.size else 0.0
 
 
 def _uint8_array(value: Any, what: str) -> np.ndarray:

@@ -169,6 +169,18 @@ class VectorLibrary:
                 f"its classes are {', '.join(model.class_names)}")
 
     @staticmethod
+    def check_metadata(meta: VectorMetadata) -> None:
+        """Refuse what :meth:`publish` would refuse in ``meta`` (InvalidInput), before a caller spends work on the
+        vector; a name or description left as None comes from the file at publish time and is checked then."""
+        if meta.name is not None:
+            check.name(meta.name)
+        if meta.description is not None:
+            check.description(meta.description)
+        check.tags(meta.tags)
+        check.licence(meta.licence)
+        check.visibility(meta.visibility)
+
+    @staticmethod
     def _metadata(meta: VectorMetadata, vf: VectorFile) -> dict:
         name = meta.name if meta.name is not None else vf.name
         return {

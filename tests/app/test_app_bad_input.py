@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from gradio_client import handle_file
 from PIL import Image
+from safetensors import safe_open
+from safetensors.numpy import load, save
 from safetensors.torch import load_file, save_file
 
 from app.testing import write_target_mask
@@ -57,7 +59,12 @@ def test_empty_and_bad_mask_edits(client, started, tmp_path):
     with pytest.raises(Exception, match="nothing is painted"):
         client.predict({"background": None, "layers": [], "composite": None}, None, "optimization", 5,
                        api_name="/edit")  # fmt: skip
-    same = write_target_mask(tmp_path / "empty.png", 16, (0, 0, 0, 0), (0, 0, 0))
+    empty = write_target_mask(tmp_path / "empty.png", 16, (0, 0, 0, 0), (0, 0, 0))
+    with pytest.raises(Exception, match="paints nothing"):
+        client.predict(None, handle_file(str(empty)), "optimization", 5, api_name="/edit")
+    current = np.asarray(Image.open(client.predict(api_name="/export")[0][1]).convert("RGB"))  # mask.png
+    same = tmp_path / "same.png"
+    Image.fromarray(current).save(same)  # every pixel opaque, every class as it is
     with pytest.raises(Exception, match="equals the current mask"):
         client.predict(None, handle_file(str(same)), "optimization", 5, api_name="/edit")
     off = write_target_mask(tmp_path / "off.png", 16, (2, 2, 9, 9), (90, 90, 200))  # no class has this colour
@@ -118,3 +125,77 @@ def test_tuning_a_photo_whose_kept_file_is_damaged_or_gone_is_refused(client, ap
         client.predict(api_name="/tune")
     files, _ = client.predict(api_name="/export")
     assert np.array_equal(_img([f for f in files if f.endswith("image.png")][0]), _img(shown))  # session unchanged
+
+
+def _png_claiming(path, width: int, height: int):
+    """A valid small PNG whose header then claims ``width`` x ``height`` (a decompression bomb's header)."""
+    import struct
+    import zlib
+
+    Image.new("L", (16, 16)).save(path)
+    data = bytearray(path.read_bytes())
+    ihdr = bytes(data[12:16]) + struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(ihdr) & 0xFFFFFFFF)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_unreadable_and_oversized_target_masks_get_the_upload_messages(client, started, tmp_path):
+    """Each file /upload refuses readably, /edit's target mask refuses with the same message, not a traceback."""
+    cases = {"empty.png": b"", "text.png": b"just some text, not a picture\n",
+             "drawing.svg": b'<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16"><rect/></svg>'}  # fmt: skip
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+    good = tmp_path / "good.png"
+    write_target_mask(good, 64, (0, 0, 32, 32), (0, 200, 60))
+    (tmp_path / "truncated.png").write_bytes(good.read_bytes()[:60])
+    _png_claiming(tmp_path / "bomb.png", 30_000, 30_000)  # 900 MP
+    big = tmp_path / "big.png"
+    Image.new("RGBA", (9000, 6000)).save(big)  # 54 MP: under PIL's own 2x guard, over our 50 MP limit
+    expected = {"empty.png": "empty", "text.png": "not a readable image", "drawing.svg": "not a readable image",
+                "truncated.png": "not a readable image", "bomb.png": "50 MP", "big.png": "50 MP"}  # fmt: skip
+    for name, message in expected.items():
+        with pytest.raises(Exception, match=message):
+            client.predict(None, handle_file(str(tmp_path / name)), "optimization", 2, api_name="/edit")
+    wide = tmp_path / "wide.png"
+    Image.new("RGBA", (64, 32)).save(wide)
+    with pytest.raises(Exception, match="must be square"):
+        client.predict(None, handle_file(str(wide)), "optimization", 2, api_name="/edit")
+    _still_works(client, started)
+
+
+def test_a_512_px_target_mask_is_read_at_the_model_resolution(client, started, tmp_path):
+    """The app's own editor paints at 512 px; an uploaded mask of that size is resized like the editor's layers."""
+    mask = write_target_mask(tmp_path / "m512.png", 512, (64, 64, 320, 320), (0, 200, 60))
+    out = client.predict(None, handle_file(str(mask)), "optimization", 2, api_name="/edit")
+    assert "mask edit" in out[6]
+
+
+def test_a_huge_finite_vector_is_refused(client, app_server, started, tmp_path):
+    """All 1e30: finite, so a NaN check passes it, but it is no edit (it renders a solid square)."""
+    delta = np.full((6, 32), 1e30, np.float32)
+    with pytest.raises(ValueError, match="per-element RMS .* is 1e\\+30; at most"):
+        VectorFile(delta=delta, model_id=app_server.runtime.model_id, edited_classes=("skin",), name="huge")
+    # a file written by someone else's tool: the same check on reading
+    good = VectorFile(delta=np.zeros((6, 32), np.float32), model_id=app_server.runtime.model_id,
+                      edited_classes=("skin",), name="zero")  # fmt: skip
+    path = tmp_path / "huge.safetensors"
+    good.save(path)
+    with safe_open(str(path), "np") as f:
+        metadata = f.metadata()
+    tensors = load(good.to_bytes())
+    tensors["delta"] = delta
+    path.write_bytes(save(tensors, metadata=metadata))
+    with pytest.raises(Exception, match="far larger than any edit"):
+        client.predict(handle_file(str(path)), "huge", "", "public", api_name="/upload_vector")
+    _still_works(client, started)
+
+
+def test_apply_before_choosing_a_vector_says_so(client, started):
+    for api in ("/apply", "/vector", "/like", "/download_vector"):
+        args = ("", 1.0) if api == "/apply" else ("",)
+        with pytest.raises(Exception, match="choose a vector first"):
+            client.predict(*args, api_name=api)
+    _still_works(client, started)

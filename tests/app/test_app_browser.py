@@ -1,14 +1,21 @@
-"""A real browser (Playwright driving Debian's Chromium) against a launched app: paint a stroke with a
-class colour, run an edit, see the result change, save it to the library and find it by search; and
-an edit with nothing painted shows a readable message. Screenshots on failure (path printed)."""
+"""A real browser (Playwright driving Debian's Chromium) against a launched app, used as a person uses it: every
+class colour is picked by clicking the swatch a person sees (the topmost element at that point), painted and
+read back from the screen; a stroke is painted, edited, saved and found by search; an edit with nothing painted
+shows a readable message; a vector page with hostile text requests nothing and shows no markup. Screenshots on
+failure (path printed)."""
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
+
+from core.data.palette import CLASS_NAMES, PALETTE
 
 CHROMIUM = os.environ.get("EDITGAN_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -26,7 +33,7 @@ def page(app_server, tmp_path, request):
     exe = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe, headless=True, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1800})
+        pg = browser.new_page(viewport={"width": 1400, "height": 900})  # a laptop screen
         pg.set_default_timeout(60_000)
         yield pg
         failed = getattr(request.node, "rep_call", None)
@@ -42,20 +49,72 @@ def _src(page, selector: str) -> str:
     return page.locator(f"{selector} img").first.get_attribute("src") or ""
 
 
-def _paint_stroke(page) -> None:
+def _pick_colour(page, rgb) -> None:
+    """Open the editor's colour menu and click the swatch of ``rgb`` where a person sees it: the swatch must be
+    the topmost element at its own centre (a clipped or covered swatch cannot be clicked by a person)."""
     editor = page.locator("#mask-editor")
     editor.locator("button[aria-label='Color']").click()
-    editor.locator(f"menu.swatch button[style*='{GLASSES_RGB}']").click()
+    swatch = editor.locator(f"menu.swatch button[style*='rgb({rgb[0]}, {rgb[1]}, {rgb[2]})']")
+    box = swatch.bounding_box()
+    assert box is not None and box["width"] >= 10 and box["height"] >= 10, f"swatch {rgb} is not shown: {box}"
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    topmost = page.evaluate("([x, y]) => { const e = document.elementFromPoint(x, y); "
+                            "return e ? (e.getAttribute('style') || '') + '|' + e.tagName : null; }", [x, y])  # fmt: skip
+    assert topmost is not None and f"rgb({rgb[0]}, {rgb[1]}, {rgb[2]})" in topmost and topmost.endswith("BUTTON"), \
+        f"the swatch {rgb} is covered by {topmost}"
+    page.mouse.click(x, y)  # at the point, as a person clicks: no scrolling into view
     editor.locator("button[aria-label='Brush']").click()
-    canvas = editor.locator(".pixi-target canvas")
-    box = canvas.bounding_box()
-    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def _canvas_box(page) -> dict:
+    return page.locator("#mask-editor .pixi-target canvas").bounding_box()
+
+
+def _stroke(page, points) -> None:
     # few pointer events: each one re-renders the canvas, which is slow in software-GL Chromium
-    page.mouse.move(cx - 150, cy - 30)
+    page.mouse.move(*points[0])
     page.mouse.down()
-    for x, y in ((cx - 50, cy + 30), (cx + 50, cy - 30), (cx + 150, cy + 30)):
+    for x, y in points[1:]:
         page.mouse.move(x, y)
     page.mouse.up()
+
+
+def _paint_stroke(page) -> None:
+    _pick_colour(page, (0, 200, 60))  # glasses
+    box = _canvas_box(page)
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    _stroke(page, [(cx - 150, cy - 30), (cx - 50, cy + 30), (cx + 50, cy - 30), (cx + 150, cy + 30)])
+
+
+def _screen_rgb(page, x: float, y: float) -> np.ndarray:
+    shot = Image.open(io.BytesIO(page.screenshot(clip={"x": x - 2, "y": y - 2, "width": 5, "height": 5})))
+    return np.asarray(shot.convert("RGB"))[2, 2].astype(np.int32)
+
+
+def _nearest_class(rgb: np.ndarray) -> int:
+    return int(((PALETTE.astype(np.int32) - rgb) ** 2).sum(-1).argmin())
+
+
+def test_every_class_colour_is_picked_by_clicking_its_visible_swatch(page, app_server):
+    page.goto(app_server.url)
+    page.wait_for_selector("#image img")
+    page.wait_for_selector("#mask-editor canvas")
+    page.locator("#mask-editor").scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    box = _canvas_box(page)
+    for k, name in enumerate(CLASS_NAMES):
+        # one short horizontal stroke per class, in its own band of the image (the canvas has a margin around it)
+        y = box["y"] + box["height"] * (0.15 + 0.7 * (k + 0.5) / len(CLASS_NAMES))
+        x0, x1 = box["x"] + box["width"] * 0.3, box["x"] + box["width"] * 0.7
+        _pick_colour(page, tuple(int(c) for c in PALETTE[k]))
+        _stroke(page, [(x0, y), ((x0 + x1) / 2, y), (x1, y)])
+        page.wait_for_timeout(200)
+        seen = _screen_rgb(page, (x0 + x1) / 2, y)
+        assert _nearest_class(seen) == k, f"painting {name} shows {seen.tolist()} on the canvas"
+    # the server reads the last stroke (glasses) as glasses: the edit runs and reports its target
+    page.locator("#run-btn").click()
+    page.locator("#result").get_by_text("mask edit").wait_for()
+    assert "target IoU" in page.locator("#result").inner_text()
 
 
 def test_paint_edit_save_and_find(page, app_server):
@@ -98,3 +157,42 @@ def test_edit_with_nothing_painted_shows_a_message(page, app_server):
     page.locator("#info").get_by_text("seed 2").wait_for()
     page.locator("#random-btn").click()
     page.locator("#info").get_by_text("no changes yet").wait_for()
+
+
+def test_hostile_text_on_the_vector_page_requests_nothing_and_shows_no_markup(page, app_server):
+    from vector_library import VectorMetadata
+    from core.vector_format import VectorFile
+
+    rt = app_server.runtime
+    rt.library.ensure_user("alice")
+    probe = app_server.url + "track-probe.png"
+    name = f'<img src="{probe}"> Nice ![p]({probe}) **b**'
+    description = f"{probe} www.example.com [l](javascript:alert(1))\n# big\n<b>bold</b> <script>window.pwned=1</script>"
+    vf = VectorFile(delta=np.full(rt.model.latent_shape, 0.01, np.float32), model_id=rt.model_id,
+                    edited_classes=("lips",), name="x")  # fmt: skip
+    info = rt.library.publish("alice", vf, VectorMetadata(name=name, description=description, tags=("probe",)))
+    rt.library.publish_version("alice", info.id, vf, note=f'<img src="{probe}"> note')
+    requested = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(app_server.url)
+    page.wait_for_selector("#image img")
+    page.get_by_role("tab", name="Library").click()
+    page.locator("#q-text textarea, #q-text input").first.fill("Nice")
+    page.locator("#search-btn").click()
+    page.wait_for_function("document.querySelector('#results-table').innerText.includes('Nice')")
+    page.locator("#vector-id textarea, #vector-id input").first.fill(str(info.id))
+    page.get_by_role("button", name="Open").click()
+    page.locator("#vector-page").get_by_text("Nice").first.wait_for()
+    page.wait_for_timeout(500)
+    shown = page.locator("#vector-page").inner_text()
+    assert name in shown and "<script>window.pwned=1</script>" in shown  # as typed, visible
+    for where in ("#vector-page", "#results-table", "#results"):
+        markup = page.evaluate(
+            f"[...document.querySelectorAll('{where} *')].filter(e => "
+            "(e.getAttribute('src') || '').includes('probe') || (e.getAttribute('href') || '').includes('probe') "
+            "|| (e.getAttribute('href') || '').startsWith('javascript') "
+            "|| (['SCRIPT', 'B', 'IFRAME'].includes(e.tagName) && /pwned|bold/.test(e.textContent))).length")
+        assert markup == 0, where
+    assert page.evaluate("document.querySelectorAll('#vector-page h1').length") == 0  # '# big' is no heading
+    assert page.evaluate("window.pwned === undefined")
+    assert not [u for u in requested if "track-probe" in u], requested

@@ -139,3 +139,67 @@ def test_refine_alone_takes_the_default_step_count():
         for bad in ("-1", "2.5", "many"):
             with pytest.raises(SystemExit):
                 p.parse_args([*base, "--refine", bad, "--out", "o"])
+
+
+def test_a_target_mask_of_another_size_is_resized_like_the_app_does(bundle, tmp_path, capsys):
+    """A 512 px palette PNG (the size of the app's editor) edits a 16 px model: nearest-neighbour resizing."""
+    painted = np.zeros((512, 512, 4), np.uint8)
+    painted[128:288, 128:288] = (*PALETTE[9], 255)  # lips over a 5x5 cell block
+    Image.fromarray(painted, "RGBA").save(tmp_path / "paint512.png")
+    out = tmp_path / "out"
+    rc = main(["--model", str(bundle), "edit", "--seed", "1", "--target-mask", str(tmp_path / "paint512.png"),
+               "--steps", "2", "--out", str(out)])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    target = np.asarray(Image.open(out / "target_mask.png").convert("RGB"))
+    assert target.shape == (16, 16, 3) and (target[4:9, 4:9] == PALETTE[9]).all()
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_unreadable_or_oversized_target_masks_are_refused_up_front(bundle, tmp_path, capsys):
+    import time
+
+    files = {"empty.png": b"", "text.png": b"plain text\n", "cut.png": None, "big.png": None, "wide.png": None}
+    Image.new("RGBA", (32, 32)).save(tmp_path / "whole.png")
+    files["cut.png"] = (tmp_path / "whole.png").read_bytes()[:50]
+    for name, data in files.items():
+        if data is not None:
+            (tmp_path / name).write_bytes(data)
+    Image.new("RGBA", (9000, 6000)).save(tmp_path / "big.png")  # 54 MP
+    Image.new("RGBA", (32, 16)).save(tmp_path / "wide.png")
+    expected = {"empty.png": "empty", "text.png": "not a readable image", "cut.png": "not a readable image",
+                "big.png": "50 MP", "wide.png": "must be square"}  # fmt: skip
+    for name, message in expected.items():
+        t0 = time.perf_counter()
+        rc = main(["--model", str(bundle), "edit", "--target-mask", str(tmp_path / name), "--out", str(tmp_path / "o")])
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err and "Traceback" not in err, (name, err)
+        assert time.perf_counter() - t0 < 10  # refused before any model work (a 54 MP file used to run 95 s)
+
+
+def test_sample_of_an_image_writes_its_embedding(bundle, tmp_path, capsys):
+    Image.fromarray(np.full((24, 24, 3), 120, np.uint8)).save(tmp_path / "face.png")
+    out = tmp_path / "out"
+    rc = main(["--model", str(bundle), "sample", "--image", str(tmp_path / "face.png"), "--embed-steps", "1",
+               "--tune-steps", "0", "--out", str(out)])  # fmt: skip
+    assert rc == 0
+    assert json.loads(capsys.readouterr().out)["image"].endswith("face.png")
+    assert Image.open(out / "embedded_face.png").size == (16, 16) and (out / "embedded_face_mask.png").exists()
+    (tmp_path / "empty.png").write_bytes(b"")
+    assert main(["--model", str(bundle), "sample", "--image", str(tmp_path / "empty.png"), "--out", str(out)]) == 2
+    assert "empty" in capsys.readouterr().err
+
+
+def test_apply_refuses_a_huge_finite_vector(bundle, tmp_path, capsys):
+    from safetensors import safe_open
+    from safetensors.numpy import load, save
+
+    zero = VectorFile(delta=np.zeros((6, 32), np.float32), model_id="ab" * 8, edited_classes=("skin",))
+    path = tmp_path / "huge.safetensors"
+    zero.save(path)
+    with safe_open(str(path), "np") as f:
+        metadata = f.metadata()
+    tensors = load(path.read_bytes())
+    tensors["delta"] = np.full_like(tensors["delta"], 1e30)
+    path.write_bytes(save(tensors, metadata=metadata))
+    assert main(["--model", str(bundle), "apply", "--seed", "1", "--vector", str(path), "--out", str(tmp_path)]) == 2
+    assert "far larger than any edit" in capsys.readouterr().err

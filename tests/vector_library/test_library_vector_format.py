@@ -63,11 +63,20 @@ def test_round_trip_is_bit_exact(tmp_path):
 
 
 def test_round_trip_keeps_awkward_floats_exactly():
-    delta = np.array([[np.float32(1e-45), -0.0, np.finfo(np.float32).max, 0.1]], dtype=np.float32)
+    # the largest element keeps the delta's RMS (75) under the bound on deltas (MAX_DELTA_RMS)
+    delta = np.array([[np.float32(1e-45), -0.0, np.float32(150.0) + np.float32(2**-16), 0.1]], dtype=np.float32)
     v = make(delta=delta, default_scale=0.1 + 0.2, scale_min=-1e-300, scale_max=1e5 / 3, preview=None)
     back = VectorFile.from_bytes(v.to_bytes())
     assert back.delta.tobytes() == delta.tobytes()
     assert back.default_scale == 0.1 + 0.2 and back.scale_max == 1e5 / 3 and back.scale_min == -1e-300
+
+
+def test_a_finite_but_huge_delta_is_refused_with_its_size_and_the_bound():
+    """All 1e30 (or float32's largest value) passes a NaN/Inf check but is no edit: it renders a solid square."""
+    for value in (1e30, np.finfo(np.float32).max):
+        with pytest.raises(VectorFormatError, match=r"per-element RMS .* is [0-9.e+]+; at most 100 is accepted"):
+            make(delta=np.full((18, 512), value, np.float32))
+    make(delta=np.full((18, 512), 50.0, np.float32))  # large, under the bound: accepted
 
 
 def test_file_is_standard_safetensors_readable_by_the_reference_reader():
