@@ -40,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def make_app(args: argparse.Namespace):
     """Load everything once and build the UI; returns (demo, runtime)."""
+    import os
+
+    from app.memory import limit_arenas
+
+    arenas = os.environ.get("EDITGAN_MALLOC_ARENAS", "2")
+    if arenas.strip() not in ("", "0"):  # before any worker thread exists (app/memory.py says why)
+        limit_arenas(int(arenas))
     from app.config import AppConfig, oauth_enabled, on_space
     from app.identity import Identity
     from app.runtime import Runtime

@@ -10,6 +10,8 @@
     EDITGAN_HEAVY_WORKERS  how many edits / embeddings run at once (default 1)
     EDITGAN_TORCH_THREADS  intra-op threads of torch on the CPU (default 1 on machines with <= 4 cores,
                            where parallel requests, not parallel ops, use the cores; else torch's default)
+    EDITGAN_MALLOC_ARENAS  glibc malloc arenas for the process (default 2, which keeps memory bounded; 0 leaves
+                           glibc's default; app/memory.py)
 """
 
 from __future__ import annotations

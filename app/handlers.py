@@ -37,6 +37,7 @@ from app.handler_util import (
     whole_number,
 )
 from app.library_handlers import LibraryHandlers
+from app.memory import trim as trim_memory
 from app.runtime import Runtime, to_uint8
 from app.session import EditSession, ShareStore, format_vectors
 from core.edit import EditConfig, edit_by_mask
@@ -141,7 +142,10 @@ class Handlers(LibraryHandlers):
                 what = "embedding" if step < steps else "tuning the generator to the photo"
                 progress((step + 1, total), desc=f"{what} (loss {loss:.3f})")
 
-            res = model.embed(str(path), EmbedConfig(steps=steps, tune_steps=tune_steps), callback=cb)
+            try:
+                res = model.embed(str(path), EmbedConfig(steps=steps, tune_steps=tune_steps), callback=cb)
+            finally:
+                trim_memory()
             token = self.rt.store_tuning(res.tuning) if res.tuning is not None else None
             w = res.w_plus[0].cpu().numpy()
             new = EditSession()
@@ -185,8 +189,11 @@ class Handlers(LibraryHandlers):
             def cb(step, loss):
                 progress((step + 1, steps), desc=f"tuning the generator to the photo (loss {loss:.3f})")
 
-            res = model.tune(image, torch.from_numpy(pivot)[None].to(model.device), EmbedConfig(tune_steps=steps),
-                             callback=cb)  # fmt: skip
+            try:
+                res = model.tune(image, torch.from_numpy(pivot)[None].to(model.device), EmbedConfig(tune_steps=steps),
+                                 callback=cb)  # fmt: skip
+            finally:
+                trim_memory()
             state.tuning = self.rt.store_tuning(res.tuning)
             mask = "; the mask held to the image reader's reading" if res.tune_branch_guided else ""
             note = (f" Generator tuned to the photo ({len(res.tune_losses)} steps, {res.tune_seconds:.1f} s{mask}): "
@@ -307,6 +314,7 @@ class Handlers(LibraryHandlers):
                     progress((step + 1, steps), desc=msg)
                 yield before.image, img, skip, skip, skip, skip, msg, skip, skip
         thread.join()
+        trim_memory()  # the edit's activations are freed: give the pages back (app/memory.py)
         if "error" in box:
             e = box["error"]
             if isinstance(e, (ValueError, LibraryError)):
@@ -472,6 +480,7 @@ class Handlers(LibraryHandlers):
                                  f"another vector, or open #{vid} in the Library tab")  # fmt: skip
             note = self._make_transferable(state, progress) if transfer else ""
             vf = self._edit_vector(state, meta.name, meta.description, transferable=transfer)
+            trim_memory()
             info = self.rt.library.publish(user, vf, meta)
             saved[how] = (info.id, info.name)
             return f"Saved as vector **#{info.id} {md_text(info.name)}** ({info.visibility}).{note}", info.id

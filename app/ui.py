@@ -19,6 +19,8 @@ from app.session import EditSession
 from core.edit_vector import REFINE_STEPS
 from vector_library import VISIBILITIES
 
+SESSION_CAPACITY = 1000
+
 CSS = """
 #banner {border-left: 4px solid #f59e0b; padding: 4px 12px; background: rgba(245,158,11,0.08);}
 .legend {display: flex; flex-wrap: wrap; gap: 6px 14px; font-size: 0.9em;}
@@ -34,7 +36,9 @@ CSS = """
 
 def launch_options(runtime: Runtime) -> dict:
     """Keyword arguments for ``demo.launch`` that belong to the UI (Gradio 6 takes css at launch)."""
-    opts = {"css": CSS, "max_file_size": "100mb"}  # a 50 MP PNG fits; bigger uploads are refused at once
+    # a 50 MP PNG fits; bigger uploads are refused at once. Gradio keeps every session's state and component
+    # config (about 0.25 MB each, docs/results.md); 10,000 by default, here the 1,000 most recently used
+    opts = {"css": CSS, "max_file_size": "100mb", "state_session_capacity": SESSION_CAPACITY}
     auth = runtime.identity.auth()
     if auth is not None:
         opts["auth"] = auth
@@ -196,7 +200,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                             open_btn = gr.Button("Open")
                         page_md = gr.Markdown(label="vector page", elem_id="vector-page")
                         versions = gr.Dataframe(headers=["version", "created", "note", "classes"], interactive=False,
-                                                label="Version history")  # fmt: skip
+                                                label="Version history", elem_id="versions")  # fmt: skip
                         with gr.Row():
                             like_btn = gr.Button("♥ Like", elem_id="like-btn")
                             like_msg = gr.Markdown(label="likes")

@@ -186,7 +186,8 @@ def test_hostile_text_on_the_vector_page_requests_nothing_and_shows_no_markup(pa
     page.wait_for_timeout(500)
     shown = page.locator("#vector-page").inner_text()
     assert name in shown and "<script>window.pwned=1</script>" in shown  # as typed, visible
-    for where in ("#vector-page", "#results-table", "#results"):
+    page.locator("#versions").get_by_text("note").first.wait_for()  # the version note, as typed
+    for where in ("#vector-page", "#versions", "#results-table", "#results"):
         markup = page.evaluate(
             f"[...document.querySelectorAll('{where} *')].filter(e => "
             "(e.getAttribute('src') || '').includes('probe') || (e.getAttribute('href') || '').includes('probe') "
