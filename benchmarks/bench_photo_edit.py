@@ -9,10 +9,12 @@ generator to it once per --tunings setting at that latent (pivotal tuning,
 core.tuning, via EditGAN.tune: the tuning embed itself would run). On each
 of the two bundles (as embedded, and tuned) the mask the user sees is the
 branch's reading of the latent; every scripted edit kind that applies to it is
-painted and run in mode 3 (30 steps). Judged as bench_edit judges (oracle IoU
-against the painted mask inside the region >= 0.7 and PSNR outside it against
-the bundle's own render >= 30 dB), plus what the user compares with: PSNR
-outside the region against the photo itself. Beside it, per bundle: PSNR and
+painted and run in mode 3 (30 steps). Judged as bench_edit judges
+(:func:`benchmarks.edit_judge.judge` against the bundle's own render: changed
+pixels read as painted, the region's other pixels as before, PSNR outside
+>= 30 dB), with the same two controls beside every rate (the render left as it
+was, and a random latent step of the edit's norm), plus what the user compares
+with: PSNR outside the region against the photo itself. Beside it, per bundle: PSNR and
 oracle mIoU of the reconstruction against the photo's true mask, and the
 branch's mask (what the user paints on) against that true mask.
 
@@ -32,7 +34,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.bench_edit import _summary, judge
+from benchmarks.bench_edit import _summary, random_step
+from benchmarks.edit_judge import CHANGED_OK, KEPT_OK, PSNR_OK, judge
 from benchmarks.bench_joint import HELDOUT_SEED, RESULTS, miou
 from benchmarks.oracle import load_oracle
 from benchmarks.results_io import write_result
@@ -80,6 +83,8 @@ def run(model: EditGAN, oracle, n: int, kinds, embed_config: EmbedConfig, edit_c
     ds = ProceduralFaces(model.resolution, HELDOUT_SEED)
     names = ["embedded"] + [bundle_name(*t) for t in tunings]
     recs = {b: {k: [] for k in kinds} for b in names}
+    noops = {b: {k: [] for k in kinds} for b in names}  # the controls: the render left alone
+    rands = {b: {k: [] for k in kinds} for b in names}  # and moved by a random step of the edit's norm
     recon = {b: {"psnr": [], "oracle": [], "branch": []} for b in names}
     truth, pics, embed_s = [], [], []
     tune_s = {b: [] for b in names[1:]}
@@ -108,9 +113,12 @@ def run(model: EditGAN, oracle, n: int, kinds, embed_config: EmbedConfig, edit_c
                     continue
                 e = edit_by_mask(bundle.generator, bundle.branch, w, target, bundle.class_names, edit_config,
                                  bundle.perceptual, bundle.encoder, reader=bundle.reader)  # fmt: skip
-                j = judge(oracle, e.image, render, target, e.roi)
+                j = judge(oracle, e.image, render, mask.cpu(), target, e.roi)
                 recs[name][kind].append({**j, "photo": i, "seconds": e.seconds,
                                          "psnr_outside_vs_photo": psnr_outside(e.image, photo, e.roi)})  # fmt: skip
+                noops[name][kind].append(judge(oracle, render, render, mask.cpu(), target, e.roi))
+                rands[name][kind].append(judge(oracle, bundle.render(random_step(w, e.delta, i)), render, mask.cpu(),
+                                               target, e.roi))  # fmt: skip
                 if shown is None:
                     shown = (target, e.image)
             if i < 6 and shown is not None and name in ("embedded", names[-1]):
@@ -123,14 +131,16 @@ def run(model: EditGAN, oracle, n: int, kinds, embed_config: EmbedConfig, edit_c
         per_kind = {}
         for kind in kinds:
             rs = recs[name][kind]
-            per_kind[kind] = {**_summary(rs), "mean_psnr_outside_vs_photo_db": round(float(np.mean(
+            per_kind[kind] = {**_summary(rs, noops[name][kind], rands[name][kind]), "mean_psnr_outside_vs_photo_db": round(float(np.mean(
                 [min(x["psnr_outside_vs_photo"], 99.0) for x in rs])), 3) if rs else None}  # fmt: skip
         every = [x for kind in kinds for x in recs[name][kind]]
+        every_noop = [x for kind in kinds for x in noops[name][kind]]
+        every_rand = [x for kind in kinds for x in rands[name][kind]]
         out[name] = {
             "reconstruction_psnr_db": round(float(np.mean(recon[name]["psnr"])), 3),
             "reconstruction_oracle_miou_vs_true_mask": round(miou(torch.stack(recon[name]["oracle"]), truth_t)[0], 4),
             "branch_mask_miou_vs_true_mask": round(miou(torch.stack(recon[name]["branch"]), truth_t)[0], 4),
-            "mode3": {**_summary(every), "mean_psnr_outside_vs_photo_db": round(float(np.mean(
+            "mode3": {**_summary(every, every_noop, every_rand), "mean_psnr_outside_vs_photo_db": round(float(np.mean(
                 [min(x["psnr_outside_vs_photo"], 99.0) for x in every])), 3) if every else None,
                 "mean_seconds": round(float(np.mean([x["seconds"] for x in every])), 3) if every else None},
             "per_kind": per_kind,
@@ -163,7 +173,9 @@ def main(argv: Optional[list[str]] = None) -> dict:
     edit_config = EditConfig(steps=args.edit_steps)
     t0 = time.time()
     rows, pics = run(model, oracle, args.images, args.kinds, embed_config, edit_config, tuple(args.tunings))
-    result = {"model": args.model, "model_id": model.model_id, "images": args.images, "heldout_seed": HELDOUT_SEED,
+    result = {"criteria": {"judge": "benchmarks.edit_judge", "changed_accuracy_min": CHANGED_OK,
+                           "kept_agreement_min": KEPT_OK, "psnr_outside_min_db": PSNR_OK},
+              "model": args.model, "model_id": model.model_id, "images": args.images, "heldout_seed": HELDOUT_SEED,
               "embed_config": embed_config.to_dict(), "edit_config": edit_config.to_dict(),
               "tunings": {bundle_name(*t): {"tune_locality": t[0], "tune_w_branch": t[1]} for t in args.tunings},
               "perceptual_backend": model.perceptual.backend, "image_reader": model.reader is not None,
@@ -172,7 +184,23 @@ def main(argv: Optional[list[str]] = None) -> dict:
     write_result(out, result)
     if pics:
         Image.fromarray(np.concatenate(pics, 0)).save(out.with_suffix(".png"))
+    print(table(result, ["embedded"] + list(result["tunings"])))
     return result
+
+
+def table(result: dict, bundles: list[str]) -> str:
+    """Markdown: mode-3 success with the no-op and random-step controls beside it, per kind and bundle."""
+    head = "| kind | " + " | ".join(f"{b}: success | no-op | random step" for b in bundles) + " |"
+    rows = [head, "|---|" + "---|---|---|" * len(bundles)]
+    kinds = list(result[bundles[0]]["per_kind"]) + ["mode3"]
+    for kind in kinds:
+        cells = []
+        for b in bundles:
+            s = result[b]["mode3"] if kind == "mode3" else result[b]["per_kind"][kind]
+            cells += ([f"{s['success_rate']:.2f} ({s['n']})", f"{s['noop_success_rate']:.2f}",
+                       f"{s['random_step_success_rate']:.2f}"] if s.get("n") else ["-"] * 3)  # fmt: skip
+        rows.append(f"| {'**overall**' if kind == 'mode3' else kind} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
 from benchmarks.bench_edit import PSNR_OK, _pick_sources
 
 
-def _edit(seed, success, iou, psnr):
-    return ({"seed": seed, "success": success, "oracle_iou": iou, "psnr_outside": psnr}, f"vec{seed}", None)
+def _edit(seed, success, acc, psnr):
+    return ({"seed": seed, "success": success, "changed_accuracy": acc, "psnr_outside": psnr}, f"vec{seed}", None)
 
 
 def test_vector_sources_are_passing_edits_in_seed_order_then_the_closest():
     edits = [
-        _edit(1000, False, 0.9, PSNR_OK - 1),  # high IoU but spoils the outside: after every clean miss
+        _edit(1000, False, 0.9, PSNR_OK - 1),  # high accuracy but spoils the outside: after every clean miss
         _edit(1001, True, 0.75, 33.0),
         _edit(1002, False, 0.6, 34.0),
         _edit(1003, True, 0.95, 31.0),
@@ -16,3 +16,20 @@ def test_vector_sources_are_passing_edits_in_seed_order_then_the_closest():
     assert [e[0]["seed"] for e in _pick_sources(edits, 2)] == [1001, 1003]
     assert [e[0]["seed"] for e in _pick_sources(edits, 5)] == [1001, 1003, 1004, 1002, 1000]
     assert _pick_sources([], 3) == []
+
+
+def test_every_rate_is_printed_beside_its_no_op_rate():
+    from benchmarks.bench_edit import _summary, table
+
+    def verdict(success, acc):
+        return {"success": success, "changed_accuracy": acc, "kept_agreement": 1.0, "psnr_outside": 35.0,
+                "oracle_iou": 0.8}  # fmt: skip
+
+    s = _summary([verdict(True, 0.9), verdict(False, 0.2)], [verdict(False, 0.0)] * 2, [verdict(True, 0.6), verdict(False, 0.1)])
+    assert (s["success_rate"], s["noop_success_rate"], s["random_step_success_rate"]) == (0.5, 0.0, 0.5)
+    assert s["old_judge_noop_success_rate"] == 1.0  # the replaced judge passed these no-ops
+    result = {"per_kind": {"smile": {"mode3": s, "transfer_mode1": s, "transfer_mode2": s}},
+              **{f"overall_{k}_{r}": 0.5 for k in ("mode3", "transfer_mode1", "transfer_mode2")
+                 for r in ("success_rate", "noop_success_rate")}}  # fmt: skip
+    lines = table(result).splitlines()
+    assert lines[0].count("no-op") == 3 and lines[2].startswith("| smile | 0.50 (2) | 0.00 | 0.50 |")

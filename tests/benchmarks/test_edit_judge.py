@@ -1,0 +1,88 @@
+"""The edit judge fails a no-op and a random latent step, and passes an edit the oracle sees made."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks.bench_edit import _cases, random_step
+from benchmarks.edit_judge import CHANGED_OK, KEPT_OK, PSNR_OK, judge, judge_masks
+from core.edit import EditConfig, edit_by_mask
+from core.mask_edits import SCRIPTED_EDITS
+
+ROOT = Path(__file__).resolve().parents[2]
+SKIN, NOSE, HAIR = 1, 8, 3
+
+
+def _face():
+    """A 16 px mask: skin with a 6 x 4 nose; the painted target shrinks the nose to 2 x 2; region around it."""
+    before = torch.full((16, 16), SKIN)
+    before[5:11, 6:10] = NOSE
+    target = before.clone()
+    target[before == NOSE] = SKIN
+    target[7:9, 7:9] = NOSE
+    roi = torch.zeros(16, 16, dtype=torch.bool)
+    roi[3:13, 4:12] = True
+    return before, target, roi
+
+
+def test_a_no_op_fails_with_no_changed_pixel_right():
+    before, target, roi = _face()
+    v = judge_masks(before, before, before, target, roi, psnr_outside=float("inf"))
+    assert v.changed_accuracy == 0.0 and v.kept_agreement == 1.0 and not v.success
+    small = before.clone()
+    small[10, 6:10] = SKIN  # a one-row change in a large region: the old judge (region mIoU >= 0.7) passed its no-op
+    v = judge_masks(before, before, before, small, torch.ones(16, 16, dtype=torch.bool), float("inf"))
+    assert v.oracle_iou >= 0.7 and v.changed_accuracy == 0.0 and not v.success
+
+
+def test_an_edit_read_as_painted_passes_and_each_bar_can_fail_it():
+    before, target, roi = _face()
+    assert judge_masks(target, before, before, target, roi, PSNR_OK).success
+    half = target.clone()
+    half[5:9, 6:10] = NOSE  # the top rows of the changed pixels still read as nose (12 of 20)
+    v = judge_masks(half, before, before, target, roi, float("inf"))
+    assert v.changed_accuracy < CHANGED_OK and not v.success
+    repainted = target.clone()
+    repainted[3:5, 4:12] = HAIR  # the change made, and the region's unchanged rows above it repainted
+    v = judge_masks(repainted, before, before, target, roi, float("inf"))
+    assert v.changed_accuracy == 1.0 and v.kept_agreement < KEPT_OK and not v.success
+    assert not judge_masks(target, before, before, target, roi, PSNR_OK - 0.1).success
+
+
+def test_pixels_the_oracle_already_read_as_painted_are_not_counted_as_changed():
+    before, target, roi = _face()
+    read_before = target.clone()  # the oracle saw the small nose already: nothing left to change
+    v = judge_masks(read_before, read_before, before, target, roi, float("inf"))
+    assert v.changed_pixels == 0 and not v.success
+    read_before[5, 6:10] = NOSE  # one row it did not: only that row counts
+    v = judge_masks(target, read_before, before, target, roi, float("inf"))
+    assert v.changed_pixels == 4 and v.changed_accuracy == 1.0 and v.success
+    with pytest.raises(ValueError):
+        judge_masks(before, before, before, before, roi, float("inf"))
+
+
+@pytest.fixture(scope="module")
+def faces64():
+    from benchmarks.oracle import load_oracle
+    from core.editgan import EditGAN
+
+    torch.set_num_threads(2)
+    return EditGAN.load(ROOT / "checkpoints" / "faces64", require=("branch",)), load_oracle(64)
+
+
+@pytest.mark.parametrize("kind", sorted(SCRIPTED_EDITS))
+def test_no_op_and_a_random_step_of_the_edits_norm_fail_on_faces64(faces64, kind):
+    """On the default model and the real oracle: the first benchmark face of each kind, left alone and moved
+    by a random latent step as long as a (short) mask edit's step, fails the judge."""
+    model, oracle = faces64
+    (seed, w, mask, target), = _cases(model, kind, 1, 1000, 0.7)
+    r = edit_by_mask(model.generator, model.branch, w, target, model.class_names, EditConfig(steps=10),
+                     model.perceptual, model.encoder, reader=model.reader)  # fmt: skip
+    assert r.delta.norm() > 0
+    orig = model.render(w)
+    noop = judge(oracle, orig, orig, mask, target, r.roi)
+    assert noop["changed_accuracy"] == 0.0 and not noop["success"]
+    for k in range(3):
+        moved = model.render(random_step(w, r.delta, seed + k))
+        assert not judge(oracle, moved, orig, mask, target, r.roi)["success"]
