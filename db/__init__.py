@@ -19,7 +19,9 @@ from db.models import (
     CompositionItem,
     EditVector,
     GeneratorModel,
+    KeptFile,
     Like,
+    ShareState,
     User,
     VectorBlob,
     VectorClass,
@@ -30,6 +32,6 @@ from db.models import (
 __all__ = [
     "ENV_DATABASE_URL", "ENV_DATA_DIR", "Database", "DatabaseConfig", "default_data_dir",
     "default_database_url", "make_engine", "VISIBILITIES", "Base", "Composition", "CompositionItem",
-    "EditVector", "GeneratorModel", "Like", "User", "VectorBlob", "VectorClass", "VectorTag",
+    "EditVector", "GeneratorModel", "KeptFile", "Like", "ShareState", "User", "VectorBlob", "VectorClass", "VectorTag",
     "VectorVersion",
 ]

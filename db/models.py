@@ -13,6 +13,10 @@ Tables (see docs/vector_library.md for the reasoning):
     likes              (user, vector); ``edit_vectors.like_count`` is kept in the same transaction
     compositions       a named, publishable list of (vector, scale) ...
     composition_items  ... its entries, in order
+    share_states       the editor states behind ``?s=`` share links (latent, applied vectors, tuning token),
+                       named by a hash of their content, so a link opens on every app replica
+    kept_files         an app's kept photos and generator tunings (safetensors bytes), by kind and content
+                       token, the newest few hundred of each kind, so every replica and a restart find them
 
 Full-text search structures are dialect-specific and live only in the migration: an FTS5
 external-content table on SQLite, a generated ``tsvector`` column with a GIN index on PostgreSQL.
@@ -244,3 +248,37 @@ class CompositionItem(Base):
     vector_id: Mapped[Optional[int]] = mapped_column(
         ForeignKey("edit_vectors.id", ondelete="SET NULL"), index=True)
     scale: Mapped[float] = mapped_column(Float)
+
+
+class ShareState(Base):
+    """An editor state a share link names: a latent of its model, the applied vectors, a photo's tuning."""
+
+    __tablename__ = "share_states"
+    __table_args__ = (CheckConstraint("n_latent >= 1 AND w_dim >= 1", name="shape"),)
+
+    token: Mapped[str] = mapped_column(String(20), primary_key=True)  # sha256 of the content, 20 hex
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.model_id"), index=True)
+    n_latent: Mapped[int]
+    w_dim: Mapped[int]
+    latent: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian, [n_latent, w_dim]
+    vectors: Mapped[list[Any]] = mapped_column(JSON)  # [[vector id, scale], ...] in the order applied
+    tuning: Mapped[Optional[str]] = mapped_column(String(20))  # a kept_files token of kind "tuning"
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class KeptFile(Base):
+    """A file the app keeps for later requests on any replica: an uploaded photo with its embedding
+    ("photo"), or a photo's generator tuning ("tuning"); ``token`` is a hash of its content."""
+
+    __tablename__ = "kept_files"
+    __table_args__ = (
+        CheckConstraint("kind IN ('photo', 'tuning')", name="kind"),
+        Index("ix_kept_files_kind_created", "kind", "created_at"),
+    )
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    token: Mapped[str] = mapped_column(String(20), primary_key=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.model_id"))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
