@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "docs" / "img"
 MODEL = "faces64"
 SEED = 3
-EDITS = ("add_glasses", "open_mouth", "shorten_hair")
+EDITS = ("add_glasses", "open_mouth", "smile")
 CHROMIUM = "/usr/bin/chromium"
 SCALE = 3  # 64 px shown at 192 px, without smoothing
 
