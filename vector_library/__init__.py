@@ -24,6 +24,7 @@ from vector_library.records import (
     VersionInfo,
 )
 from vector_library.service import VectorLibrary
+from vector_library.states import KeptFileInfo, SharedState, StateStore
 from vector_library.transfer import CollectionEntry, read_collection
 from vector_library.validation import LICENCES, VISIBILITIES
 
@@ -31,6 +32,6 @@ __all__ = [
     "Conflict", "InvalidInput", "LibraryError", "NotFound", "PermissionDenied", "HubPushResult",
     "pull_collection", "push_collection", "SORTS", "ComposedVector", "ComposeResult", "CompositionInfo",
     "LikeResult", "MetadataUpdate", "ModelSpec", "SearchPage", "SearchQuery", "UserInfo", "VectorInfo",
-    "VectorMetadata", "VersionInfo", "VectorLibrary", "CollectionEntry", "read_collection", "LICENCES",
+    "VectorMetadata", "VersionInfo", "VectorLibrary", "KeptFileInfo", "SharedState", "StateStore", "CollectionEntry", "read_collection", "LICENCES",
     "VISIBILITIES",
 ]

@@ -4,7 +4,11 @@ Rules enforced here, each refusal an explicit error (vector_library.errors):
   * anonymous callers (``user=None``) may browse, search, download and compose, never write;
   * only a vector's author changes, versions, unpublishes or deletes it;
   * a private vector or composition exists for its author alone (others get NotFound);
-  * a vector must fit its generator: same model_id, same [n_latent, w_dim], known classes.
+  * a vector must fit its generator: same model_id, same [n_latent, w_dim], known classes;
+  * a like toggle is one transaction that locks the vector's row first, so concurrent toggles by one user
+    (two tabs, two app replicas) apply one after the other and each returns the state it produced.
+
+Share states and the files an app keeps (photos, tunings) are ``library.states`` (vector_library.states).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from vector_library import blobs, transfer
 from vector_library import search as search_sql
 from vector_library import validation as check
 from vector_library.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from vector_library.states import StateStore
 from vector_library.records import (
     SORTS,
     ComposedVector,
@@ -80,6 +85,7 @@ class VectorLibrary:
         self.max_upload_bytes = max_upload_bytes
         self.retries = retries
         self._backend: Optional[str] = None
+        self.states = StateStore(self)
 
     # ------------------------------------------------------------------ transactions
     def _write(self, action: Callable[[Session], T]) -> T:
@@ -427,6 +433,27 @@ class VectorLibrary:
                           .values(like_count=EditVector.like_count + step))
             count = s.scalar(select(EditVector.like_count).where(EditVector.id == vector_id))
             return LikeResult(vector_id=vector_id, liked=liked, changed=changed, like_count=count)
+
+        return self._write(action)
+
+    def toggle_like(self, username: Optional[str], vid: int) -> LikeResult:
+        """Like the vector if the user has not, else unlike it, as one transaction; returns the state produced.
+
+        The vector's row is locked first (FOR UPDATE on PostgreSQL; SQLite's write transactions take the
+        database lock at BEGIN), so two toggles at once by the same user run one after the other and end where
+        two clicks should: back where they started."""
+        def action(s: Session) -> LikeResult:
+            user = self._user(s, username, "like vectors")
+            vector_id = self._visible_vector(s, vid, user.id, lock=True).id
+            unliked = s.execute(delete(Like).where(Like.user_id == user.id, Like.vector_id == vector_id)
+                                .returning(Like.vector_id)).all()  # fmt: skip
+            if not unliked:
+                _insert_ignore(s, Like, {"user_id": user.id, "vector_id": vector_id})
+            step = -1 if unliked else 1
+            s.execute(update(EditVector).where(EditVector.id == vector_id)
+                      .values(like_count=EditVector.like_count + step))
+            count = s.scalar(select(EditVector.like_count).where(EditVector.id == vector_id))
+            return LikeResult(vector_id=vector_id, liked=not unliked, changed=True, like_count=count)
 
         return self._write(action)
 
