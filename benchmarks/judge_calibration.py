@@ -9,7 +9,8 @@ changed pixels exactly, and the image after is a perfectly realised edit. On suc
 measures what the judge (:mod:`benchmarks.edit_judge`) measures:
 
 * changed-pixel accuracy of the image after (a perfect edit: the ceiling a real edit can reach
-  under this oracle) and of the image before (a no-op);
+  under this oracle) and of the image before (a no-op: 0 by the judge's construction, kept as a
+  check);
 * agreement of the oracle's readings before and after on the region's unchanged pixels;
 
 and, beside them, the oracle's per-class accuracy (recall) on the test images, overall and on
