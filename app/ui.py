@@ -174,7 +174,8 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                                                         "(mask edits; about a minute on a CPU, with progress)",
                                                         elem_id="save-transfer")  # fmt: skip
                             save_btn = gr.Button("Save edit to the library", elem_id="save-btn")
-                            save_msg = gr.Markdown(label="save message", elem_id="save-msg")
+                            # min_height leaves room for the progress bar of the transfer step
+                            save_msg = gr.Markdown(label="save message", elem_id="save-msg", min_height=64)
                             # the id is in the message; the field is the API's second output only
                             saved_id = gr.Number(value=None, label="Saved vector id", precision=0, interactive=False,
                                                  visible=False)  # fmt: skip
