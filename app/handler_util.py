@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import html
 import shutil
 import tempfile
 import threading
@@ -11,6 +14,7 @@ from typing import Any, Optional
 
 import gradio as gr
 import numpy as np
+from PIL import Image
 
 from app.text import md_text
 
@@ -47,10 +51,15 @@ class StopFlags:
         return True
 
 
+def toast_text(message: str) -> str:
+    """Gradio renders a toast's (gr.Error, gr.Warning) message as HTML; refusals quote what the user typed, so
+    it is escaped to show as typed."""
+    return html.escape(message, quote=False)
+
+
 def readable(e: Exception) -> gr.Error:
     """A readable message for an expected refusal."""
-    msg = str(e) or type(e).__name__
-    return gr.Error(msg, print_exception=False)
+    return gr.Error(toast_text(str(e) or type(e).__name__), print_exception=False)
 
 
 def session_key(request: Optional[gr.Request]) -> str:
@@ -91,6 +100,32 @@ def vector_id_of(value: Any, what: str = "vector") -> int:
 
 TMP_ROOT = Path(tempfile.gettempdir()) / "editgan-app"
 TMP_MAX_AGE_S = 3600
+# library previews as PNG files named by the hash of their pixels; never rewritten, so not pruned by age (a
+# preview is at most 192 KiB and there is one per vector version shown)
+THUMB_ROOT = Path(tempfile.gettempdir()) / "editgan-thumbs"
+
+
+def image_file(image: np.ndarray) -> str:
+    """The path of a PNG of ``image`` ([H, W, 3] uint8), written once under the hash of its pixels.
+
+    Handed a numpy array, Gradio encodes it and rewrites the file of that content in its cache on every request,
+    so two identical searches at once could rewrite a thumbnail while the other response streamed it
+    ("Too little data for declared Content-Length", issue #24). Handed this path, Gradio copies the file into its
+    cache once (under the hash of its bytes, through a temporary name) and serves that copy; the file here is
+    made under a temporary name too and renamed into place, so no reader ever sees it change."""
+    a = np.ascontiguousarray(image, dtype=np.uint8)
+    path = THUMB_ROOT / f"{hashlib.sha256(repr(a.shape).encode() + a.tobytes()).hexdigest()[:32]}.png"
+    if not path.is_file():
+        THUMB_ROOT.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=THUMB_ROOT, prefix="part-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                Image.fromarray(a).save(f, format="PNG")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return str(path)
 
 
 def tmp_file(name: str) -> Path:

@@ -34,6 +34,7 @@ from app.handler_util import (
     readable,
     session_key,
     tmp_file,
+    toast_text,
     whole_number,
 )
 from app.library_handlers import LibraryHandlers
@@ -56,7 +57,7 @@ class Handlers(LibraryHandlers):
         self.rt = runtime
         self.stops = StopFlags()
         self._known_users: set[str] = set()
-        self.shares = ShareStore(runtime.config.resolved_data_dir / "shares")
+        self.shares = ShareStore(runtime.library.states)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -320,7 +321,8 @@ class Handlers(LibraryHandlers):
             if isinstance(e, (ValueError, LibraryError)):
                 raise readable(e)
             log.exception("edit failed", exc_info=e)
-            raise gr.Error(f"the edit failed unexpectedly ({type(e).__name__}: {e}); the session is unchanged")
+            msg = f"the edit failed unexpectedly ({type(e).__name__}: {e}); the session is unchanged"
+            raise gr.Error(toast_text(msg))
         res = box["result"]
         after = to_uint8(res["image"])
         metrics = dict(res["metrics"])
@@ -507,6 +509,6 @@ class Handlers(LibraryHandlers):
                 new.start(self.rt.sample(seed), {"kind": "seed", "seed": seed})
                 return (banner, *self.view(new, viewer), new)
         except (ValueError, LibraryError) as e:
-            gr.Warning(f"Could not open the link: {e}")
+            gr.Warning(toast_text(f"Could not open the link: {e}"))
         return banner, skip, skip, skip, skip, skip, skip
 

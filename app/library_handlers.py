@@ -13,6 +13,7 @@ from app.handler_util import (
     COMPOSE_SLOTS,
     MAX_SEED,
     fmt_metrics,
+    image_file,
     md_text,
     parse_tags,
     readable,
@@ -49,7 +50,8 @@ class LibraryHandlers:
             rows.append([v.id, v.name, v.author, ", ".join(v.edited_classes), ", ".join(v.tags), v.like_count,
                          v.download_count])  # fmt: skip
             prev = self.rt.library.get_preview(v.id, viewer) if v.has_preview else None
-            gallery.append((prev if prev is not None else np.zeros((8, 8, 3), np.uint8), f"#{v.id} {v.name} · ♥ {v.like_count}"))
+            prev = prev if prev is not None else np.zeros((8, 8, 3), np.uint8)
+            gallery.append((image_file(prev), f"#{v.id} {v.name} · ♥ {v.like_count}"))  # a file never rewritten
         return gallery, rows
 
     def browse(self, request: gr.Request, profile: gr.OAuthProfile | None = None):
@@ -89,16 +91,17 @@ class LibraryHandlers:
               f"(default {v.default_scale:g}) · {fits}\n\nlineage: {lineage}\n\n" + fmt_metrics(v.metrics))  # fmt: skip
         rows = [[x.number, x.created_at.strftime("%Y-%m-%d %H:%M"), x.note, ", ".join(x.edited_classes)] for x in versions]
         slider = gr.update(minimum=v.scale_min, maximum=v.scale_max, value=v.default_scale)
+        preview = image_file(preview) if preview is not None else None
         return md, rows, slider, ("♥ Unlike" if liked else "♥ Like"), preview, v.id
 
     def like(self, vector_id, request: gr.Request, profile: gr.OAuthProfile | None = None):
-        """api: /like -- toggle the user's like; returns (button label, message)."""
+        """api: /like -- toggle the user's like; returns (button label, message). The message says the state the
+        toggle produced ("Liked · 3 like(s)" / "Not liked · 2 like(s)"): the button's label is not an API output."""
         try:
             user = self._need_user(request, profile, "liking")
             vid = vector_id_of(vector_id)
-            lib = self.rt.library
-            r = lib.unlike(user, vid) if lib.has_liked(user, vid) else lib.like(user, vid)
-            return ("♥ Unlike" if r.liked else "♥ Like"), f"{r.like_count} like(s)"
+            r = self.rt.library.toggle_like(user, vid)  # one transaction: concurrent clicks never repeat an action
+            return ("♥ Unlike" if r.liked else "♥ Like"), f"{'Liked' if r.liked else 'Not liked'} · {r.like_count} like(s)"
         except (ValueError, LibraryError) as e:
             raise readable(e) from None
 

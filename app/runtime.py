@@ -20,8 +20,7 @@ from typing import Optional
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as save_safetensors
 
 from app.config import AppConfig
 from app.identity import Identity
@@ -29,7 +28,7 @@ from app.session import check_token
 from core.data.palette import colorize
 from core.edit_vector import check_vector
 from core.editgan import CHECKPOINTS, EditGAN, resolve_model_path
-from core.tuning import Tuning, load_tuning, save_tuning
+from core.tuning import Tuning, read_safetensors, tuning_bytes, tuning_from_bytes
 from core.vector_format import VectorFile
 from db import Database
 from vector_library import ModelSpec, VectorLibrary
@@ -38,19 +37,11 @@ log = logging.getLogger(__name__)
 HF_PREFIX = "hf://"
 INFO_TTL_S = 2.0
 TUNED_BUNDLES = 8  # photos' tuned models kept in memory (each a copy of the generator)
-TUNING_FILES = 256  # photos' tunings kept on disk (1.6 MB each for faces64); the oldest go first
-# uploaded photos kept on disk at the model's resolution with their embedding (12 KB each for faces64), so that one
-# embedded without tuning can be tuned later (Handlers.tune); the oldest go first
+TUNING_FILES = 256  # photos' tunings kept in the library's database (1.6 MB each for faces64); the oldest go first
+# uploaded photos kept there at the model's resolution with their embedding (12 KB each for faces64), so that one
+# embedded without tuning can be tuned later (Handlers.tune), on any replica; the oldest go first
 PHOTO_FILES = 256
 PHOTO_FORMAT = "editgan-photo/1"
-
-
-def _prune(folder: Path, keep: Path, limit: int) -> None:
-    """At most ``limit`` safetensors files in ``folder``: the least recently written go, never ``keep``."""
-    files = sorted(folder.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
-    for old in files[: max(0, len(files) - limit)]:
-        if old != keep:
-            old.unlink(missing_ok=True)
 
 
 def fetch_model(spec: str) -> Path:
@@ -182,63 +173,40 @@ class Runtime:
         m = self.require("sampling")
         return m.sample(int(seed), truncation)[0].cpu().numpy().astype(np.float32)
 
-    # -- photos' generator tunings (core.tuning) ----------------------------------------------------
-    @property
-    def tunings_dir(self) -> Path:
-        return self.config.resolved_data_dir / "tunings"
-
+    # -- photos' generator tunings (core.tuning) and kept photos, in the library's database ------------------
+    # (vector_library.states): every replica on that database finds them, and they survive a restart
     def store_tuning(self, tuning: Tuning) -> str:
-        """Keep a photo's pivotal tuning as ``<data dir>/tunings/<token>.safetensors``; returns the token
-        (a hash of its content, so the same tuning is stored once)."""
+        """Keep a photo's pivotal tuning (safetensors bytes, float16) in the library's database; returns the token
+        (a hash of its content, so the same tuning is stored once). The oldest beyond TUNING_FILES go."""
         m = self.require("photo upload")
         digest = hashlib.sha256(m.model_id.encode())
         for name in sorted(tuning):  # the float16 values the file holds (its header's order is not fixed)
             digest.update(name.encode() + tuning[name].detach().to("cpu", torch.float16).contiguous().numpy().tobytes())
         token = digest.hexdigest()[:20]
-        path = self.tunings_dir / f"{token}.safetensors"
-        if not path.is_file():
-            save_tuning(path, tuning, m.model_id)  # written under a temporary name, then renamed
-            self._prune_tunings(keep=path)
-        return token
-
-    def _prune_tunings(self, keep: Path) -> None:
-        """At most TUNING_FILES tunings on disk: the least recently written go (their sessions and share links
-        then say to upload the photo again)."""
-        _prune(self.tunings_dir, keep, TUNING_FILES)
-
-    @property
-    def photos_dir(self) -> Path:
-        return self.config.resolved_data_dir / "photos"
+        return self.library.states.keep_file("tuning", token, m.model_id, tuning_bytes(tuning, m.model_id), TUNING_FILES)
 
     def store_photo(self, image: torch.Tensor, w_plus: np.ndarray) -> str:
         """Keep an uploaded photo as the embedding saw it (``image`` [1, 3, R, R] in [-1, 1], stored as 8-bit) with
-        its embedded latent (the pivot a later tuning keeps), as ``<data dir>/photos/<token>.safetensors``;
-        returns the token (a hash of the model id and the content)."""
+        its embedded latent (the pivot a later tuning keeps) in the library's database; returns the token (a hash
+        of the model id and the content). The oldest beyond PHOTO_FILES go."""
         m = self.require("photo upload")
         pixels = to_uint8(image).transpose(2, 0, 1).copy()  # [3, R, R]
         pivot = np.ascontiguousarray(w_plus, dtype=np.float32)
         token = hashlib.sha256(m.model_id.encode() + pixels.tobytes() + pivot.tobytes()).hexdigest()[:20]
-        path = self.photos_dir / f"{token}.safetensors"
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + f".{time.monotonic_ns()}.tmp")
-            save_file({"image": torch.from_numpy(pixels), "w_plus": torch.from_numpy(pivot)}, str(tmp),
-                      metadata={"format": PHOTO_FORMAT, "model_id": m.model_id})  # fmt: skip
-            tmp.replace(path)
-            _prune(self.photos_dir, path, PHOTO_FILES)
-        return token
+        data = save_safetensors({"image": torch.from_numpy(pixels), "w_plus": torch.from_numpy(pivot)},
+                                metadata={"format": PHOTO_FORMAT, "model_id": m.model_id})  # fmt: skip
+        return self.library.states.keep_file("photo", token, m.model_id, data, PHOTO_FILES)
 
     def load_photo(self, token: str) -> tuple[torch.Tensor, np.ndarray]:
         """(image [1, 3, R, R] in [-1, 1], embedded latent [n_latent, w_dim]) of a photo kept by :meth:`store_photo`."""
         m = self.require("photo upload")
-        path = self.photos_dir / f"{check_token(token, 'uploaded photo')}.safetensors"
-        if not path.is_file():
+        kept = self.library.states.kept_file("photo", check_token(token, "uploaded photo"))
+        if kept is None:
             raise ValueError("this photo is no longer kept on this server (removed to make room): upload it again")
         try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                image, pivot = f.get_tensor("image"), f.get_tensor("w_plus")
-        except (SafetensorError, OSError, ValueError, KeyError) as e:
+            meta, tensors = read_safetensors(kept.data)
+            image, pivot = tensors["image"], tensors["w_plus"]
+        except (ValueError, KeyError) as e:
             raise ValueError(f"this photo's file on the server is damaged ({type(e).__name__}): upload it again") from None
         r = m.resolution
         if (meta.get("format") != PHOTO_FORMAT or meta.get("model_id") != m.model_id or image.dtype != torch.uint8
@@ -257,11 +225,11 @@ class Runtime:
             if hit is not None:
                 self._tuned.move_to_end(token)
                 return hit
-        path = self.tunings_dir / f"{token}.safetensors"
-        if not path.is_file():
-            raise ValueError("this photo's generator tuning is not on this server (removed, or made on another "
-                             "server): upload the photo again")  # fmt: skip
-        tuned = m.with_tuning(load_tuning(path, m.generator, m.model_id))
+        kept = self.library.states.kept_file("tuning", token)
+        if kept is None:
+            raise ValueError("this photo's generator tuning is no longer kept (removed to make room, or made with "
+                             "another library database): upload the photo again")  # fmt: skip
+        tuned = m.with_tuning(tuning_from_bytes(kept.data, m.generator, m.model_id, "this photo's generator tuning"))
         with self._lock:
             self._tuned[token] = tuned
             while len(self._tuned) > TUNED_BUNDLES:

@@ -6,23 +6,24 @@ scales: a live preview on top of the base until the user keeps (bakes) them. The
 is always ``render(base + sum(scale * delta))``.
 
 Share links open the same state for someone else: ``?seed=3&v=12:1.0,15:-0.5`` when the base is a
-plain sample, else ``?s=<token>`` naming a small JSON file (the latent, base64 float32, plus the
-vectors) in ``<data dir>/shares/``. A photo's pixels are never shared, only its embedding and, when
-the generator was tuned to it (pivotal tuning), the token of that tuning (``<data dir>/tunings/``).
+plain sample, else ``?s=<token>`` naming a row of the library database's ``share_states`` (the latent,
+float32, plus the vectors), so every app replica on that database opens it. A photo's pixels are never
+shared, only its embedding and, when the generator was tuned to it (pivotal tuning), the token of that
+tuning (kept in the same database, ``kept_files``).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import re
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
+
+from vector_library.errors import NotFound
+
+if TYPE_CHECKING:
+    from vector_library.states import StateStore
 
 MAX_HISTORY = 20
 MAX_APPLIED = 8
@@ -120,43 +121,31 @@ def format_vectors(items: list[tuple[int, float]]) -> str:
 
 
 class ShareStore:
-    """Shared states as small JSON files, named by the hash of their content (idempotent)."""
+    """Shared states in the library's database (``vector_library.states``), named by the hash of their content,
+    so a link made on one app replica opens on every other one on the same database."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
+    def __init__(self, states: "StateStore") -> None:
+        self.states = states
 
     def save(self, model_id: str, w: np.ndarray, applied: list[tuple[int, float]], tuning: Optional[str] = None) -> str:
-        w = np.ascontiguousarray(w, dtype=np.float32)
-        payload = {"format": "editgan-share/1", "model_id": model_id, "shape": list(w.shape),
-                   "w": base64.b64encode(w.tobytes()).decode("ascii"), "vectors": format_vectors(applied)}  # fmt: skip
         if tuning is not None:
-            payload["tuning"] = check_token(tuning, "tuning")
-        text = json.dumps(payload, sort_keys=True)
-        token = hashlib.sha256(text.encode()).hexdigest()[:20]
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{token}.json"
-        if not path.exists():
-            tmp = path.with_suffix(f".{time.monotonic_ns()}.tmp")
-            tmp.write_text(text)
-            tmp.replace(path)
-        return token
+            check_token(tuning, "tuning")
+        return self.states.save_share(model_id, np.asarray(w, dtype=np.float32), list(applied), tuning)
 
     def load(self, token: str, model_id: str, shape: tuple[int, int]
              ) -> tuple[np.ndarray, list[tuple[int, float]], Optional[str]]:  # fmt: skip
         """(latent, applied vectors, tuning token or None) of a shared state made for this model."""
         check_token(token, "share link")
-        path = self.folder / f"{token}.json"
-        if not path.is_file():
-            raise ValueError("this share link points to nothing on this server (expired, or made on another server)")
         try:
-            payload = json.loads(path.read_text())
-            w = np.frombuffer(base64.b64decode(payload["w"]), dtype=np.float32).reshape(payload["shape"]).copy()
-        except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"this share link's state is damaged ({type(e).__name__})") from None
-        if payload.get("model_id") != model_id:
-            raise ValueError(f"this link was made with model {payload.get('model_id')}, "
-                             f"but this server runs {model_id}")  # fmt: skip
-        if tuple(w.shape) != tuple(shape) or not np.isfinite(w).all():
+            st = self.states.load_share(token)
+        except NotFound:
+            raise ValueError("this share link points to nothing on this server (mistyped, or made on a server "
+                             "with another library database)") from None  # fmt: skip
+        if st.model_id != model_id:
+            raise ValueError(f"this link was made with model {st.model_id}, but this server runs {model_id}")
+        if tuple(st.w.shape) != tuple(shape) or not np.isfinite(st.w).all():
             raise ValueError("this share link's latent does not fit the loaded model")
-        tuning = payload.get("tuning")
-        return w, parse_vectors(payload.get("vectors", "")), None if tuning is None else check_token(tuning, "tuning")
+        if len(st.vectors) > MAX_APPLIED:
+            raise ValueError(f"at most {MAX_APPLIED} vectors can be applied at once")
+        tuning = st.tuning
+        return st.w, list(st.vectors), None if tuning is None else check_token(tuning, "tuning")

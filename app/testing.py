@@ -4,11 +4,19 @@
     launched = launch_app(bundle_folder, data_dir)      # real build_demo, SQLite library, free port
     ...                                                  # gradio_client.Client(launched.url) / a browser
     launched.demo.close()
+
+    replica = start_app_process(bundle_folder, data_dir, database_url)   # `python app.py` in a subprocess
+    replica.wait_ready(); ...; replica.stop()                            # (several of them: app replicas)
 """
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +61,71 @@ def launch_app(bundle: Path | str, data_dir: Path, user: str | None = "alice", i
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                 **launch_options(runtime))  # fmt: skip
     return LaunchedApp(f"http://127.0.0.1:{port}/", runtime, demo, data_dir)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class AppProcess:
+    """``python app.py`` running in a subprocess (its output goes to ``log``)."""
+
+    url: str
+    proc: subprocess.Popen
+    log: Path
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        """Until the API answers; a RuntimeError with the end of the log when the process exits or times out."""
+        deadline = time.time() + timeout_s
+        while time.time() < deadline and self.proc.poll() is None:
+            try:
+                urllib.request.urlopen(self.url + "gradio_api/info", timeout=5).read()
+                return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"{self.url} did not start (exit code {self.proc.poll()}):\n{self.output()[-3000:]}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_app_process(bundle: Path | str, data_dir: Path, database_url: str | None = None, user: str = "alice",
+                      **env: str) -> AppProcess:  # fmt: skip
+    """Start ``python app.py`` on ``bundle`` with its own ``data_dir`` and the library at ``database_url``
+    (default: SQLite in ``data_dir``), single user ``user``, on a free loopback port; returns at once."""
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    full_env = dict(os.environ, EDITGAN_MODEL=str(bundle), EDITGAN_DATA_DIR=str(data_dir), EDITGAN_LOCAL_USER=user,
+                    GRADIO_ANALYTICS_ENABLED="False", **env)  # fmt: skip
+    full_env.pop("EDITGAN_DATABASE_URL", None)
+    if database_url is not None:
+        full_env["EDITGAN_DATABASE_URL"] = database_url
+    log = data_dir / "app.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=full_env,
+                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    return AppProcess(f"http://127.0.0.1:{port}/", proc, log)
+
+
+def kept_tokens(runtime, kind: str) -> list[str]:
+    """Tokens of the files of ``kind`` ("photo" or "tuning") the app keeps in its library database, newest first."""
+    from sqlalchemy import select
+
+    from db.models import KeptFile
+
+    with runtime.library.db.reader() as s:
+        return list(s.scalars(select(KeptFile.token).where(KeptFile.kind == kind)
+                              .order_by(KeptFile.created_at.desc(), KeptFile.token)))  # fmt: skip
 
 
 def write_target_mask(path: Path, resolution: int, box: tuple[int, int, int, int], rgb) -> Path:

@@ -37,8 +37,8 @@ from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load, save
 
 from core.generator import Generator, GeneratorOutput
 
@@ -164,30 +164,54 @@ def tuned_generator(generator: Generator, tuning: Tuning) -> Generator:
     return tuned.eval()
 
 
+def tuning_bytes(tuning: Tuning, model_id: str, info: Optional[dict] = None) -> bytes:
+    """A tuning as safetensors bytes (float16 deltas) with its model id in the header."""
+    meta = {"format": TUNING_FORMAT, "model_id": model_id, "info": json.dumps(info or {}, sort_keys=True)}
+    return save({n: d.detach().to("cpu", torch.float16).contiguous() for n, d in tuning.items()}, metadata=meta)
+
+
 def save_tuning(path: str | Path, tuning: Tuning, model_id: str, info: Optional[dict] = None) -> Path:
-    """Write a tuning as safetensors (float16 deltas) with its model id in the header."""
+    """Write a tuning as a safetensors file (:func:`tuning_bytes`), under a temporary name, then renamed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"format": TUNING_FORMAT, "model_id": model_id, "info": json.dumps(info or {}, sort_keys=True)}
     tmp = path.with_name(path.name + f".{time.monotonic_ns()}.tmp")
-    save_file({n: d.detach().to("cpu", torch.float16).contiguous() for n, d in tuning.items()}, str(tmp), metadata=meta)
+    tmp.write_bytes(tuning_bytes(tuning, model_id, info))
     tmp.replace(path)
     return path
+
+
+def read_safetensors(data: bytes) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(header metadata, tensors) of safetensors bytes; ValueError when they are not readable."""
+    n = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
+    if not 0 < n <= len(data) - 8:
+        raise ValueError("truncated or not safetensors")
+    try:
+        header = json.loads(data[8:8 + n])
+        return (header.get("__metadata__") or {}), load(data)
+    except (SafetensorError, ValueError, AttributeError) as e:
+        raise ValueError(str(e)) from None
 
 
 def load_tuning(path: str | Path, generator: Generator, model_id: str) -> Tuning:
     """Read a tuning written by :func:`save_tuning` for this model; a clear ValueError on anything else."""
     path = Path(path)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
+        data = path.read_bytes()
+    except OSError as e:
         raise ValueError(f"{path.name}: not a readable tuning file ({e})") from None
+    return tuning_from_bytes(data, generator, model_id, path.name)
+
+
+def tuning_from_bytes(data: bytes, generator: Generator, model_id: str, name: str = "tuning") -> Tuning:
+    """A tuning from :func:`tuning_bytes` for this model; a clear ValueError naming ``name`` on anything else."""
+    try:
+        meta, tensors = read_safetensors(data)
+    except ValueError as e:
+        raise ValueError(f"{name}: not a readable tuning file ({e})") from None
     if meta.get("format") != TUNING_FORMAT:
-        raise ValueError(f"{path.name}: not a generator tuning (format {meta.get('format')!r})")
+        raise ValueError(f"{name}: not a generator tuning (format {meta.get('format')!r})")
     if meta.get("model_id") != model_id:
-        raise ValueError(f"{path.name} tunes model {meta.get('model_id')}, not the loaded model {model_id}")
+        raise ValueError(f"{name} tunes model {meta.get('model_id')}, not the loaded model {model_id}")
     tuning = {n: t.float() for n, t in tensors.items()}
     check_tuning(generator, tuning)
     return tuning

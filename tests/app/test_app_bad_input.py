@@ -9,10 +9,13 @@ from gradio_client import handle_file
 from PIL import Image
 from safetensors import safe_open
 from safetensors.numpy import load, save
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as torch_load
+from safetensors.torch import save as torch_save
+from sqlalchemy import delete, update
 
-from app.testing import write_target_mask
+from app.testing import kept_tokens, write_target_mask
 from core.vector_format import VectorFile
+from db.models import KeptFile
 from vector_library import ModelSpec, VectorMetadata
 
 OTHER = ModelSpec("ab" * 8, "other model", 16, 6, 32, ("background", "skin"))
@@ -111,16 +114,24 @@ def test_tuning_a_photo_whose_kept_file_is_damaged_or_gone_is_refused(client, ap
     photo = tmp_path / "face.png"
     Image.fromarray(np.random.default_rng(11).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(photo)
     shown = client.predict(handle_file(str(photo)), 1, False, api_name="/upload")[0]
-    kept = max((app_server.data_dir / "photos").glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
-    good = kept.read_bytes()
-    kept.write_bytes(good[:40])
+    token = kept_tokens(app_server.runtime, "photo")[0]
+    db = app_server.runtime.library.db
+
+    def put(data):  # the kept photo's bytes in the library database, as damage or another model would leave them
+        with db.writer.begin() as s:
+            if data is None:
+                s.execute(delete(KeptFile).where(KeptFile.kind == "photo", KeptFile.token == token))
+            else:
+                s.execute(update(KeptFile).where(KeptFile.kind == "photo", KeptFile.token == token).values(data=data))
+
+    good = app_server.runtime.library.states.kept_file("photo", token).data
+    put(good[:40])
     with pytest.raises(Exception, match="damaged"):
         client.predict(api_name="/tune")
-    kept.write_bytes(good)
-    save_file(load_file(str(kept)), str(kept), metadata={"format": "editgan-photo/1", "model_id": "ab" * 8})
+    put(torch_save(torch_load(good), metadata={"format": "editgan-photo/1", "model_id": "ab" * 8}))
     with pytest.raises(Exception, match="another model"):
         client.predict(api_name="/tune")
-    kept.unlink()
+    put(None)
     with pytest.raises(Exception, match="no longer kept"):
         client.predict(api_name="/tune")
     files, _ = client.predict(api_name="/export")

@@ -8,7 +8,7 @@ import pytest
 from gradio_client import handle_file
 from PIL import Image
 
-from app.testing import write_target_mask
+from app.testing import kept_tokens, write_target_mask
 from core.vector_format import VectorFile
 
 GLASSES = (0, 200, 60)  # palette colour of "glasses"
@@ -74,8 +74,8 @@ def test_edit_by_mask_save_search_apply(client, app_server, tmp_path):
     assert "Client glasses" in page and "alice" in page and shown == str(vid)  # the id field is text
     assert _table_rows(versions)[0][0] == 1
     assert slider["minimum"] == -1.5 and slider["maximum"] == 2.0
-    assert client.predict(vid, api_name="/like") == "1 like(s)"  # the button's label is not an API output
-    assert client.predict(vid, api_name="/like") == "0 like(s)"  # a toggle
+    assert client.predict(vid, api_name="/like") == "Liked · 1 like(s)"  # the state the toggle produced
+    assert client.predict(vid, api_name="/like") == "Not liked · 0 like(s)"  # a toggle
     path = client.predict(vid, api_name="/download_vector")
     vf = VectorFile.load(path)
     assert vf.name == "Client glasses" and vf.model_id == app_server.runtime.model_id
@@ -171,7 +171,7 @@ def test_an_uploaded_photo_is_tuned_and_its_share_link_carries_the_tuning(client
     tuned = client.predict(handle_file(str(photo)), 2, True, api_name="/upload")
     assert "Generator tuned to the photo" in tuned[4] and "generator tuned to it" in tuned[4]
     assert not np.array_equal(_img(plain[0]), _img(tuned[0]))  # the same latent, drawn by the tuned generator
-    assert len(list((app_server.data_dir / "tunings").glob("*.safetensors"))) >= 1
+    assert len(kept_tokens(app_server.runtime, "tuning")) >= 1  # in the library database, for every replica
     edited = _edit(client, tmp_path, steps=2)[2]  # edits run on the tuned generator
     link = client.predict(api_name="/share")
     assert "?s=" in link
@@ -191,8 +191,7 @@ def test_a_photo_uploaded_untuned_is_tuned_later_at_its_embedded_latent(client, 
     Image.fromarray(np.random.default_rng(9).integers(0, 256, (20, 28, 3), dtype=np.uint8)).save(photo)
     plain = client.predict(handle_file(str(photo)), 2, False, api_name="/upload")
     assert "tuned" not in plain[4]
-    kept = list((app_server.data_dir / "photos").glob("*.safetensors"))
-    assert kept  # the photo as the embedding saw it, with its latent
+    assert kept_tokens(app_server.runtime, "photo")  # the photo as the embedding saw it, with its latent
     edited = _edit(client, tmp_path, steps=2)[2]  # a change made before the tuning
     image, mask, overlay, editor, info = client.predict(api_name="/tune")
     assert "Generator tuned to the photo" in info and "generator tuned to it" in info and "1 change(s)" in info

@@ -12,6 +12,7 @@ from app.handlers import Handlers
 from app.identity import Identity
 from app.runtime import Runtime
 from app.session import EditSession
+from app.testing import kept_tokens
 from app.ui import build_demo
 from core.editgan import CHECKPOINTS
 from core.vector_format import VectorFile
@@ -115,7 +116,7 @@ def test_generator_and_encoder_without_branch(tiny_bundle, tmp_path):
     untuned = Handlers(Runtime.create(AppConfig(model=str(folder), database_url=f"sqlite:///{tmp_path / 'l2.sqlite3'}",
                                                 data_dir=tmp_path / "d2", tune_steps=0), Identity("anonymous")))  # fmt: skip
     state2 = untuned.upload(str(photo), 1, EditSession(), None)[-1]
-    assert state2.tuning is None and "photo" not in state2.source and not (tmp_path / "d2" / "photos").exists()
+    assert state2.tuning is None and "photo" not in state2.source and not kept_tokens(untuned.rt, "photo")
     with pytest.raises(gr.Error, match="does not tune photos"):
         untuned.tune(state2, None)
     with pytest.raises(gr.Error, match="segmentation branch"):
@@ -144,26 +145,26 @@ def test_a_missing_or_foreign_tuning_is_refused_readably(tiny_bundle, tmp_path, 
     assert token == rt.store_tuning(tuning)  # content-named: stored once
     monkeypatch.setattr(runtime_module, "TUNING_FILES", 2)
     extra = [rt.store_tuning({n: t * (2 + i) for n, t in tuning.items()}) for i in range(2)]
-    assert sorted(p.stem for p in rt.tunings_dir.glob("*.safetensors")) == sorted(extra)  # the oldest went
+    assert sorted(kept_tokens(rt, "tuning")) == sorted(extra)  # the oldest went
     monkeypatch.setattr(runtime_module, "TUNING_FILES", 256)
     token = rt.store_tuning(tuning)
     tuned = rt.bundle(token)
     assert tuned.tuned and rt.bundle(token) is tuned and rt.bundle(None) is rt.model
     w = rt.sample(1)
     assert not np.array_equal(rt.render(w).image, rt.render(w, tuning=token).image)
-    with pytest.raises(ValueError, match="not on this server"):
+    with pytest.raises(ValueError, match="no longer kept"):
         rt.bundle("0" * 20)
     with pytest.raises(ValueError, match="malformed"):
         rt.bundle("../../etc/passwd")
-    other = _runtime(str(tiny_bundle), tmp_path / "elsewhere")  # another server: the file is not there
+    other = _runtime(str(tiny_bundle), tmp_path / "elsewhere")  # a server with another library database
     with pytest.raises(ValueError, match="upload the photo again"):
         other.bundle(token)
     h = Handlers(other)
-    with pytest.raises(ValueError, match="not on this server"):
+    with pytest.raises(ValueError, match="another library database"):
         h._open_params({"s": _share(other, token, w)}, None)
 
 
 def _share(rt: Runtime, tuning: str, w: np.ndarray) -> str:
     from app.session import ShareStore
 
-    return ShareStore(rt.config.resolved_data_dir / "shares").save(rt.model_id, w, [], tuning)
+    return ShareStore(rt.library.states).save(rt.model_id, w, [], tuning)

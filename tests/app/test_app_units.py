@@ -9,6 +9,7 @@ import pytest
 
 from app import masks
 from app.identity import Identity, read_users_file
+from app.handler_util import image_file
 from app.session import EditSession, ShareStore, format_vectors, parse_vectors
 from core.data.palette import PALETTE, class_index
 
@@ -113,22 +114,49 @@ def test_history_undo_redo():
 
 
 def test_share_store_round_trip_and_refusals(tmp_path):
-    store = ShareStore(tmp_path / "shares")
-    w = np.arange(6, dtype=np.float32).reshape(2, 3)
-    token = store.save("0123456789abcdef", w, [(3, 1.0), (7, -0.5)])
-    assert token == store.save("0123456789abcdef", w, [(3, 1.0), (7, -0.5)])  # content-named
-    w2, vectors, tuning = store.load(token, "0123456789abcdef", (2, 3))
+    from db import Database
+    from vector_library import VectorLibrary
+    from vector_library.testing import CARS, FACES
+
+    lib = VectorLibrary(Database.open(f"sqlite:///{tmp_path / 'lib.sqlite3'}"))
+    lib.register_model(FACES)
+    lib.register_model(CARS)
+    store = ShareStore(lib.states)
+    m, shape = FACES.model_id, (FACES.n_latent, FACES.w_dim)
+    w = np.arange(32, dtype=np.float32).reshape(shape)
+    token = store.save(m, w, [(3, 1.0), (7, -0.5)])
+    assert token == store.save(m, w, [(3, 1.0), (7, -0.5)])  # content-named
+    w2, vectors, tuning = store.load(token, m, shape)
     assert np.array_equal(w, w2) and vectors == [(3, 1.0), (7, -0.5)] and tuning is None
-    tuned = store.save("0123456789abcdef", w, [], tuning="ab" * 10)  # a photo's state names its generator tuning
-    assert tuned != token and store.load(tuned, "0123456789abcdef", (2, 3))[2] == "ab" * 10
+    tuned = store.save(m, w, [], tuning="ab" * 10)  # a photo's state names its generator tuning
+    assert tuned != token and store.load(tuned, m, shape)[2] == "ab" * 10
     with pytest.raises(ValueError, match="tuning is malformed"):
-        store.save("0123456789abcdef", w, [], tuning="../../x")
+        store.save(m, w, [], tuning="../../x")
     with pytest.raises(ValueError, match="another|this server runs"):
-        store.load(token, "fedcba9876543210", (2, 3))
+        store.load(token, CARS.model_id, (CARS.n_latent, CARS.w_dim))
     with pytest.raises(ValueError, match="malformed"):
-        store.load("../../etc/passwd", "0123456789abcdef", (2, 3))
+        store.load("../../etc/passwd", m, shape)
     with pytest.raises(ValueError, match="points to nothing"):
-        store.load("0" * 20, "0123456789abcdef", (2, 3))
+        store.load("0" * 20, m, shape)
+    with pytest.raises(ValueError, match="at most 8"):
+        store.load(store.save(m, w, [(i + 1, 1.0) for i in range(9)]), m, shape)
     assert parse_vectors(format_vectors([(1, 0.25), (2, -1.0)])) == [(1, 0.25), (2, -1.0)]
     with pytest.raises(ValueError, match="not 'id:scale'"):
         parse_vectors("1:2,drop table")
+
+
+def test_previews_are_files_written_once_under_their_content_hash():
+    """Search thumbnails go to the Gallery as files that are never rewritten (issue #24: a numpy preview was
+    re-encoded into Gradio's cache on every search, under a streaming response's feet)."""
+    import os
+
+    from PIL import Image
+
+    a = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    path = image_file(a)
+    before = os.stat(path)
+    assert image_file(a.copy()) == path  # the same pixels: the same file, not written again
+    after = os.stat(path)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert np.array_equal(np.asarray(Image.open(path).convert("RGB")), a)
+    assert image_file(a[::-1]) != path
