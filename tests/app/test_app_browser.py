@@ -195,5 +195,12 @@ def test_hostile_text_on_the_vector_page_requests_nothing_and_shows_no_markup(pa
             "|| (['SCRIPT', 'B', 'IFRAME'].includes(e.tagName) && /pwned|bold/.test(e.textContent))).length")
         assert markup == 0, where
     assert page.evaluate("document.querySelectorAll('#vector-page h1').length") == 0  # '# big' is no heading
+    # a refusal quotes what was typed, and Gradio renders a toast's message as HTML
+    typed = '<b>b</b><img src="/track-probe.png">'  # within the 40 characters a refusal quotes
+    page.locator("#vector-id textarea, #vector-id input").first.fill(typed)
+    page.get_by_role("button", name="Open").click()
+    toast = page.locator("[data-testid=toast-text]").first
+    toast.wait_for()
+    assert typed in toast.inner_text() and toast.locator("b, img").count() == 0
     assert page.evaluate("window.pwned === undefined")
     assert not [u for u in requested if "track-probe" in u], requested
