@@ -204,3 +204,26 @@ def test_hostile_text_on_the_vector_page_requests_nothing_and_shows_no_markup(pa
     assert typed in toast.inner_text() and toast.locator("b, img").count() == 0
     assert page.evaluate("window.pwned === undefined")
     assert not [u for u in requested if "track-probe" in u], requested
+
+
+def test_the_first_screen_holds_image_mask_editor_and_run_button(page, app_server):
+    """At 1400x900 a person sees the image, the mask editor beside it and the Run button without scrolling; the
+    examples gallery shows all four examples unclipped; the mode help reads like body text, not pale."""
+    page.goto(app_server.url)
+    page.wait_for_selector("#image img")
+    page.wait_for_selector("#mask-editor canvas")
+    page.wait_for_timeout(500)
+    image = page.locator("#image").bounding_box()
+    editor = page.locator("#mask-editor").bounding_box()
+    run = page.locator("#run-btn").bounding_box()
+    assert image["y"] + image["height"] <= 900 and run["y"] + run["height"] <= 900, (image, run)
+    assert editor["y"] < 450 and editor["x"] >= image["x"] + image["width"], (image, editor)  # beside, not below
+    gallery = page.locator("#examples").bounding_box()
+    thumbs = page.locator("#examples .thumbnail-item")
+    assert thumbs.count() == 4
+    for i in range(4):
+        t = thumbs.nth(i).bounding_box()
+        assert gallery["x"] <= t["x"] and t["x"] + t["width"] <= gallery["x"] + gallery["width"] + 0.5, (i, t, gallery)
+    colours = page.evaluate("[getComputedStyle(document.querySelector('#mode-help p') || document.querySelector("
+                            "'#mode-help')).color, getComputedStyle(document.querySelector('#info')).color]")  # fmt: skip
+    assert colours[0] == colours[1], colours  # the same colour as the session line beside the image

@@ -86,6 +86,7 @@ def test_every_user_field_on_the_vector_page_and_in_messages_is_inert(app_server
         comp_id = saved.split("#", 1)[1].split(" ", 1)[0]
         opened = h.load_composition(comp_id, None)[-1]
         messages[key] = (saved, opened, fmt_metrics({"plain" if key == "plain" else "<img src=x> **b**": 1.0}))
+    assert "(public, 1 vector)." in messages["plain"][0]  # not "1 vectors"
     for plain_md, bad_md in zip(messages["plain"], messages["bad"]):
         assert _tags(bad_md) == _tags(plain_md), bad_md
 
