@@ -3,7 +3,8 @@
     EDITGAN_MODEL          a name under checkpoints/ (default "faces64"), a folder, or
                            hf://owner/repo[/subfolder] (fetched with huggingface_hub when online)
     EDITGAN_DATABASE_URL   the library's database (read by db.Database.open; default SQLite)
-    EDITGAN_DATA_DIR       where the SQLite file, shared-state links and uploads live
+    EDITGAN_DATA_DIR       where the SQLite file lives when EDITGAN_DATABASE_URL is not set (share links, kept
+                           photos and tunings are in the library database, so replicas on one database share them)
     EDITGAN_USERS_FILE     local accounts ("username:password" per line) -> Gradio auth
     EDITGAN_LOCAL_USER     single-user mode: every visitor acts as this user (loopback only by default)
     EDITGAN_QUEUE_SIZE     how many events may wait in the queue (default 32)

@@ -57,7 +57,7 @@ class Handlers(LibraryHandlers):
         self.rt = runtime
         self.stops = StopFlags()
         self._known_users: set[str] = set()
-        self.shares = ShareStore(runtime.library.states)
+        self.shares = ShareStore(runtime.library.states, runtime.config.resolved_data_dir / "shares")
 
     # ------------------------------------------------------------------ helpers
     @property

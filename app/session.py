@@ -14,8 +14,11 @@ tuning (kept in the same database, ``kept_files``).
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import numpy as np
@@ -124,8 +127,9 @@ class ShareStore:
     """Shared states in the library's database (``vector_library.states``), named by the hash of their content,
     so a link made on one app replica opens on every other one on the same database."""
 
-    def __init__(self, states: "StateStore") -> None:
+    def __init__(self, states: "StateStore", legacy_folder: Optional[Path] = None) -> None:
         self.states = states
+        self.legacy_folder = legacy_folder  # <data dir>/shares/: links made before states moved to the database
 
     def save(self, model_id: str, w: np.ndarray, applied: list[tuple[int, float]], tuning: Optional[str] = None) -> str:
         if tuning is not None:
@@ -138,14 +142,30 @@ class ShareStore:
         check_token(token, "share link")
         try:
             st = self.states.load_share(token)
+            made_with, w, vectors, tuning = st.model_id, st.w, list(st.vectors), st.tuning
         except NotFound:
-            raise ValueError("this share link points to nothing on this server (mistyped, or made on a server "
-                             "with another library database)") from None  # fmt: skip
-        if st.model_id != model_id:
-            raise ValueError(f"this link was made with model {st.model_id}, but this server runs {model_id}")
-        if tuple(st.w.shape) != tuple(shape) or not np.isfinite(st.w).all():
+            legacy = self._legacy(token)
+            if legacy is None:
+                raise ValueError("this share link points to nothing on this server (mistyped, or made on a server "
+                                 "with another library database)") from None  # fmt: skip
+            made_with, w, vectors, tuning = legacy
+        if made_with != model_id:
+            raise ValueError(f"this link was made with model {made_with}, but this server runs {model_id}")
+        if tuple(w.shape) != tuple(shape) or not np.isfinite(w).all():
             raise ValueError("this share link's latent does not fit the loaded model")
-        if len(st.vectors) > MAX_APPLIED:
+        if len(vectors) > MAX_APPLIED:
             raise ValueError(f"at most {MAX_APPLIED} vectors can be applied at once")
-        tuning = st.tuning
-        return st.w, list(st.vectors), None if tuning is None else check_token(tuning, "tuning")
+        return w, vectors, None if tuning is None else check_token(tuning, "tuning")
+
+    def _legacy(self, token: str) -> Optional[tuple[str, np.ndarray, list[tuple[int, float]], Optional[str]]]:
+        """A state saved as ``<data dir>/shares/<token>.json`` by this process before the database kept them
+        (read only; new links go to the database), or None."""
+        path = None if self.legacy_folder is None else Path(self.legacy_folder) / f"{token}.json"
+        if path is None or not path.is_file():
+            return None
+        try:
+            payload = json.loads(path.read_text())
+            w = np.frombuffer(base64.b64decode(payload["w"]), dtype=np.float32).reshape(payload["shape"]).copy()
+        except (ValueError, KeyError, TypeError, OSError) as e:
+            raise ValueError(f"this share link's state is damaged ({type(e).__name__})") from None
+        return payload.get("model_id"), w, parse_vectors(payload.get("vectors", "")), payload.get("tuning")

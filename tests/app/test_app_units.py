@@ -140,6 +140,19 @@ def test_share_store_round_trip_and_refusals(tmp_path):
         store.load("0" * 20, m, shape)
     with pytest.raises(ValueError, match="at most 8"):
         store.load(store.save(m, w, [(i + 1, 1.0) for i in range(9)]), m, shape)
+    # a link made before the database kept them: its JSON file in <data dir>/shares/ still opens, read only
+    import base64
+    import json
+
+    (tmp_path / "shares").mkdir()
+    old = {"format": "editgan-share/1", "model_id": m, "shape": list(shape), "vectors": "3:1",
+           "w": base64.b64encode(w.tobytes()).decode("ascii")}  # fmt: skip
+    (tmp_path / "shares" / ("c" * 20 + ".json")).write_text(json.dumps(old))
+    legacy = ShareStore(lib.states, tmp_path / "shares")
+    w3, vectors3, tuning3 = legacy.load("c" * 20, m, shape)
+    assert np.array_equal(w3, w) and vectors3 == [(3, 1.0)] and tuning3 is None
+    with pytest.raises(ValueError, match="points to nothing"):
+        store.load("c" * 20, m, shape)  # without the folder: unknown
     assert parse_vectors(format_vectors([(1, 0.25), (2, -1.0)])) == [(1, 0.25), (2, -1.0)]
     with pytest.raises(ValueError, match="not 'id:scale'"):
         parse_vectors("1:2,drop table")
