@@ -10,9 +10,18 @@ CUDA)::
     torchrun --nproc_per_node 2 -m core.train.gan --out runs/ddp --iterations 100
 
 Everything a run needs to continue is in ``--out``; starting the same command
-again resumes where it stopped. ``--export`` also writes a compact training
-state into the model folder, and ``--init-from MODEL_DIR`` continues from it on
-another machine (this is how the shipped model is trained across sittings).
+again resumes where it stopped. ``--export`` also writes a training state into
+the model folder, and ``--init-from MODEL_DIR`` continues from it on another
+machine (this is how the shipped model is trained across sittings). The state is
+*compact* by default (G and D as float16, the step and the log: a few MB, what a
+committed checkpoint holds) or, with ``--export-state exact``, everything a run
+needs to continue as if it had never stopped: float32 G, D and EMA, both Adam
+optimisers' moments and the random generators' states, so that two half
+sittings end with the same weights as one whole (what a GPU sitting hands to the
+next).
+
+The step keeps its losses on the device and reads them only at log steps: a
+per-step ``.item()`` would wait for the accelerator on every step.
 """
 
 from __future__ import annotations
@@ -44,6 +53,10 @@ from core.generator import Generator, GeneratorConfig
 from core.losses import d_logistic_loss, d_r1_loss, g_nonsaturating_loss
 
 TRAINING_DIR = "training"
+# what an exact training state holds besides state.json and log.jsonl (see GANTrainer.export)
+EXACT_FILES = ("g.safetensors", "d.safetensors", "g_ema.safetensors", "g_opt.safetensors", "d_opt.safetensors",
+               "rng.safetensors")  # fmt: skip
+RNG_KEYS = ("train_rng", "torch_cpu", "torch_cuda")
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,25 @@ def _mixed_w_plus(g: Generator, batch: int, prob: float, device, gen: torch.Gene
     return wp
 
 
+def _optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """An optimiser's state as flat tensors ("<param index>.<name>") and its param groups as JSON-able dicts."""
+    sd = opt.state_dict()
+    tensors = {f"{i}.{k}": (v if torch.is_tensor(v) else torch.tensor(v)).detach().cpu().contiguous()
+               for i, st in sd["state"].items() for k, v in st.items()}  # fmt: skip
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in sd["param_groups"]]
+    return tensors, groups
+
+
+def _optimizer_from_tensors(tensors: dict[str, torch.Tensor], groups: list[dict], device) -> dict:
+    """The inverse of :func:`_optimizer_to_tensors`: a state dict for ``Optimizer.load_state_dict``."""
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, v in tensors.items():
+        i, name = key.split(".", 1)
+        state.setdefault(int(i), {})[name] = v if name == "step" else v.to(device)
+    groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in groups]
+    return {"state": state, "param_groups": groups}
+
+
 def shutdown_distributed() -> None:
     """Leave the process group cleanly: every rank waits for the others first.
 
@@ -143,6 +175,7 @@ class GANTrainer:
         self.g_opt = torch.optim.Adam(self.g.parameters(), lr=config.lr, betas=(0.0, 0.99))
         self.d_opt = torch.optim.Adam(self.d.parameters(), lr=config.lr * ratio, betas=(0.0, 0.99**ratio))
         self.state = TrainState(step=0, log=[])
+        self._restore_rng: Optional[dict[str, torch.Tensor]] = None  # set by a resume that kept them
         self._steps_batch = config.batch_size * self.world  # images per step of the steps already done (a guess
         # for logs older than the per-record image count: the batch of the run they came from)
         self._resume()
@@ -152,6 +185,8 @@ class GANTrainer:
             self.g = DDP(self.g, broadcast_buffers=False)
             self.d = DDP(self.d, broadcast_buffers=False)
         self.rng = torch.Generator().manual_seed(config.seed * 1000 + self.rank + 7919 * self.state.step)
+        if self._restore_rng is not None and self.world == 1:  # per-rank states are not kept: DDP re-seeds
+            self._apply_rng_states(self._restore_rng)
 
     # -- persistence --------------------------------------------------------------------------------
     def _paths(self) -> dict[str, Path]:
@@ -177,28 +212,41 @@ class GANTrainer:
         self.d_opt.load_state_dict(opt["d_opt"])
         self.state.step = int(opt["step"])
         self._steps_batch = saved.batch_size * self.world
+        if "train_rng" in opt:  # runs saved before the random states were kept re-seed from the step
+            self._restore_rng = {k: opt[k] for k in RNG_KEYS if k in opt}
         if p["log"].exists():
             self.state.log = [json.loads(line) for line in p["log"].read_text().splitlines() if line.strip()]
             self.state.log = [r for r in self.state.log if r["step"] <= self.state.step]
 
     def _warm_start(self, model_dir: Path) -> None:
-        """Continue from a model folder's compact training state (weights only, see export)."""
-        state_path = model_dir / TRAINING_DIR / "state.json"
+        """Continue from a model folder's training state (see export): compact (weights only) or exact."""
+        tdir = model_dir / TRAINING_DIR
+        state_path = tdir / "state.json"
         if not state_path.exists():
             raise ValueError(f"{model_dir} has no {TRAINING_DIR}/state.json to continue from")
         state = json.loads(state_path.read_text())
         saved = TrainConfig.from_dict(state["train_config"])
         if saved.generator != self.config.generator:
             raise ValueError(f"{model_dir} was trained with another architecture: {saved.generator}")
-        parts = (("g", self.g, model_dir / TRAINING_DIR / "g.safetensors"),
-                 ("d", self.d, model_dir / TRAINING_DIR / "d.safetensors"),
-                 ("g_ema", self.g_ema, model_dir / "generator.safetensors"))  # fmt: skip
+        exact = state.get("kind") == "exact"
+        if exact:
+            missing = [n for n in EXACT_FILES if not (tdir / n).exists()]
+            if missing:
+                raise ValueError(f"{tdir} is an exact training state without {', '.join(missing)}")
+        parts = (("g", self.g, tdir / "g.safetensors"),
+                 ("d", self.d, tdir / "d.safetensors"),
+                 ("g_ema", self.g_ema, tdir / "g_ema.safetensors" if exact else model_dir / "generator.safetensors"))  # fmt: skip
         for _, model, path in parts:
             sd = load_file(str(path), device=str(self.device))
             check_state_dict(model, sd, what=str(path))
             model.load_state_dict(sd)  # float16 files upcast into the float32 modules
         self.state.step = int(state["step"])
         self._steps_batch = saved.batch_size
+        if exact:
+            for name, opt in (("g_opt", self.g_opt), ("d_opt", self.d_opt)):
+                opt.load_state_dict(_optimizer_from_tensors(load_file(str(tdir / f"{name}.safetensors")),
+                                                            state[f"{name}_param_groups"], self.device))  # fmt: skip
+            self._restore_rng = load_file(str(tdir / "rng.safetensors"))
         log = model_dir / TRAINING_DIR / "log.jsonl"
         if log.exists():
             self.state.log = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
@@ -212,32 +260,69 @@ class GANTrainer:
             save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(p[name]) + ".tmp")
             os.replace(str(p[name]) + ".tmp", p[name])
         torch.save(
-            {"g_opt": self.g_opt.state_dict(), "d_opt": self.d_opt.state_dict(), "step": self.state.step},
+            {"g_opt": self.g_opt.state_dict(), "d_opt": self.d_opt.state_dict(), "step": self.state.step,
+             **self._rng_states()},
             str(p["optim"]) + ".tmp",
-        )
+        )  # fmt: skip
         os.replace(str(p["optim"]) + ".tmp", p["optim"])
         p["config"].write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
         p["log"].write_text("".join(json.dumps(r) + "\n" for r in self.state.log))
 
-    def export(self, folder: str | Path, extra: Optional[dict[str, Any]] = None, training_state: bool = True) -> str:
+    def export(self, folder: str | Path, extra: Optional[dict[str, Any]] = None,
+               training_state: bool | str = "compact") -> str:  # fmt: skip
         """Write the EMA generator as a model folder (float16 safetensors, see core.checkpoint).
 
-        With ``training_state``, ``<folder>/training/`` also gets G and D (float16), the step and
-        the log: enough for ``--init-from`` to continue training in a later sitting. Adam's
-        moments are not shipped (they would triple the size); they rebuild within a few hundred steps.
+        ``training_state`` "compact" (or True): ``<folder>/training/`` also gets G and D (float16), the step and
+        the log, enough for ``--init-from`` to continue in a later sitting; Adam's moments are not kept (they
+        would triple a committed checkpoint) and rebuild within a few hundred steps. "exact": float32 G, D and
+        EMA, both optimisers' state and the random generators' states too (``EXACT_FILES``; about 7x the
+        parameters in float32), so the next sitting continues exactly. "none" (or False): the generator only.
         """
+        kind = {True: "compact", False: "none"}.get(training_state, training_state)
+        if kind not in ("compact", "exact", "none"):
+            raise ValueError(f"training_state must be 'compact', 'exact' or 'none', got {training_state!r}")
         folder = Path(folder)
+        rng, w_avg = self._rng_states(), self.g_ema.w_avg.clone()  # as training left them, before the export's work
         self.g_ema.compute_w_avg()
         mid = save_generator(self.g_ema, folder, extra, dtype=torch.float16)
-        if training_state:
+        if kind != "none":
             tdir = folder / TRAINING_DIR
             tdir.mkdir(parents=True, exist_ok=True)
-            for name, model in (("g", _unwrap(self.g)), ("d", _unwrap(self.d))):
-                save_file(compact_state_dict(model), str(tdir / f"{name}.safetensors"))
-            state = {"step": self.state.step, "train_config": self.config.to_dict(), "generator_model_id": mid}
+            for old in tdir.glob("*.safetensors"):  # a state of the other kind must not be mixed with this one
+                old.unlink()
+            state = {"kind": kind, "step": self.state.step, "train_config": self.config.to_dict(),
+                     "generator_model_id": mid}  # fmt: skip
+            if kind == "compact":
+                for name, model in (("g", _unwrap(self.g)), ("d", _unwrap(self.d))):
+                    save_file(compact_state_dict(model), str(tdir / f"{name}.safetensors"))
+            else:
+                g_ema_state = {k: v.detach().cpu().contiguous() for k, v in self.g_ema.state_dict().items()}
+                g_ema_state["w_avg"] = w_avg.cpu()  # as training left it (the export recomputes it for the model)
+                for name, sd in (("g", _unwrap(self.g).state_dict()), ("d", _unwrap(self.d).state_dict()),
+                                 ("g_ema", g_ema_state)):  # fmt: skip
+                    save_file({k: v.detach().cpu().contiguous() for k, v in sd.items()}, str(tdir / f"{name}.safetensors"))
+                for name, opt in (("g_opt", self.g_opt), ("d_opt", self.d_opt)):
+                    tensors, groups = _optimizer_to_tensors(opt)
+                    save_file(tensors, str(tdir / f"{name}.safetensors"))
+                    state[f"{name}_param_groups"] = groups
+                save_file(rng, str(tdir / "rng.safetensors"))
             (tdir / "state.json").write_text(json.dumps(state, indent=2) + "\n")
             (tdir / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in self.state.log))
         return mid
+
+    # -- random states (exact continuation) --------------------------------------------------------
+    def _rng_states(self) -> dict[str, torch.Tensor]:
+        """The training generator (mixing, augmentation) and torch's global ones (noise inputs)."""
+        out = {"train_rng": self.rng.get_state(), "torch_cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            out["torch_cuda"] = torch.cuda.get_rng_state(self.device)
+        return out
+
+    def _apply_rng_states(self, states: dict[str, torch.Tensor]) -> None:
+        self.rng.set_state(states["train_rng"])
+        torch.set_rng_state(states["torch_cpu"])
+        if self.device.type == "cuda" and "torch_cuda" in states:
+            torch.cuda.set_rng_state(states["torch_cuda"], self.device)
 
     # -- training -------------------------------------------------------------------------------
     def _accumulate(self) -> None:
@@ -250,7 +335,9 @@ class GANTrainer:
     def _aug(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.rng) if self.config.augment else x
 
-    def train_step(self, real: torch.Tensor) -> dict[str, float]:
+    def train_step(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One D step (with lazy R1) and one G step. Returns the losses as detached device tensors: reading them
+        (``float``) waits for the device, so :meth:`fit` does it at log steps only."""
         c, g, d = self.config, self.g, self.d
         g_core = _unwrap(g)
         real = real.to(self.device)
@@ -266,9 +353,9 @@ class GANTrainer:
         d_loss.backward()
         self.d_opt.step()
         stats = {
-            "d_loss": d_loss.item(),
-            "real_score": real_pred.mean().item(),
-            "fake_score": fake_pred.mean().item(),
+            "d_loss": d_loss.detach(),
+            "real_score": real_pred.detach().mean(),
+            "fake_score": fake_pred.detach().mean(),
         }
         if self.state.step % c.d_reg_every == 0:
             real.requires_grad_(True)
@@ -278,7 +365,7 @@ class GANTrainer:
             # the 0 * pred term keeps every D output in the graph (DDP needs all params used)
             (c.r1_gamma / 2 * r1 * c.d_reg_every + 0 * reg_pred[0, 0]).backward()
             self.d_opt.step()
-            stats["r1"] = r1.item()
+            stats["r1"] = r1.detach()
         # G step
         g.requires_grad_(True)
         d.requires_grad_(False)
@@ -287,7 +374,7 @@ class GANTrainer:
         self.g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         self.g_opt.step()
-        stats["g_loss"] = g_loss.item()
+        stats["g_loss"] = g_loss.detach()
         self._accumulate()
         return stats
 
@@ -308,8 +395,9 @@ class GANTrainer:
         if data is None:
             ds = FaceBatches(c.generator.resolution, c.data_seed, c.batch_size,
                              self.state.step, self.rank, self.world)  # fmt: skip
-            loader = DataLoader(ds, batch_size=None, num_workers=c.num_workers,
-                                persistent_workers=c.num_workers > 0)  # fmt: skip
+            # its own generator: a loader draws a seed when it starts, which must not move torch's global one
+            loader = DataLoader(ds, batch_size=None, num_workers=c.num_workers, persistent_workers=c.num_workers > 0,
+                                generator=torch.Generator().manual_seed(c.data_seed))  # fmt: skip
             data = iter(loader)
         bar = tqdm(total=c.iterations, initial=self.state.step, disable=not progress or self.rank != 0,
                    dynamic_ncols=True, desc="gan")  # fmt: skip
@@ -325,6 +413,7 @@ class GANTrainer:
             images += batch
             out_of_time = max_seconds is not None and self._agree(time.time() - t0 >= max_seconds)
             if self.state.step % c.log_every == 0 or self.state.step == c.iterations or out_of_time:
+                stats = {k: float(v) for k, v in stats.items()}  # the one wait for the device, at log steps
                 rec = {"step": self.state.step, **{k: round(v, 5) for k, v in stats.items()},
                        "it_s": round(done / (time.time() - t0), 3), "time": round(time.time(), 1),
                        "batch": batch, "images": images}  # fmt: skip
@@ -368,6 +457,9 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[TrainConfig, argparse.
             typ = typ or {"int": int, "float": float, "str": str}[str(f.type)]
             ap.add_argument("--" + f.name.replace("_", "-"), type=typ, dest=f.name)
     ap.add_argument("--export", help="after training, write the EMA generator (+ training state) to this model folder")
+    ap.add_argument("--export-state", choices=("compact", "exact", "none"), default="compact",
+                    help="the training state --export writes: compact (float16 G and D), exact (everything, to "
+                         "continue as if never stopped) or none")  # fmt: skip
     ap.add_argument("--init-from", help="when --out holds no run: continue from this model folder's training state")
     ap.add_argument("--threads", type=int, help="torch CPU threads")
     ap.add_argument("--max-minutes", type=float,
@@ -394,7 +486,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     trainer = GANTrainer(cfg, args.out, init_from=args.init_from)
     trainer.fit(max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
     if args.export and trainer.rank == 0:
-        mid = trainer.export(args.export)
+        mid = trainer.export(args.export, training_state=args.export_state)
         print(json.dumps({"exported": args.export, "model_id": mid}))
     shutdown_distributed()
 
