@@ -73,12 +73,15 @@ def faces64():
 
 @pytest.mark.parametrize("kind", sorted(SCRIPTED_EDITS))
 def test_no_op_and_a_random_step_of_the_edits_norm_fail_on_faces64(faces64, kind):
-    """On the default model and the real oracle: the first benchmark face of each kind, left alone and moved
-    by a random latent step as long as a (short) mask edit's step, fails the judge."""
+    """On the default model and the real oracle: a benchmark face of each kind, left alone and moved by random
+    latent steps as long as a (20-step) mask edit's step, fails the judge. (A short edit whose loss never fell
+    below its start keeps the latent; the next face is taken then.)"""
     model, oracle = faces64
-    (seed, w, mask, target), = _cases(model, kind, 1, 1000, 0.7)
-    r = edit_by_mask(model.generator, model.branch, w, target, model.class_names, EditConfig(steps=10),
-                     model.perceptual, model.encoder, reader=model.reader)  # fmt: skip
+    for seed, w, mask, target in _cases(model, kind, 3, 1000, 0.7):
+        r = edit_by_mask(model.generator, model.branch, w, target, model.class_names, EditConfig(steps=20),
+                         model.perceptual, model.encoder, reader=model.reader)  # fmt: skip
+        if r.delta.norm() > 0:
+            break
     assert r.delta.norm() > 0
     orig = model.render(w)
     noop = judge(oracle, orig, orig, mask, target, r.roi)
