@@ -421,7 +421,7 @@ class VectorLibrary:
     def _set_like(self, username: Optional[str], vid: int, liked: bool) -> LikeResult:
         def action(s: Session) -> LikeResult:
             user = self._user(s, username, "like vectors")
-            vector_id = self._visible_vector(s, vid, user.id).id
+            vector_id = self._visible_vector(s, vid, user.id, lock=True).id  # the same lock order as toggle_like
             if liked:
                 changed = _insert_ignore(s, Like, {"user_id": user.id, "vector_id": vector_id}) == 1
             else:
