@@ -21,7 +21,11 @@ sittings end with the same weights as one whole (what a GPU sitting hands to the
 next).
 
 The step keeps its losses on the device and reads them only at log steps: a
-per-step ``.item()`` would wait for the accelerator on every step.
+per-step ``.item()`` would wait for the accelerator on every step. The training
+images are drawn by the torch renderer on the training device, in the loop
+(``--data device``, the default), or in DataLoader workers on the CPU
+(``--data loader``); ``benchmarks/bench_train.py`` measures both against the old
+numpy path (docs/results_train.md).
 """
 
 from __future__ import annotations
@@ -77,6 +81,11 @@ class TrainConfig(ConfigMixin):
     sample_every: int = 1000
     log_every: int = 25
     device: str = "auto"
+    # where the training images are drawn: "device" (the torch renderer on the training device, no loader; faster
+    # on CPU and GPU, docs/results_train.md) or "loader" (the same renderer in num_workers DataLoader processes)
+    data: str = "device"
+
+DATA_PATHS = ("device", "loader")
 
 class FaceBatches(IterableDataset):
     """Batches of procedural faces; each (rank, worker) renders its own disjoint indices."""
@@ -95,10 +104,26 @@ class FaceBatches(IterableDataset):
             k += nw
 
 
+def device_batches(resolution: int, seed: int, batch_size: int, start_batch: int, rank: int, world: int,
+                   device: torch.device) -> Iterator[torch.Tensor]:  # fmt: skip
+    """Batches [batch_size, 3, H, W] drawn on ``device``, the same faces as :class:`FaceBatches` (the film grain
+    drawn there too, from a generator seeded by the batch's index, so a resumed run draws the same batches)."""
+    faces = ProceduralFaces(resolution, seed)
+    k = start_batch
+    while True:
+        g = k * world + rank
+        grain = torch.Generator(device=device).manual_seed(int(np.random.SeedSequence([seed, g]).generate_state(1)[0]))
+        yield faces.batch(g * batch_size, batch_size, device, grain)[0]
+        k += 1
+
+
 def _resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was asked for but CUDA is not available here (use 'cpu' or 'auto')")
+    return device
 
 
 def _mixed_w_plus(g: Generator, batch: int, prob: float, device, gen: torch.Generator) -> torch.Tensor:
@@ -154,6 +179,10 @@ class TrainState:
 
 class GANTrainer:
     def __init__(self, config: TrainConfig, out_dir: str | Path, init_from: Optional[str | Path] = None):
+        if config.data not in DATA_PATHS:
+            raise ValueError(f"data must be one of {', '.join(DATA_PATHS)}, got {config.data!r}")
+        if config.generator.resolution < 16:
+            raise ValueError(f"the face renderer draws at 16 px or more, got resolution {config.generator.resolution}")
         self.config = config
         self.out = Path(out_dir)
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -392,7 +421,10 @@ class GANTrainer:
         """Train up to ``config.iterations`` steps or, with ``max_seconds``, until that much wall time has passed
         (a sitting on a lent machine); either way the run folder ends with a checkpoint of the last step."""
         c = self.config
-        if data is None:
+        if data is None and c.data == "device":
+            data = device_batches(c.generator.resolution, c.data_seed, c.batch_size, self.state.step, self.rank,
+                                  self.world, self.device)  # fmt: skip
+        elif data is None:
             ds = FaceBatches(c.generator.resolution, c.data_seed, c.batch_size,
                              self.state.step, self.rank, self.world)  # fmt: skip
             # its own generator: a loader draws a seed when it starts, which must not move torch's global one

@@ -209,3 +209,28 @@ def test_an_exact_state_with_a_missing_part_is_refused_before_any_work(tmp_path)
         GANTrainer(tiny_train_config(), tmp_path / "other", init_from=tmp_path / "model")
     with pytest.raises(ValueError, match="training_state must be"):
         t.export(tmp_path / "x", training_state="full")
+
+
+def test_device_data_draws_the_loaders_faces_and_resumes_on_the_same_batch():
+    from core.train.gan import FaceBatches, device_batches
+
+    loader = iter(FaceBatches(16, 3, 4, start_batch=1, rank=0, world=1))
+    dev = device_batches(16, 3, 4, start_batch=1, rank=0, world=1, device=torch.device("cpu"))
+    a, b = next(loader), next(dev)
+    assert a.shape == b.shape == (4, 3, 16, 16)
+    diff = (a - b).abs().mul(127.5)  # the same faces; only the film grain is drawn differently
+    assert diff.mean() < 8 and diff.max() > 0
+    again = next(device_batches(16, 3, 4, start_batch=1, rank=0, world=1, device=torch.device("cpu")))
+    assert torch.equal(b, again)
+
+
+def test_loader_data_path_trains_and_bad_data_settings_are_refused(tmp_path):
+    assert GANTrainer(tiny_train_config(iterations=1, data="loader"), tmp_path / "l").fit(progress=False).step == 1
+    with pytest.raises(ValueError, match="data must be one of"):
+        GANTrainer(tiny_train_config(data="gpu"), tmp_path / "x")
+    with pytest.raises(ValueError, match="16 px or more"):
+        GANTrainer(tiny_train_config(generator=TINY.__class__(**{**TINY.to_dict(), "resolution": 8})), tmp_path / "y")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            GANTrainer(tiny_train_config(device="cuda"), tmp_path / "z")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "z").exists()
