@@ -65,6 +65,7 @@ class _P:
         for j, k in enumerate(_COLOURS):
             setattr(self, k, dev[:, o + 3 * j : o + 3 * j + 3])
         self.lx, self.ly = self.light[:, 0:1], self.light[:, 1:2]
+        self.host = {k: host[:, i].double().numpy() for i, k in enumerate(_SCALARS)}  # [B] each, for row bands
 
 
 def _coverage(f: torch.Tensor) -> torch.Tensor:
@@ -126,6 +127,17 @@ class _Canvas:
         self.image: torch.Tensor = torch.empty(0)
         self.mask: torch.Tensor = torch.empty(0)
 
+    def rows(self, r: slice) -> "_Canvas":
+        """A canvas over rows ``r`` only (features confined to a band of rows need not be drawn elsewhere)."""
+        sub = _Canvas.__new__(_Canvas)
+        sub.x, sub.y = self.x[..., r, :], self.y[..., r, :]
+        sub.image, sub.mask = self.image[..., r, :].clone(), self.mask[..., r, :].clone()
+        return sub
+
+    def put(self, sub: "_Canvas", r: slice) -> None:
+        self.image[..., r, :] = sub.image
+        self.mask[..., r, :] = sub.mask
+
     def paint(self, cov, color, label: Optional[int], idx: Optional[torch.Tensor] = None) -> None:
         """Composite ``color`` with coverage; claim ``label`` where cov > 0.5. ``idx``: only those faces."""
         if idx is None:
@@ -136,6 +148,22 @@ class _Canvas:
             self.image[idx] = self.image[idx] * (1 - cov) + color * cov
             if label is not None:
                 self.mask[idx] = torch.where(cov > 0.5, label, self.mask[idx])
+
+
+def _band(P: _P, res: int, lo: np.ndarray, hi: np.ndarray, xmax: np.ndarray, margin: int = 3) -> slice:
+    """The image rows that can hold a feature lying within face y in [lo, hi] and |x| <= xmax (each [B]), for
+    every face of the batch, plus ``margin`` pixels: beyond them its coverage is 0 however the gradient at the
+    band's edge is taken (coverage needs a signed distance under half a pixel), so the image is as if drawn
+    everywhere. Image y = cy + scale * (sin(roll) x + cos(roll) y)."""
+    h = P.host
+    c, s = np.cos(h["roll"]), np.abs(np.sin(h["roll"]))
+    if (c <= 0.5).any() or (h["scale"] <= 0).any():  # far outside the sampled poses: draw the whole frame
+        return slice(0, res)
+    top = h["cy"] + h["scale"] * (c * lo - s * np.abs(xmax))
+    bottom = h["cy"] + h["scale"] * (c * hi + s * np.abs(xmax))
+    r0 = int(np.floor((top.min() + 1) * res / 2 - 0.5)) - margin
+    r1 = int(np.ceil((bottom.max() + 1) * res / 2 - 0.5)) + margin + 1
+    return slice(max(0, r0), max(min(res, r1), max(0, r0) + 2))
 
 
 def _index(flags: list[bool], device) -> Optional[torch.Tensor]:
@@ -238,9 +266,22 @@ def _render(params: Sequence, resolution: int, device: torch.device, grain: Opti
         shade = 0.85 + 0.25 * torch.clamp(-(lx[ids] * xs + ly[ids] * ys), -1, 1)
         cv.paint(_coverage(f_top), hair_tex[ids] * shade, CLASS_INDEX["hair"], ids)
 
-    # inner features move sideways with yaw
+    # inner features move sideways with yaw; each group is drawn in the band of rows that can hold it
     fx = P.yaw * 0.06
     dark = P.skin * 0.55
+    h = P.host
+    hfx = np.abs(h["yaw"] * 0.06)
+    brow_reach = h["brow_len"] + h["brow_thick"] + 2 * np.abs(h["brow_curve"]) * h["brow_len"] ** 2
+    brow_y = h["eye_y"] - h["brow_gap"] - 0.03
+    lens = h["eye_w"] * 1.63 * np.abs(h["glasses_size"])
+    # eyes with their sockets, brows, lenses (a cat-eye lens is 1.05 * 1.55 eye widths), bridge and temples
+    top = np.minimum.reduce([h["eye_y"] - h["eye_w"] * 0.75, brow_y - brow_reach, h["eye_y"] - 0.01 - lens,
+                             h["eye_y"] - h["eye_w"] * 0.6 - 0.02])  # fmt: skip
+    bottom = np.maximum.reduce([h["eye_y"] + h["eye_w"] * 0.75, brow_y + brow_reach, h["eye_y"] + lens])
+    xmax = np.maximum(hfx + h["eye_dx"] + np.maximum.reduce([h["eye_w"] * 1.35, brow_reach, lens]), h["face_w"] * 1.02)
+    eye_rows = _band(P, res, top, bottom, xmax)
+    sub = cv.rows(eye_rows)
+    x, y = sub.x, sub.y
 
     # eyes: almond shapes (intersection of two circles) with sclera, iris and pupil
     white = torch.tensor([0.95, 0.93, 0.9], dtype=torch.float32, device=device)[None, :, None, None]
@@ -254,7 +295,7 @@ def _render(params: Sequence, resolution: int, device: torch.device, grain: Opti
         f_eye = torch.maximum(f_up, torch.sqrt(dx2 + (y - (ey + b - r)) ** 2) - r)
         cov = _coverage(f_eye)
         # eye socket shadow around it (skin, no label change)
-        cv.paint(_coverage(_ellipse(x, y, ex, ey, a * 1.35, a * 0.75)) * 0.25, dark, None)
+        sub.paint(_coverage(_ellipse(x, y, ex, ey, a * 1.35, a * 0.75)) * 0.25, dark, None)
         ix = ex + P.gaze * a * 0.5
         iris = _coverage(_ellipse(x, y, ix, ey, a * 0.45, a * 0.45))
         pupil = _coverage(_ellipse(x, y, ix, ey, a * 0.2, a * 0.2))
@@ -262,11 +303,11 @@ def _render(params: Sequence, resolution: int, device: torch.device, grain: Opti
         col = col * (1 - pupil) + 0.03 * pupil
         # upper lid shadow
         col = col * (0.75 + 0.25 * torch.clamp((y - (ey - b)) / (2 * b + 1e-6), 0, 1))
-        cv.paint(cov, col, label)
+        sub.paint(cov, col, label)
 
     # brows: curved bars above the eyes
     no_hair = torch.tensor([s == "none" for s in styles]).to(device, non_blocking=True)[:, None, None, None]
-    brow_col = torch.where(no_hair, dark * 0.6, hair_tex * 0.8)
+    brow_col = torch.where(no_hair, dark * 0.6, hair_tex[..., eye_rows, :] * 0.8)
     for side, label in zip((-1, 1), (CLASS_INDEX["left_brow"], CLASS_INDEX["right_brow"])):
         bx, by = fx + side * P.eye_dx, P.eye_y - P.brow_gap - 0.03
         ang = -side * P.brow_angle
@@ -274,8 +315,15 @@ def _render(params: Sequence, resolution: int, device: torch.device, grain: Opti
         u, v = c * (x - bx) + s * (y - by), -s * (x - bx) + c * (y - by)
         v = v + P.brow_curve * (u * u) * 2.0
         f_brow = torch.sqrt((u / P.brow_len) ** 2 + (v / (P.brow_thick * 0.5)) ** 2) - 1.0
-        cv.paint(_coverage(f_brow), brow_col, label)
+        sub.paint(_coverage(f_brow), brow_col, label)
 
+    cv.put(sub, eye_rows)
+
+    nose_top = h["eye_y"] + 0.02
+    rows = _band(P, res, nose_top, nose_top + np.maximum(h["nose_len"], 0) + np.abs(h["nose_w"]) * 0.6,
+                 hfx * 1.3 + np.abs(h["nose_w"]) * 1.05)
+    sub = cv.rows(rows)
+    x, y = sub.x, sub.y
     # nose: a rounded wedge with nostrils and a highlight
     ny0 = P.eye_y + 0.02
     nx = fx * 1.3
@@ -288,8 +336,14 @@ def _render(params: Sequence, resolution: int, device: torch.device, grain: Opti
     for side in (-1, 1):
         nos = _coverage(_ellipse(x, y, nx + side * P.nose_w * 0.45, tip_y, P.nose_w * 0.28, P.nose_w * 0.17))
         ncol = ncol * (1 - 0.7 * nos)
-    cv.paint(_coverage(f_nose), ncol, CLASS_INDEX["nose"])
+    sub.paint(_coverage(f_nose), ncol, CLASS_INDEX["nose"])
 
+    cv.put(sub, rows)
+
+    reach = 1.55 * np.abs(h["smile"]) + np.abs(h["lip_t"]) + np.abs(h["mouth_open"]) + 0.01
+    rows = _band(P, res, h["mouth_y"] - reach, h["mouth_y"] + reach, hfx * 1.2 + np.abs(h["mouth_w"]) * 1.5)
+    sub = cv.rows(rows)
+    x, y = sub.x, sub.y
     # mouth: lips around a centre line that curves up at the corners when smiling
     mx, my = fx * 1.2, P.mouth_y
     xn = torch.clamp((x - mx) / P.mouth_w, -1.5, 1.5)
@@ -298,7 +352,7 @@ def _render(params: Sequence, resolution: int, device: torch.device, grain: Opti
     outer_half = P.lip_t * (0.35 + 0.65 * env) + P.mouth_open * env
     f_lips = torch.maximum(dist.abs() - outer_half, xn.abs() - 1)
     lip_col = P.lip_color * (0.85 + 0.2 * torch.clamp(-dist / (P.lip_t + 1e-3), -1, 1))
-    cv.paint(_coverage(f_lips), lip_col, CLASS_INDEX["lips"])
+    sub.paint(_coverage(f_lips), lip_col, CLASS_INDEX["lips"])
     ids = _index([p.mouth_open > 0 for p in params], device)
     if ids is not None:
         mo, di, en, xni = P.mouth_open[ids], dist[ids], env[ids], xn[ids]
@@ -306,10 +360,15 @@ def _render(params: Sequence, resolution: int, device: torch.device, grain: Opti
         gap = torch.exp(-(((di - mo * 0.15) / (mo * 0.25 + 1e-3)) ** 2))
         tooth = torch.tensor([0.95, 0.93, 0.86], dtype=torch.float32, device=device)[None, :, None, None]
         teeth = tooth * (1 - 0.75 * gap) * (0.7 + 0.3 * en)
-        cv.paint(_coverage(f_open), teeth, CLASS_INDEX["teeth"], ids)
+        sub.paint(_coverage(f_open), teeth, CLASS_INDEX["teeth"], ids)
 
-    # glasses: frames + tinted lenses (both labelled glasses), bridge and temples
-    _glasses(cv, P, params, fx, device)
+    cv.put(sub, rows)
+
+    # glasses: frames + tinted lenses (both labelled glasses), bridge and temples, over the nose and mouth
+    if any(p.glasses for p in params):
+        sub = cv.rows(eye_rows)
+        _glasses(sub, P, params, fx, device)
+        cv.put(sub, eye_rows)
 
     # film grain and clipping
     img = cv.image
