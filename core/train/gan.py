@@ -23,9 +23,9 @@ next).
 The step keeps its losses on the device and reads them only at log steps: a
 per-step ``.item()`` would wait for the accelerator on every step. The training
 images are drawn by the torch renderer on the training device, in the loop
-(``--data device``, the default), or in DataLoader workers on the CPU
-(``--data loader``); ``benchmarks/bench_train.py`` measures both against the old
-numpy path (docs/results_train.md).
+(``--data device``, the default on CUDA), or in DataLoader workers on the CPU
+(``--data loader``, the default on a CPU); ``benchmarks/bench_train.py`` measures
+both against the old numpy path (docs/results_train.md).
 """
 
 from __future__ import annotations
@@ -81,11 +81,12 @@ class TrainConfig(ConfigMixin):
     sample_every: int = 1000
     log_every: int = 25
     device: str = "auto"
-    # where the training images are drawn: "device" (the torch renderer on the training device, no loader; faster
-    # on CPU and GPU, docs/results_train.md) or "loader" (the same renderer in num_workers DataLoader processes)
-    data: str = "device"
+    # where the training images are drawn: "device" (the torch renderer on the training device in the loop, no
+    # loader), "loader" (the same renderer in num_workers DataLoader processes, overlapping the step) or "auto":
+    # device on CUDA, loader on a CPU, where rendering in the loop would not overlap (docs/results_train.md)
+    data: str = "auto"
 
-DATA_PATHS = ("device", "loader")
+DATA_PATHS = ("auto", "device", "loader")
 
 class FaceBatches(IterableDataset):
     """Batches of procedural faces; each (rank, worker) renders its own disjoint indices."""
@@ -421,7 +422,8 @@ class GANTrainer:
         """Train up to ``config.iterations`` steps or, with ``max_seconds``, until that much wall time has passed
         (a sitting on a lent machine); either way the run folder ends with a checkpoint of the last step."""
         c = self.config
-        if data is None and c.data == "device":
+        path = c.data if c.data != "auto" else ("device" if self.device.type == "cuda" else "loader")
+        if data is None and path == "device":
             data = device_batches(c.generator.resolution, c.data_seed, c.batch_size, self.state.step, self.rank,
                                   self.world, self.device)  # fmt: skip
         elif data is None:

@@ -224,8 +224,14 @@ def test_device_data_draws_the_loaders_faces_and_resumes_on_the_same_batch():
     assert torch.equal(b, again)
 
 
-def test_loader_data_path_trains_and_bad_data_settings_are_refused(tmp_path):
-    assert GANTrainer(tiny_train_config(iterations=1, data="loader"), tmp_path / "l").fit(progress=False).step == 1
+def test_device_data_path_trains_and_resumes_exactly_and_bad_data_settings_are_refused(tmp_path):
+    whole = GANTrainer(tiny_train_config(iterations=3, data="device", ckpt_every=100), tmp_path / "whole")
+    whole.fit(progress=False)
+    GANTrainer(tiny_train_config(iterations=2, data="device", ckpt_every=100), tmp_path / "half").fit(progress=False)
+    rest = GANTrainer(tiny_train_config(iterations=3, data="device", ckpt_every=100), tmp_path / "half")
+    rest.fit(progress=False)
+    a, b = _weights(whole), _weights(rest)
+    assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="data must be one of"):
         GANTrainer(tiny_train_config(data="gpu"), tmp_path / "x")
     with pytest.raises(ValueError, match="16 px or more"):
