@@ -8,7 +8,9 @@ Starts the real entry point (``python app.py``) on a model bundle with a fresh S
    (VmRSS) is sampled every ``--every`` seconds throughout; reported with the RSS after start, after the
    first and the second half of the actions, and the peak. "Levels off" means the second half grew by less
    than ``--level-mib``.
-2. **slider under load**: 8 and 32 concurrent clients (each its own session) move a vector slider
+2. **saving**: how long a save with a bad tag takes to be refused, and a save made transferable (after a
+   40-step edit, as the app's defaults), alone on the app;
+3. **slider under load**: 8 and 32 concurrent clients (each its own session) move a vector slider
    ``--slider-requests`` times each; p50/p95/max latency and throughput, and the same while one other client
    runs mask edits back to back (the slider must not wait behind edits).
 
@@ -293,6 +295,20 @@ def main(argv=None) -> dict:
             marks[f"half {half + 1} done"] = round(time.perf_counter() - sampler.t0, 1)
         soak_s = time.perf_counter() - t_soak
 
+        # what a person waits for when saving: a refusal (bad tag) and a save made transferable
+        c.predict(5, api_name="/sample")
+        c.predict(None, handle_file(mask), "optimization", 40, api_name="/edit")
+        t = time.perf_counter()
+        try:
+            c.predict("bench save", "", "mouth, open mouth!", "public", True, api_name="/save_edit")
+        except Exception:
+            pass
+        refused_s = time.perf_counter() - t
+        t = time.perf_counter()
+        c.predict("bench save", "", "mouth, open mouth", "public", True, api_name="/save_edit")
+        save = {"refused_bad_tag_s": round(refused_s, 2), "transferable_save_s": round(time.perf_counter() - t, 1)}
+        marks["save"] = round(time.perf_counter() - sampler.t0, 1)
+
         slider = {}
         for n in args.slider_clients:
             slider[f"{n}_clients"] = slider_load(url, proc.pid, vids[0], n, args.slider_requests, 0, mask,
@@ -323,6 +339,7 @@ def main(argv=None) -> dict:
                     "growth_in_second_half": growth_2nd,
                     "levels_off": growth_2nd < args.level_mib},  # fmt: skip
         "rss_over_time": sampler.samples[:: max(1, len(sampler.samples) // 400)],
+        "save": save,
         "slider": slider,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
