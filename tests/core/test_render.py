@@ -102,6 +102,7 @@ def test_class_statistics_match_the_numpy_renderer_over_2000_faces():
     assert not failures, failures
 
 
+@pytest.mark.gpu  # run with -m gpu on a machine with CUDA
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_draws_what_the_cpu_draws():
     params = _varied_params(24)
