@@ -4,7 +4,8 @@
     python -m benchmarks.bench_edit --at-scale --scale-steps 2             # 512 px config-f timing (CPU: ratio only)
     python -m benchmarks.bench_edit --speed-only                           # the default model's timings alone
 
-Writes benchmarks/results/edit.json (or edit_at_scale.json, edit_speed.json) and edit_<kind>.png
+Writes benchmarks/results/edit.json (or edit_at_scale.json, edit_speed.json; ``--out``) after each kind
+(``"partial"`` says how many are in, until the run ends; ``--skip-speed`` leaves out the timings) and edit_<kind>.png
 pictures: original | painted target | mode-3 result | the kind's vector on three
 other images in mode 1 | and in mode 2.
 

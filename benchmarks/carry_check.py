@@ -36,10 +36,9 @@ def main(argv: Optional[list[str]] = None) -> dict:
     names = model.class_names
     result = {"model": args.model, "model_id": model.model_id, "faces_per_source": args.faces, "per_kind": {}}
     for kind in sorted(SCRIPTED_EDITS):
-        others = [(model.segment(w)[0], t) for _, w, t in _cases(model, kind, args.faces, 5000, args.truncation)]
+        others = [(m, t) for _, _, m, t in _cases(model, kind, args.faces, 5000, args.truncation)]
         rows = []
-        for seed, w, target in _cases(model, kind, args.sources, 1000, args.truncation):
-            mask = model.segment(w)[0]
+        for seed, w, mask, target in _cases(model, kind, args.sources, 1000, args.truncation):
             roi, _ = region_of_interest(mask, target, names)
             change = describe_change(mask, target, roi, names)
             carried, unchanged, skipped = [], [], 0

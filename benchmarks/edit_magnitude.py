@@ -4,7 +4,7 @@
 
 bench_edit's ``enlarge_eyes`` scales each eye by 1.6, and no mode-3 edit of it
 passes the bar. This benchmark repeats that edit at smaller factors on the same
-samples, judged like bench_edit (oracle IoU against the target inside the
+samples, judged like bench_edit (benchmarks.edit_judge; formerly oracle IoU against the target inside the
 region >= 0.7 and PSNR outside >= 30 dB), and sets each factor's target eye
 areas beside the eye areas of the procedural images the generator learned
 from: a target larger than every eye in the training domain asks the
@@ -22,7 +22,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from benchmarks.bench_edit import RESULTS, _cases, _summary, judge
+from benchmarks.bench_edit import RESULTS, _cases, _summary
+from benchmarks.edit_judge import judge
 from benchmarks.oracle import load_oracle
 from benchmarks.results_io import write_result
 from core.data.faces import ProceduralFaces
@@ -57,7 +58,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
     _, real_masks = ProceduralFaces(model.resolution, seed=0).batch(0, args.domain_images)
     domain = eye_areas(real_masks, names)
     # bench_edit's mode-3 samples (where the eye edit applies), with the branch's mask each target starts from
-    cases = [(w, model.segment(w)[0]) for _, w, _ in _cases(model, "enlarge_eyes", args.n, 1000, args.truncation)]
+    cases = [(w, mask) for _, w, mask, _ in _cases(model, "enlarge_eyes", args.n, 1000, args.truncation)]
     rows = {}
     for factor in args.factors:
         t0, recs, target_areas = time.time(), [], []
@@ -66,7 +67,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
             target_areas.append(eye_areas(target[None], names))
             r = edit_by_mask(model.generator, model.branch, w, target, model.class_names, EditConfig(),
                              model.perceptual, model.encoder, reader=model.reader)  # fmt: skip
-            recs.append({**judge(oracle, r.image, model.render(w), target, r.roi),
+            recs.append({**judge(oracle, r.image, model.render(w), mask, target, r.roi),
                          "branch_iou": r.metrics["target_iou_in_region"]})  # fmt: skip
         ta = np.concatenate(target_areas)
         rows[str(factor)] = {**_summary(recs), "mean_branch_iou_in_region": round(float(np.mean([r["branch_iou"] for r in recs])), 4),

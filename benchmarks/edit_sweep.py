@@ -3,8 +3,8 @@
     python -m benchmarks.edit_sweep --model checkpoints/faces64 --n 4
 
 Mode-3 edits (optimisation from scratch) for a few samples of a few edit kinds,
-judged like bench_edit (oracle IoU against the target inside the region, PSNR
-outside it), once per (lr, w_ce) setting. Writes
+judged like bench_edit (benchmarks.edit_judge: changed pixels read as painted,
+the region's others kept, PSNR outside it), once per (lr, w_ce) setting. Writes
 benchmarks/results/edit_sweep.json. A quick guide for choosing EditConfig's
 defaults; bench_edit is the measurement of record.
 """
@@ -18,7 +18,8 @@ from typing import Optional
 
 import torch
 
-from benchmarks.bench_edit import RESULTS, _cases, _summary, judge
+from benchmarks.bench_edit import RESULTS, _cases, _summary
+from benchmarks.edit_judge import judge
 from benchmarks.oracle import load_oracle
 from benchmarks.results_io import write_result
 from core.edit import EditConfig, edit_by_mask
@@ -48,10 +49,10 @@ def main(argv: Optional[list[str]] = None) -> dict:
         t0, per_kind, everything = time.time(), {}, []
         for kind, kc in cases.items():
             recs = []
-            for _, w, target in kc:
+            for _, w, mask, target in kc:
                 r = edit_by_mask(model.generator, model.branch, w, target, model.class_names, cfg, model.perceptual,
                                  model.encoder, reader=model.reader)  # fmt: skip
-                recs.append(judge(oracle, r.image, model.render(w), target, r.roi))
+                recs.append(judge(oracle, r.image, model.render(w), mask, target, r.roi))
             per_kind[kind] = _summary(recs)
             everything += recs
         rows.append({"lr": lr, "w_ce": w_ce, "steps": args.steps, "all": _summary(everything), "per_kind": per_kind,

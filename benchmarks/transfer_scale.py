@@ -21,7 +21,8 @@ from typing import Optional
 
 import torch
 
-from benchmarks.bench_edit import RESULTS, _cases, _pick_sources, _summary, judge
+from benchmarks.bench_edit import RESULTS, _cases, _pick_sources, _summary
+from benchmarks.edit_judge import judge
 from benchmarks.oracle import load_oracle
 from benchmarks.results_io import write_result
 from core.edit import EditConfig, edit_by_mask, region_iou, region_of_interest
@@ -34,10 +35,10 @@ KINDS = ("open_mouth", "smile", "add_glasses")
 
 def _vector(model: EditGAN, oracle, kind: str, candidates: int, truncation: float, cfg: EditConfig):
     edits = []
-    for seed, w, target in _cases(model, kind, candidates, 1000, truncation):
+    for seed, w, mask, target in _cases(model, kind, candidates, 1000, truncation):
         r = edit_by_mask(model.generator, model.branch, w, target, model.class_names, cfg, model.perceptual,
                          model.encoder, reader=model.reader)  # fmt: skip
-        edits.append(({**judge(oracle, r.image, model.render(w), target, r.roi), "seed": seed}, r, (w, target, None)))
+        edits.append(({**judge(oracle, r.image, model.render(w), mask, target, r.roi), "seed": seed}, r, (w, target, None)))
     src, r, (w, _, _) = _pick_sources(edits, 1)[0]
     r = make_transferable(model.generator, model.branch, w, r, model.class_names, edit_config=cfg,
                           perceptual=model.perceptual, encoder=model.encoder, reader=model.reader)  # fmt: skip
@@ -67,16 +68,15 @@ def main(argv: Optional[list[str]] = None) -> dict:
         src, vec = _vector(model, oracle, kind, args.candidates, args.truncation, cfg)
         at = {s: [] for s in args.scales}
         best, picked = [], []
-        for _, w, target in _cases(model, kind, args.faces, 5000, args.truncation):
+        for _, w, mask, target in _cases(model, kind, args.faces, 5000, args.truncation):
             original = model.render(w)
-            mask = model.segment(w)[0].cpu()
             roi = region_of_interest(mask, target, model.class_names, cfg.dilation)[0]
             applied = {s: apply_vectors(model.generator, w, [(vec, s)], model.model_id, model.branch) for s in args.scales}
             carried, region, _ = carried_target([(vec, 1.0)], mask, applied[1.0].mask[0].cpu(), model.class_names, cfg)
-            judged = {s: judge(oracle, a.image, original, target, roi) for s, a in applied.items()}
+            judged = {s: judge(oracle, a.image, original, mask, target, roi) for s, a in applied.items()}
             for s, j in judged.items():
                 at[s].append(j)
-            best.append(max(judged.values(), key=lambda j: (j["success"], j["oracle_iou"])))
+            best.append(max(judged.values(), key=lambda j: (j["success"], j["changed_accuracy"])))
             fit = {s: region_iou(a.mask[0].cpu(), carried, region) if region.any() else 0.0 for s, a in applied.items()}
             picked.append(judged[max(fit, key=fit.get)])
         per_kind[kind] = {"source_edit": src, "per_scale": {str(s): _summary(v) for s, v in at.items()},
