@@ -274,7 +274,10 @@ class VectorLibrary:
                                f"resolution, shape or classes ({stored}); a content hash names one generator")
             return stored
 
-        return self._write(action)
+        try:
+            return self._write(action)
+        except IntegrityError:  # registered concurrently (two replicas starting at once): compare with that row
+            return self._write(action)
 
     def get_model(self, model_id: str) -> ModelSpec:
         return self._read(lambda s: _model_spec(self._model(s, model_id)))

@@ -106,3 +106,27 @@ def test_concurrent_publish_like_search(library, database, snapshot, caplog):
     retries = sum("retrying" in r.getMessage() for r in caplog.records)
     print(f"\n[concurrency:{database.dialect}] 1600 ops in 8 threads: {elapsed:.1f} s, "
           f"{1600 / elapsed:.0f} ops/s, errors: {len(errors)}, transaction retries: {retries}")
+
+
+def test_replicas_registering_one_model_at_once_all_succeed(library):
+    """Two app replicas starting together both register their generator: one inserts, the others find it."""
+    from vector_library import ModelSpec
+
+    spec = ModelSpec("cd" * 8, "racing model", 16, 6, 32, ("background", "skin"))
+    barrier = threading.Barrier(THREADS)
+    results, errors = [], []
+
+    def register() -> None:
+        barrier.wait()
+        try:
+            results.append(library.register_model(spec))
+        except Exception as e:  # reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=register) for _ in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:2]
+    assert len(results) == THREADS and all(r == results[0] for r in results)
