@@ -138,9 +138,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _slider_client(url: str, vid: int, seed: int, requests: int, ready, go, out) -> None:
-    """One person moving a slider, in a process of its own (so that the clients do not share one GIL)."""
-    c = _client(url, tempfile.mkdtemp())
+def _slider_client(url: str, vid: int, seed: int, requests: int, ready, go, out, download: bool = True) -> None:
+    """One person moving a slider, in a process of its own (so that the clients do not share one GIL); without
+    ``download`` the client does not fetch the image (a lighter client, to see the app's own limit)."""
+    c = _client(url, tempfile.mkdtemp() if download else False)
     c.predict(seed, api_name="/sample")
     c.predict(vid, 0.0, api_name="/apply")  # this session is warm
     ready.release()
@@ -170,13 +171,13 @@ def _edit_loop(url: str, mask: str, steps: int, go, stop) -> None:
 
 
 def slider_load(url: str, app_pid: int, vid: int, clients: int, requests: int, edits_beside: int, mask: str,
-                steps: int) -> dict:  # fmt: skip
+                steps: int, download: bool = True) -> dict:  # fmt: skip
     """``clients`` processes move a slider ``requests`` times each, at once; optionally beside running edits."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     ready, go, stop, out = ctx.Semaphore(0), ctx.Event(), ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_slider_client, args=(url, vid, 200 + i, requests, ready, go, out))
+    procs = [ctx.Process(target=_slider_client, args=(url, vid, 200 + i, requests, ready, go, out, download))
              for i in range(clients)]  # fmt: skip
     editors = [ctx.Process(target=_edit_loop, args=(url, mask, steps, go, stop)) for _ in range(edits_beside)]
     for p in procs + editors:
@@ -196,7 +197,7 @@ def slider_load(url: str, app_pid: int, vid: int, clients: int, requests: int, e
     n = max(1, len(allt))
     # where the time goes: the app's CPU per update (handler + web stack; the edit's too when one runs beside),
     # against the wall time per update; the clients' own CPU (whole client processes, set-up included) is apart
-    return {"clients": clients, "edits_running_beside": edits_beside, **_pcts(allt),
+    return {"clients": clients, "edits_running_beside": edits_beside, "clients_fetch_images": download, **_pcts(allt),
             "throughput_per_s": round(len(allt) / wall, 1), "app_cpu_ms_per_update": round(1e3 * app_cpu / n, 1),
             "app_cores_busy": round(app_cpu / wall, 2), "wall_ms_per_update": round(1e3 * wall / n, 1),
             "errors": len(errors), "error_examples": errors[:3]}  # fmt: skip
@@ -239,6 +240,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--slider-clients", type=int, nargs="*", default=[1, 8, 32])
     ap.add_argument("--slider-requests", type=int, default=20, help="per client")
     ap.add_argument("--every", type=float, default=0.5)
+    ap.add_argument("--no-download", action="store_true", help="slider clients do not fetch the images")
     ap.add_argument("--level-mib", type=float, default=50.0)
     ap.add_argument("--env", nargs="*", default=[], help="KEY=VALUE settings for the app process")
     ap.add_argument("--label")
@@ -312,7 +314,7 @@ def main(argv=None) -> dict:
         slider = {}
         for n in args.slider_clients:
             slider[f"{n}_clients"] = slider_load(url, proc.pid, vids[0], n, args.slider_requests, 0, mask,
-                                                 args.edit_steps)  # fmt: skip
+                                                 args.edit_steps, not args.no_download)  # fmt: skip
             marks[f"slider {n}"] = round(time.perf_counter() - sampler.t0, 1)
         n = 8 if 8 in args.slider_clients else (args.slider_clients or [8])[-1]
         slider[f"{n}_clients_beside_an_edit"] = slider_load(url, proc.pid, vids[0], n, args.slider_requests, 1, mask,
