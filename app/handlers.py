@@ -431,7 +431,8 @@ class Handlers(LibraryHandlers):
         if "transferable" not in e:
             model = self.rt.bundle(state.tuning)  # the photo's own generator for the source; other faces: the model's
             w = torch.from_numpy(e["start_w"])[None].to(model.device)
-            steps, t0 = TransferConfig().steps, time.perf_counter()
+            config, t0 = TransferConfig(), time.perf_counter()
+            steps = config.steps
 
             def cb(step, loss, img):
                 if progress is not None:
@@ -441,7 +442,7 @@ class Handlers(LibraryHandlers):
 
             if progress is not None:
                 progress(0, desc="making the vector transfer to other faces")
-            r = make_transferable(model.generator, model.branch, w, e["result"], model.class_names,
+            r = make_transferable(model.generator, model.branch, w, e["result"], model.class_names, config,
                                   perceptual=model.perceptual, encoder=model.encoder, reader=model.reader,
                                   other_generator=self.rt.model.generator, callback=cb)  # fmt: skip
             e["transferable"] = {"delta": r.delta.cpu().numpy().astype(np.float32), "preview": thumbnail(r.image),

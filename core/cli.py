@@ -32,7 +32,7 @@ from core.edit import EditConfig, edit_by_mask
 from core.edit_vector import REFINE_STEPS, TransferConfig, apply_vectors, make_transferable, refine, vector_from_edit
 from core.editgan import DEFAULT_MODEL, EditGAN
 from core.embed import EmbedConfig, EmbedResult
-from core.image_io import open_image, paste_back, read_painted_mask, to_pil
+from core.image_io import paste_back, read_painted_mask, to_pil
 from core.mask_edits import SCRIPTED_EDITS, apply_scripted
 from core.vector_format import VectorFile
 
@@ -220,9 +220,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        for what in ("image", "target_mask"):  # unreadable or oversized files are refused before any model work
-            if getattr(args, what, None):
-                open_image(getattr(args, what))
         need = ("branch",) if args.command in ("edit", "apply") else ()
         if getattr(args, "image", None) or args.command == "batch":
             need = need + ("encoder",)

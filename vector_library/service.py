@@ -262,22 +262,19 @@ class VectorLibrary:
             raise InvalidInput("class_names lists a class twice; each class is accepted once")
 
         def action(s: Session) -> ModelSpec:
-            row = s.get(GeneratorModel, spec.model_id)
-            if row is None:
-                s.add(GeneratorModel(model_id=spec.model_id, name=spec.name, resolution=spec.resolution,
-                                     n_latent=spec.n_latent, w_dim=spec.w_dim, class_names=list(classes)))
+            # insert-or-ignore, then compare with whatever row is there: replicas starting together may race here
+            if _insert_ignore(s, GeneratorModel, {"model_id": spec.model_id, "name": spec.name,
+                                                  "resolution": spec.resolution, "n_latent": spec.n_latent,
+                                                  "w_dim": spec.w_dim, "class_names": list(classes)}):  # fmt: skip
                 return ModelSpec(spec.model_id, spec.name, spec.resolution, spec.n_latent, spec.w_dim, classes)
-            stored = _model_spec(row)
+            stored = _model_spec(s.get(GeneratorModel, spec.model_id))
             if (stored.resolution, stored.n_latent, stored.w_dim, stored.class_names) != \
                     (spec.resolution, spec.n_latent, spec.w_dim, classes):
                 raise Conflict(f"model {spec.model_id} is already registered with a different "
                                f"resolution, shape or classes ({stored}); a content hash names one generator")
             return stored
 
-        try:
-            return self._write(action)
-        except IntegrityError:  # registered concurrently (two replicas starting at once): compare with that row
-            return self._write(action)
+        return self._write(action)
 
     def get_model(self, model_id: str) -> ModelSpec:
         return self._read(lambda s: _model_spec(self._model(s, model_id)))

@@ -86,7 +86,9 @@ class TrainConfig(ConfigMixin):
     # device on CUDA, loader on a CPU, where rendering in the loop would not overlap (docs/results_train.md)
     data: str = "auto"
 
+
 DATA_PATHS = ("auto", "device", "loader")
+
 
 class FaceBatches(IterableDataset):
     """Batches of procedural faces; each (rank, worker) renders its own disjoint indices."""
