@@ -37,6 +37,7 @@ from app.handler_util import (
     toast_text,
     whole_number,
 )
+from app.label_handlers import LabelHandlers
 from app.library_handlers import LibraryHandlers
 from app.memory import trim as trim_memory
 from app.runtime import Runtime, to_uint8
@@ -52,9 +53,13 @@ log = logging.getLogger(__name__)
 STREAM_EVERY_S = 0.25
 
 
-class Handlers(LibraryHandlers):
+class Handlers(LibraryHandlers, LabelHandlers):
     def __init__(self, runtime: Runtime) -> None:
+        from app.training import BranchTrainer
+
         self.rt = runtime
+        if runtime.trainer is None:
+            runtime.trainer = BranchTrainer(runtime)
         self.stops = StopFlags()
         self._known_users: set[str] = set()
         self.shares = ShareStore(runtime.library.states, runtime.config.resolved_data_dir / "shares")
@@ -335,7 +340,8 @@ class Handlers(LibraryHandlers):
         state.applied = []
         state.last_edit = {"delta": np.asarray(res["delta"], np.float32), "classes": tuple(res["classes"]),
                            "metrics": {k: float(v) for k, v in metrics.items() if np.isfinite(v)},
-                           "preview": thumbnail(res["image"]), "label": res["label"], **res.get("edit", {})}  # fmt: skip
+                           "preview": thumbnail(res["image"]), "label": res["label"], **res.get("edit", {}),
+                           "branch_version": self.rt.branch_version}  # fmt: skip
         image, rgb, ovl, ed, info = self.view(state, viewer)
         text = f"**{res['label']}** ({mode})" + (" — stopped early, best result kept" if stop.is_set() else "")
         warnings = res.get("warnings") or []
@@ -418,8 +424,10 @@ class Handlers(LibraryHandlers):
             raise ValueError("there is no edit to save yet: run an edit first")
         src = e["transferable"] if transferable and "transferable" in e else e
         change = painted_change(e["result"]) if "result" in e else None  # mode 2 carries it onto other faces
+        # the branch version the edit was made with (0: the bundle's own branch) travels with the vector
+        metrics = {**src["metrics"], "branch_version": e.get("branch_version", self.rt.branch_version)}
         return VectorFile(delta=src["delta"], model_id=self.rt.model_id, edited_classes=e["classes"],
-                          default_scale=1.0, scale_min=-1.5, scale_max=2.0, metrics=src["metrics"], name=name,
+                          default_scale=1.0, scale_min=-1.5, scale_max=2.0, metrics=metrics, name=name,
                           description=description, preview=src["preview"], change=change)  # fmt: skip
 
     def _make_transferable(self, state: EditSession, progress=None) -> str:

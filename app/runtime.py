@@ -31,7 +31,7 @@ from core.editgan import CHECKPOINTS, EditGAN, resolve_model_path
 from core.tuning import Tuning, read_safetensors, tuning_bytes, tuning_from_bytes
 from core.vector_format import VectorFile
 from db import Database
-from vector_library import ModelSpec, VectorLibrary
+from vector_library import LabelStore, ModelSpec, VectorLibrary
 
 log = logging.getLogger(__name__)
 HF_PREFIX = "hf://"
@@ -42,11 +42,17 @@ TUNING_FILES = 256  # photos' tunings kept in the library's database (1.6 MB eac
 # embedded without tuning can be tuned later (Handlers.tune), on any replica; the oldest go first
 PHOTO_FILES = 256
 PHOTO_FORMAT = "editgan-photo/1"
+BRANCH_CHECK_S = 5.0  # how often a process looks in the database for a branch another replica trained
 
 
 def fetch_model(spec: str) -> Path:
-    """A model spec -> a local folder. ``hf://owner/repo[/subfolder]`` is downloaded (or read from the
-    Hugging Face cache); anything else goes through core.editgan.resolve_model_path."""
+    """A model spec -> a local folder or ``.pt`` file. ``hf://owner/repo[/subfolder]`` is downloaded (or read from
+    the Hugging Face cache); a path ending in ``.pt`` is a rosinality checkpoint (a generator alone); anything else
+    goes through core.editgan.resolve_model_path."""
+    if spec.endswith(".pt") and not spec.startswith(HF_PREFIX):
+        if not Path(spec).is_file():
+            raise ValueError(f"no file at {spec!r}")
+        return Path(spec)
     if not spec.startswith(HF_PREFIX):
         return resolve_model_path(spec)
     parts = spec[len(HF_PREFIX):].strip("/").split("/")
@@ -65,6 +71,9 @@ def fetch_model(spec: str) -> Path:
         ) from None
     folder = root / sub if sub else root
     if not (folder / "config.json").is_file():
+        pts = sorted(folder.glob("*.pt"))
+        if len(pts) == 1:  # a repo holding one rosinality checkpoint
+            return pts[0]
         raise ValueError(f"{spec}: the downloaded folder has no config.json (is the subfolder right?)")
     return folder
 
@@ -94,8 +103,15 @@ class Runtime:
         self._infos: OrderedDict[tuple[int, Optional[str]], tuple[float, object]] = OrderedDict()
         self._tuned: OrderedDict[str, EditGAN] = OrderedDict()
         self._lock = threading.Lock()
+        self.labels = LabelStore(library.db)
+        # the bundle as loaded (its own branch, if any, is version 0); trained branch versions replace its branch
+        self.base_model = model
+        self.branch_version = 0
+        self._branch_checked = 0.0
+        self.trainer = None  # app.training.BranchTrainer, made by build_demo's handlers
         self.examples: list[tuple[np.ndarray, str]] = []
         if model is not None:
+            self.refresh_branch(force=True)
             library.register_model(self.model_spec())
             self.examples = [(self.render(self.sample(s)).image, f"seed {s}") for s in config.example_seeds]
 
@@ -135,6 +151,45 @@ class Runtime:
         return ModelSpec(model_id=m.model_id, name=name[:120], resolution=m.resolution, n_latent=m.latent_shape[0],
                          w_dim=m.latent_shape[1], class_names=tuple(m.class_names))  # fmt: skip
 
+    # -- branch versions trained in the app (app.training), kept in the library's database ----------------------
+    def refresh_branch(self, force: bool = False) -> bool:
+        """Use the newest branch version trained for this generator (by this process or another replica on the same
+        database); looked up at most every BRANCH_CHECK_S. Returns True when the branch changed."""
+        if self.base_model is None:
+            return False
+        now = time.monotonic()
+        if not force and now - self._branch_checked < BRANCH_CHECK_S:
+            return False
+        self._branch_checked = now
+        latest = self.labels.latest_branch(self.base_model.model_id)
+        if latest is None or latest.version <= self.branch_version:
+            return False
+        return self.use_branch_version(latest.version)
+
+    def use_branch_version(self, version: int) -> bool:
+        """Make branch ``version`` of this generator the one every session edits with (0: the bundle's own)."""
+        from app.training import unpack_branch  # torch-side helpers; imported here to keep start-up lean
+
+        base = self.require_base()
+        if version == 0:
+            model = base
+        else:
+            info, data = self.labels.branch_version(base.model_id, int(version))
+            branch, reader, names, palette = unpack_branch(data, info.config, base.generator)
+            model = base.with_branch(branch, names, palette, reader)
+        with self._lock:
+            self.model, self.branch_version = model, int(version)
+            self._tuned.clear()
+        if version and not base.class_names == tuple(model.class_names):
+            self.library.set_model_classes(base.model_id, tuple(model.class_names))
+        log.info("model %s now edits with branch version %d", base.model_id, version)
+        return True
+
+    def require_base(self) -> EditGAN:
+        if self.base_model is None:
+            raise ValueError(f"no model is loaded: {self.model_problem}")
+        return self.base_model
+
     def status_markdown(self) -> str:
         """The banner: which model, which parts are missing and what that disables."""
         m = self.model
@@ -142,14 +197,17 @@ class Runtime:
             return (f"**No model loaded.** {self.model_problem}\n\nThe library can still be browsed and searched; "
                     "sampling, editing and applying vectors need a generator.")
         name = m.path.name if m.path is not None else "model"
-        head = f"Model **{name}** ({m.resolution}x{m.resolution}, {len(m.class_names)} classes, id `{m.model_id}`)."
+        version = f", branch version {self.branch_version}" if self.branch_version else ""
+        head = (f"Model **{name}** ({m.resolution}x{m.resolution}, {len(m.class_names)} classes, id `{m.model_id}`"
+                f"{version}).")
         missing = []
         if m.branch is None:
             missing.append("its **segmentation branch** is not trained yet: no masks, no mask editing, no refinement "
-                           "(random samples and library vectors work)")
+                           "(random samples and library vectors work). Label a few samples in the **Label** tab and "
+                           "train it there")
         if m.encoder is None:
             missing.append("its **encoder** is not trained yet: photo upload is disabled")
-        if m.branch is not None and m.reader is None:
+        if m.branch is not None and m.reader is None and not self.branch_version:
             missing.append("its **image reader** is not trained yet: mask edits are guided by the branch alone "
                            "(`python -m core.train.branch --model <folder> --reader-only --export`)")
         if not missing:
@@ -159,6 +217,7 @@ class Runtime:
     # -- model calls ------------------------------------------------------------------------------
     def require(self, what: str) -> EditGAN:
         """The model, or a ValueError saying which part is missing for ``what``."""
+        self.refresh_branch()
         caps, m = self.capabilities, self.model
         if m is None:
             raise ValueError(f"{what} needs a model, and none is loaded: {self.model_problem}")

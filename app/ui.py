@@ -14,6 +14,7 @@ import gradio as gr
 from app import masks
 from app.handler_util import COMPOSE_SLOTS, MODES, SORT_CHOICES, TAGS_HELP
 from app.handlers import Handlers
+from app.label_handlers import LabelSession
 from app.runtime import Runtime
 from app.session import EditSession
 from core.edit_vector import REFINE_STEPS
@@ -31,6 +32,23 @@ CSS = """
 .pix img {image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain;}
 #results .grid-container {grid-template-columns: repeat(auto-fill, minmax(120px, 140px)) !important;}
 #results .thumbnail-item img {object-fit: contain;}
+#label-samples .thumbnail-item img {object-fit: contain; image-rendering: pixelated;}
+"""
+
+# Keys 1-9 and 0 pick the Label tab's first ten classes (not while typing in a field).
+SHORTCUTS_JS = """
+() => {
+  document.addEventListener("keydown", (e) => {
+    const t = e.target;
+    if (e.ctrlKey || e.metaKey || e.altKey || !/^[0-9]$/.test(e.key)) return;
+    if (t && ((t.tagName === "INPUT" && t.type !== "radio") || t.tagName === "TEXTAREA" || t.isContentEditable)) return;
+    const group = document.querySelector("#label-class");
+    if (!group || group.offsetParent === null) return;
+    const inputs = group.querySelectorAll("input[type=radio]");
+    const i = e.key === "0" ? 9 : Number(e.key) - 1;
+    if (i < inputs.length) { inputs[i].click(); e.preventDefault(); }
+  });
+}
 """
 
 
@@ -38,7 +56,7 @@ def launch_options(runtime: Runtime) -> dict:
     """Keyword arguments for ``demo.launch`` that belong to the UI (Gradio 6 takes css at launch)."""
     # a 50 MP PNG fits; bigger uploads are refused at once. Gradio keeps every session's state and component
     # config (about 0.25 MB each, docs/results.md); 10,000 by default, here the 1,000 most recently used
-    opts = {"css": CSS, "max_file_size": "100mb", "state_session_capacity": SESSION_CAPACITY}
+    opts = {"css": CSS, "js": SHORTCUTS_JS, "max_file_size": "100mb", "state_session_capacity": SESSION_CAPACITY}
     auth = runtime.identity.auth()
     if auth is not None:
         opts["auth"] = auth
@@ -60,7 +78,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
     light = {"concurrency_id": "light", "concurrency_limit": cfg.light_workers}
     res = model.resolution if model is not None else 64
     size = masks.display_size(res)
-    palette = model.palette if model is not None else None
+    palette = model.palette if model is not None and len(model.palette) else None
     class_names = list(model.class_names) if model is not None else []
 
     with gr.Blocks(title="EditGAN editor", delete_cache=(3600, 3600)) as demo:
@@ -102,7 +120,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                         else:
                             gr.Markdown("**Mask editing is disabled**: the model has no segmentation branch yet "
                                         "(see the banner). Library vectors still work: Library and Compose tabs.")  # fmt: skip
-                        gr.HTML(masks.legend_html(class_names, palette) if palette is not None else "",
+                        legend = gr.HTML(masks.legend_html(class_names, palette) if palette is not None else "",
                                          visible=caps.segment, elem_id="legend")  # fmt: skip
                         editor = gr.ImageEditor(
                             label="Mask editor", type="numpy", image_mode="RGBA", sources=[], transforms=[],
@@ -268,6 +286,73 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                     share_link = gr.Textbox(label="Link (opens this image and these vectors)", elem_id="share-link")
                     share_open = gr.Button("Open a link")
 
+            # ------------------------------------------------------------------ Label
+            with gr.Tab("Label", id="label"):
+                gr.Markdown("**Teach the editor this generator's parts.** Create a label set (its classes and "
+                            "colours), add samples, click one, paint its mask (brush on the image, or the fill bucket "
+                            "on the right), **Save mask**; with a few masks (EditGAN uses 16) press **Train branch**. "
+                            "Several people can label one set at once: a sample is yours while you paint it. "
+                            "Keys 1-9 and 0 pick the classes.", elem_id="label-help")  # fmt: skip
+                with gr.Row():
+                    lab_set = gr.Dropdown([], label="Label set", elem_id="label-set", scale=3)
+                    lab_refresh = gr.Button("Refresh sets", scale=1)
+                lab_progress = gr.Markdown(elem_id="label-progress")
+                with gr.Accordion("New label set, classes and members", open=False):
+                    lab_name = gr.Textbox(label="Set name", max_length=80, elem_id="label-set-name")
+                    lab_classes = gr.Textbox(label="Classes, one per line: name #rrggbb (the first is the background)",
+                                             lines=5, elem_id="label-classes")  # fmt: skip
+                    with gr.Row():
+                        lab_template = gr.Button("Start from the face template")
+                        lab_create = gr.Button("Create set", variant="primary", elem_id="label-create")
+                        lab_update = gr.Button("Update this set's classes", elem_id="label-update")
+                    with gr.Row():
+                        lab_member = gr.Textbox(label="Add a member (user name)", elem_id="label-member")
+                        lab_member_btn = gr.Button("Add member")
+                    lab_setup_msg = gr.Markdown(elem_id="label-setup-msg")
+                with gr.Row():
+                    lab_count = gr.Number(value=4, label="New samples", precision=0, minimum=1, maximum=32, scale=1,
+                                          elem_id="label-count")  # fmt: skip
+                    lab_add = gr.Button("Add samples (varied seeds)", scale=2, elem_id="label-add")
+                lab_gallery = gr.Gallery(label="Samples: click one to label it", columns=8, rows=1, height=190,
+                                         allow_preview=False, object_fit="contain", elem_id="label-samples")  # fmt: skip
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=2, min_width=420):
+                        lab_legend = gr.HTML("", elem_id="label-legend")
+                        lab_class = gr.Radio([], label="Class (keys 1-9, 0)", elem_id="label-class")
+                        lab_editor = gr.ImageEditor(
+                            label="Painter", type="numpy", image_mode="RGBA", sources=[], transforms=[], layers=False,
+                            canvas_size=(size, size), fixed_canvas=True, height=size + 80,
+                            brush=gr.Brush(colors=masks.hex_colors(palette) if palette is not None else None,
+                                           color_mode="fixed", default_size=max(4, size // res)),
+                            eraser=gr.Eraser(default_size=max(6, 2 * size // res)), elem_id="label-editor", format="png",
+                        )  # fmt: skip
+                    with gr.Column(scale=1, min_width=260):
+                        lab_fill = gr.Image(label="Fill bucket: click a region to fill it with the class",
+                                            type="numpy", interactive=False, height=256, elem_classes=["pix"],
+                                            elem_id="label-fill", format="png")  # fmt: skip
+                        lab_sample_md = gr.Markdown(elem_id="label-sample")
+                        with gr.Row():
+                            lab_apply = gr.Button("Apply paint", elem_id="label-apply", min_width=80)
+                            lab_guess = gr.Button("Start from the branch's guess", elem_id="label-guess", min_width=80)
+                            lab_clear = gr.Button("Clear", elem_id="label-clear", min_width=60)
+                        lab_note = gr.Textbox(label="Note (optional)", max_length=200)
+                        lab_force = gr.Checkbox(value=False, label="Overwrite a newer mask by someone else",
+                                                elem_id="label-force")  # fmt: skip
+                        lab_save = gr.Button("Save mask", variant="primary", elem_id="label-save")
+                        lab_msg = gr.Markdown(elem_id="label-msg")
+                with gr.Row():
+                    lab_train = gr.Button("Train branch", variant="primary", elem_id="label-train")
+                    lab_stop = gr.Button("Stop training", variant="stop", elem_id="label-stop")
+                    lab_follow = gr.Button("Follow a running training", elem_id="label-follow")
+                lab_train_msg = gr.Markdown(elem_id="label-train-msg", min_height=64)
+                lab_versions = gr.Dataframe(headers=["version", "by", "when", "masks", "published", "in use"],
+                                            interactive=False, label="Branch versions of this generator",
+                                            elem_id="label-versions")  # fmt: skip
+                with gr.Row():
+                    lab_pub_v = gr.Number(value=None, label="Branch version", precision=0, elem_id="label-pub-version")
+                    lab_pub = gr.Button("Publish it with its label set", elem_id="label-publish")
+                lab_pub_msg = gr.Markdown(elem_id="label-pub-msg")
+
         # ------------------------------------------------------------------ wiring
         view = [image, mask_img, overlay, editor, info, state]
         edit_outputs = [before, after, image, mask_img, overlay, editor, result_md, info, state]
@@ -330,4 +415,47 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         demo.load(h.vector_choices, None, slot_ids, api_name=False)
         demo.load(h.composition_choices, None, [comp_pick], api_name=False)
         demo.load(h.browse, None, [results, table], api_name=False)
+
+        # ------------------------------------------------------------------ Label wiring
+        lstate = gr.State(LabelSession())
+        painter = [lab_editor, lab_fill]
+        open_outputs = [lab_gallery, lab_progress, lab_class, lab_editor, lab_legend, lab_classes, lab_versions, lstate]
+        edit_controls = [editor, legend, mask_img, overlay, mode]
+        lab_refresh.click(h.label_set_choices, [lab_set], [lab_set], api_name="label_sets")
+        lab_set.change(h.label_open_set, [lab_set, lstate], open_outputs, api_name="label_open")
+        lab_template.click(h.label_template, None, [lab_classes], api_name=False)
+        lab_create.click(h.label_create, [lab_name, lab_classes], [lab_set, lab_setup_msg], api_name="label_create")
+        lab_update.click(h.label_update_classes, [lab_set, lab_classes], [lab_setup_msg], api_name="label_classes"
+                         ).success(h.label_open_set, [lab_set, lstate], open_outputs, api_name=False)  # fmt: skip
+        lab_member_btn.click(h.label_add_member, [lab_set, lab_member], [lab_setup_msg], api_name="label_add_member")
+        lab_add.click(h.label_add_samples, [lab_set, lab_count], [lab_gallery, lab_progress], api_name="label_add_samples",
+                      **light)  # fmt: skip
+        lab_gallery.select(h.label_pick, [lab_set, lstate], [*painter, lab_sample_md, lstate], api_name=False, **light)
+        # API-only actions (the page uses the gallery's and the fill view's clicks): hidden inputs and buttons
+        lab_sample_id, sample_btn_api = gr.Number(visible=False, precision=0), gr.Button(visible=False)
+        sample_btn_api.click(h.label_sample, [lab_set, lab_sample_id, lstate], [*painter, lab_sample_md, lstate],
+                             api_name="label_sample", **light)  # fmt: skip
+        lab_class.change(h.label_brush, [lab_class, lstate], [lab_editor], api_name=False)
+        lab_fill.select(h.label_fill, [lab_class, lab_editor, lstate], [*painter, lstate], api_name=False)
+        fill_x, fill_y = gr.Number(visible=False, precision=0), gr.Number(visible=False, precision=0)
+        fill_btn = gr.Button(visible=False)
+        fill_btn.click(h.label_fill_at, [fill_x, fill_y, lab_class, lab_editor, lstate], [*painter, lstate],
+                       api_name="label_fill")  # fmt: skip
+        lab_apply.click(h.label_apply_paint, [lab_editor, lstate], [*painter, lstate], api_name="label_apply")
+        lab_guess.click(h.label_guess, [lstate], [*painter, lstate], api_name="label_guess", **light)
+        lab_clear.click(h.label_clear, [lstate], [*painter, lstate], api_name="label_clear")
+        lab_save.click(h.label_save, [lab_editor, lab_force, lab_note, lstate],
+                       [lab_msg, lab_gallery, lab_progress, *painter, lstate], api_name="label_save")  # fmt: skip
+        lab_train.click(h.label_train, [lab_set], [lab_train_msg], api_name="label_train",
+                        show_progress_on=[lab_train_msg]).success(
+            h.edit_controls, None, edit_controls, api_name=False).then(
+            h.label_versions, None, [lab_versions], api_name=False).then(
+            h.on_load, [state], [banner, *view], api_name=False)  # fmt: skip
+        lab_follow.click(h.label_train_status, [lab_set], [lab_train_msg], api_name="label_train_status",
+                         show_progress_on=[lab_train_msg]).success(
+            h.edit_controls, None, edit_controls, api_name=False)  # fmt: skip
+        lab_stop.click(h.label_train_stop, [lab_set], [lab_train_msg], api_name="label_train_stop", queue=False)
+        lab_pub.click(h.label_publish, [lab_pub_v], [lab_pub_msg, lab_versions], api_name="label_publish")
+        demo.load(h.label_set_choices, None, [lab_set], api_name=False)
+        demo.load(h.edit_controls, None, edit_controls, api_name=False)
     return demo

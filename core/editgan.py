@@ -1,7 +1,7 @@
 """One object for the whole model bundle: generator + segmentation branch + encoder.
 
     from core.editgan import EditGAN
-    model = EditGAN.load("faces64")             # a name under checkpoints/, or a folder path
+    model = EditGAN.load("faces64")             # a name under checkpoints/, a folder, or a rosinality .pt
     w = model.sample(seed=3)                     # W+ [1, n_latent, w_dim]
     image, mask = model.render(w), model.segment(w)
     result = model.embed("photo.jpg")            # EmbedResult (w_plus, reconstruction, crop box, ...)
@@ -13,6 +13,11 @@ A model folder holds ``generator.safetensors``, optionally ``branch.safetensors`
 ``encoder.safetensors`` and ``reader.safetensors`` (few-shot U-Nets that mask
 edits use as a second judge, see :class:`core.segmenter.ImageReader`), and one
 ``config.json`` with their configs, the class names and the model id.
+
+A generator alone (a rosinality ``.pt``, or a folder with only ``generator.safetensors``)
+loads as a bundle without a branch and without classes: it samples, renders and
+applies vectors; a branch trained later from a few labelled samples
+(core.train.fewshot) joins it with :meth:`EditGAN.with_branch`.
 """
 
 from __future__ import annotations
@@ -27,7 +32,15 @@ import torch
 from safetensors.torch import load_file
 
 from core.branch import BranchConfig, SegmentationBranch
-from core.checkpoint import CONFIG_FILE, DEPENDENT_PARTS, check_state_dict, load_generator
+from core.checkpoint import (
+    CONFIG_FILE,
+    DEPENDENT_PARTS,
+    check_state_dict,
+    load_generator,
+    load_rosinality,
+    model_id_of,
+    rosinality_state_dict,
+)
 from core.data.palette import CLASS_NAMES, PALETTE
 from core.embed import EmbedConfig, EmbedResult, embed, embed_tensor
 from core.encoder import Encoder, EncoderConfig
@@ -88,7 +101,13 @@ class EditGAN:
     @classmethod
     def load(cls, path_or_name: str | Path = DEFAULT_MODEL, device: str | torch.device = "cpu",
              require: Sequence[str] = ()) -> "EditGAN":  # fmt: skip
-        """Load a bundle; ``require`` names parts ("branch", "encoder", "reader") that must be present."""
+        """Load a bundle; ``require`` names parts ("branch", "encoder", "reader") that must be present.
+
+        A path ending in ``.pt`` is a rosinality stylegan2-pytorch checkpoint (read with
+        ``weights_only=True``): the generator alone, no branch, no classes.
+        """
+        if str(path_or_name).endswith(".pt"):
+            return cls.load_rosinality(path_or_name, device, require)
         model_dir = resolve_model_path(path_or_name)
         generator = load_generator(model_dir)
         cfg = json.loads((model_dir / CONFIG_FILE).read_text())
@@ -102,7 +121,8 @@ class EditGAN:
             branch = _load_part(model_dir, "branch.safetensors", SegmentationBranch(BranchConfig.from_dict(cfg["branch"])))
         if "encoder" in cfg and (model_dir / "encoder.safetensors").exists():
             encoder = _load_part(model_dir, "encoder.safetensors", Encoder(EncoderConfig.from_dict(cfg["encoder"])))
-        names = tuple(cfg.get("classes", CLASS_NAMES))
+        # a bundle without a branch has no classes of its own unless its config names them
+        names = tuple(cfg.get("classes", CLASS_NAMES if branch is not None else ()))
         reader = None
         if "reader" in cfg and (model_dir / "reader.safetensors").exists():
             reader_cfg = ReaderConfig.from_dict(cfg["reader"])
@@ -115,8 +135,38 @@ class EditGAN:
         missing = [p for p in require if {"branch": branch, "encoder": encoder, "reader": reader}.get(p) is None]
         if missing:
             raise ValueError(f"model {model_dir.name} has no {', '.join(missing)} (train it; see README)")
-        model = cls(generator, branch, encoder, names, PALETTE[: len(names)], cfg["model_id"], model_dir, reader)
+        palette = np.array(cfg["palette"], np.uint8) if "palette" in cfg else PALETTE[: len(names)]
+        model = cls(generator, branch, encoder, names, palette, cfg["model_id"], model_dir, reader)
         return model.to(device)
+
+    @classmethod
+    def load_rosinality(cls, path: str | Path, device: str | torch.device = "cpu",
+                        require: Sequence[str] = ()) -> "EditGAN":  # fmt: skip
+        """A rosinality ``.pt`` (``g_ema``) as a bundle without branch, encoder or classes."""
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"no file at {str(path)!r}")
+        generator = load_rosinality(path)
+        if require:
+            raise ValueError(f"{path.name} holds a generator alone; it has no {', '.join(require)}")
+        model_id = model_id_of(rosinality_state_dict(generator))
+        return cls(generator, None, None, (), np.zeros((0, 3), np.uint8), model_id, path).to(device)
+
+    def with_branch(self, branch: SegmentationBranch, class_names: Sequence[str], palette: np.ndarray,
+                    reader: Optional[ImageReader] = None) -> "EditGAN":  # fmt: skip
+        """This bundle with another segmentation branch (and its classes and colours): the generator, encoder and
+        model id are shared, so vectors made with one branch apply with the other. ``palette`` is # [K, 3] uint8."""
+        palette = np.asarray(palette, np.uint8)
+        n_out = branch.config.num_classes
+        if len(class_names) != n_out or palette.shape != (n_out, 3):
+            raise ValueError(f"the branch predicts {n_out} classes; got {len(class_names)} names and a palette of "
+                             f"shape {list(palette.shape)}")  # fmt: skip
+        if reader is not None and reader.config.unet.num_classes != n_out:
+            raise ValueError(f"the reader reads {reader.config.unet.num_classes} classes, the branch {n_out}")
+        model = EditGAN(self.generator, branch.to(self.device).eval(), self.encoder, class_names, palette,
+                        self.model_id, self.path, reader.to(self.device).eval() if reader is not None else None)  # fmt: skip
+        model._perceptual, model.tuned = self._perceptual, self.tuned
+        return model
 
     def to(self, device: str | torch.device) -> "EditGAN":
         for m in (self.generator, self.branch, self.encoder, self.reader, self._perceptual):

@@ -276,6 +276,23 @@ class VectorLibrary:
 
         return self._write(action)
 
+    def set_model_classes(self, model_id: str, class_names: Sequence[str]) -> None:
+        """A generator's classes changed: a segmentation branch with other classes was trained for it (the app's
+        Label tab). Vectors keep the class names they were made with; filters use the new list. A model that is
+        not registered yet is left alone (registering records the classes)."""
+        check.model_id(model_id)
+        classes = tuple(class_names)
+        for i, c in enumerate(classes):
+            check.text(c, f"class_names[{i}]", 64, allow_empty=False)
+        if len(set(classes)) != len(classes):
+            raise InvalidInput("class_names lists a class twice; each class is accepted once")
+
+        def action(s: Session) -> None:
+            s.execute(update(GeneratorModel).where(GeneratorModel.model_id == model_id)
+                      .values(class_names=list(classes)))  # fmt: skip
+
+        self._write(action)
+
     def get_model(self, model_id: str) -> ModelSpec:
         return self._read(lambda s: _model_spec(self._model(s, model_id)))
 
