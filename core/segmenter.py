@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -127,8 +127,11 @@ def random_affine(images: torch.Tensor, masks: torch.Tensor, strength: float,
 
 def train_few_shot(images: torch.Tensor, masks: torch.Tensor, steps: int = 1500, width: int = 16,
                    seed: int = 0, num_classes: int = NUM_CLASSES,
-                   class_names: Sequence[str] = CLASS_NAMES, affine: float = 0.1) -> UNetSegmenter:  # fmt: skip
+                   class_names: Sequence[str] = CLASS_NAMES, affine: float = 0.1,
+                   callback: Optional[Callable[[int], None]] = None) -> UNetSegmenter:  # fmt: skip
     """A U-Net trained on a few labelled images ([N, 3, R, R] in [-1, 1], [N, R, R]).
+
+    ``callback(step)`` runs after every step (progress; an exception it raises stops the training).
 
     Augmented with mirroring and a random similarity transform of strength
     ``affine`` (:func:`random_affine`; 0 = mirroring only): with 16 labelled
@@ -142,7 +145,7 @@ def train_few_shot(images: torch.Tensor, masks: torch.Tensor, steps: int = 1500,
     net = net.to(images.device)
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(seed)
-    for _ in range(steps):
+    for step in range(steps):
         idx = torch.randint(0, len(images), (8,), generator=gen).to(images.device)
         x, y = images[idx], masks[idx].long()
         if torch.rand((), generator=gen) < 0.5:
@@ -154,6 +157,8 @@ def train_few_shot(images: torch.Tensor, masks: torch.Tensor, steps: int = 1500,
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if callback is not None:
+            callback(step)
     return net.eval()
 
 

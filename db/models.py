@@ -17,6 +17,13 @@ Tables (see docs/vector_library.md for the reasoning):
                        named by a hash of their content, so a link opens on every app replica
     kept_files         an app's kept photos and generator tunings (safetensors bytes), by kind and content
                        token, the newest few hundred of each kind, so every replica and a restart find them
+    label_sets         a set of generated samples that members label together for one generator: its classes
+                       (name, colour), mask resolution, owner, ``locked`` once a branch was trained from it
+    label_set_members  (set, user) who may claim, paint, save and train; the owner is a member implicitly
+    label_samples      (set, seed, truncation) at a position; the latest mask version, who holds the paint claim
+    label_masks        every saved mask, never overwritten: (sample, version) unique, zlib of uint8 class ids
+    branch_versions    trained segmentation branches (safetensors bytes), numbered per model, optionally published
+    training_locks     one row per model: the token of the training job running for it, if any
 
 Full-text search structures are dialect-specific and live only in the migration: an FTS5
 external-content table on SQLite, a generated ``tsvector`` column with a GIN index on PostgreSQL.
@@ -282,3 +289,122 @@ class KeptFile(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LabelSet(Base):
+    """Samples of one generator that its members label together; ``classes`` is [[name, [r, g, b]], ...]."""
+
+    __tablename__ = "label_sets"
+    __table_args__ = (
+        UniqueConstraint("model_id", "name", name="uq_label_sets_model_name"),
+        CheckConstraint("resolution >= 1", name="resolution_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.model_id"))
+    name: Mapped[str] = mapped_column(String(80))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    classes: Mapped[list[Any]] = mapped_column(JSON)
+    resolution: Mapped[int]
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    owner: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+
+class LabelSetMember(Base):
+    __tablename__ = "label_set_members"
+
+    set_id: Mapped[int] = mapped_column(ForeignKey("label_sets.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LabelSample(Base):
+    """One generated sample of a set; ``latest_version`` 0 means not labelled yet. A paint claim is
+    (``claimed_by_id``, ``claim_expires``), taken and released by conditional UPDATEs."""
+
+    __tablename__ = "label_samples"
+    __table_args__ = (
+        UniqueConstraint("set_id", "seed", "truncation", name="uq_label_samples_set_seed_truncation"),
+        UniqueConstraint("set_id", "position", name="uq_label_samples_set_position"),
+        CheckConstraint("latest_version >= 0", name="latest_version_nonnegative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    set_id: Mapped[int] = mapped_column(ForeignKey("label_sets.id", ondelete="CASCADE"))
+    seed: Mapped[int]
+    truncation: Mapped[float] = mapped_column(Float)
+    position: Mapped[int]
+    latest_version: Mapped[int] = mapped_column(Integer, default=0)
+    labelled_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    labelled_at: Mapped[Optional[datetime]]
+    claimed_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    claim_expires: Mapped[Optional[datetime]]
+
+    labelled_by: Mapped[Optional[User]] = relationship(foreign_keys=[labelled_by_id], lazy="joined")
+    claimed_by: Mapped[Optional[User]] = relationship(foreign_keys=[claimed_by_id], lazy="joined")
+
+
+class LabelMask(Base):
+    """One saved version of a sample's mask: zlib of ``height * width`` uint8 class ids, row-major."""
+
+    __tablename__ = "label_masks"
+    __table_args__ = (
+        UniqueConstraint("sample_id", "version", name="uq_label_masks_sample_version"),
+        CheckConstraint("version >= 1", name="version_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("label_samples.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    note: Mapped[str] = mapped_column(String(500), default="")
+    height: Mapped[int]
+    width: Mapped[int]
+    max_class: Mapped[int]  # the largest class id in the mask: class lists may not shrink below it
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    author: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+
+class BranchVersion(Base):
+    """A trained segmentation branch of a generator (safetensors bytes), numbered 1, 2, ... per model."""
+
+    __tablename__ = "branch_versions"
+    __table_args__ = (
+        UniqueConstraint("model_id", "version", name="uq_branch_versions_model_version"),
+        CheckConstraint("version >= 1", name="version_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.model_id"))
+    version: Mapped[int]
+    label_set_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("label_sets.id", ondelete="SET NULL"), index=True)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    config: Mapped[dict[str, Any]]
+    record: Mapped[dict[str, Any]]
+    n_masks: Mapped[int]
+    published: Mapped[bool] = mapped_column(Boolean, default=False)
+    weights: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    created_by: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+
+class TrainingLock(Base):
+    """The training job running for a model, if any (``token`` set); taken by a conditional UPDATE."""
+
+    __tablename__ = "training_locks"
+
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.model_id"), primary_key=True)
+    token: Mapped[Optional[str]] = mapped_column(String(32))
+    set_id: Mapped[Optional[int]] = mapped_column(ForeignKey("label_sets.id", ondelete="SET NULL"))
+    user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    started_at: Mapped[Optional[datetime]]
+    finished_at: Mapped[Optional[datetime]]
+    last_ok: Mapped[Optional[bool]] = mapped_column(Boolean)

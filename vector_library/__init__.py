@@ -1,13 +1,32 @@
 """The shared edit-vector library: publish, search, versions, remixes, likes, compositions,
-import/export and Hub sync, over the database of ``db``. Knows no torch and no gradio.
+import/export and Hub sync, over the database of ``db``; and label sets for training a segmentation branch
+of one's own generator together (``LabelStore``, vector_library/labels.py). Knows no torch and no gradio.
 
     from db import Database
     from vector_library import VectorLibrary
     library = VectorLibrary(Database.open())        # upgrades the schema on start
 """
 
-from vector_library.errors import Conflict, InvalidInput, LibraryError, NotFound, PermissionDenied
+from vector_library.errors import (
+    Conflict,
+    InvalidInput,
+    LabelConflict,
+    LibraryError,
+    NotFound,
+    PermissionDenied,
+    SampleClaimed,
+    TrainingBusy,
+)
 from vector_library.hub import HubPushResult, pull_collection, push_collection
+from vector_library.labels import (
+    FACE_TEMPLATE,
+    BranchVersionInfo,
+    LabelClass,
+    LabelSetInfo,
+    LabelStore,
+    MaskInfo,
+    SampleInfo,
+)
 from vector_library.records import (
     SORTS,
     ComposedVector,
@@ -33,5 +52,6 @@ __all__ = [
     "pull_collection", "push_collection", "SORTS", "ComposedVector", "ComposeResult", "CompositionInfo",
     "LikeResult", "MetadataUpdate", "ModelSpec", "SearchPage", "SearchQuery", "UserInfo", "VectorInfo",
     "VectorMetadata", "VersionInfo", "VectorLibrary", "KeptFileInfo", "SharedState", "StateStore", "CollectionEntry", "read_collection", "LICENCES",
-    "VISIBILITIES",
+    "VISIBILITIES", "LabelConflict", "SampleClaimed", "TrainingBusy", "FACE_TEMPLATE", "BranchVersionInfo",
+    "LabelClass", "LabelSetInfo", "LabelStore", "MaskInfo", "SampleInfo",
 ]

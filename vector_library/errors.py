@@ -21,3 +21,25 @@ class PermissionDenied(LibraryError, PermissionError):
 
 class Conflict(LibraryError):
     """The request contradicts what is stored (e.g. a model re-registered with another shape)."""
+
+
+class LabelConflict(Conflict):
+    """A mask save started from an older version than one someone else saved since; ``latest`` is that
+    newer version (a MaskInfo). Load it, or save again with ``force=True`` to add yours on top anyway."""
+
+    def __init__(self, message: str, latest) -> None:
+        super().__init__(message)
+        self.latest = latest
+
+
+class SampleClaimed(Conflict):
+    """Someone else is painting this sample: ``holder`` holds the claim until ``until`` (a UTC datetime)."""
+
+    def __init__(self, message: str, holder: str, until) -> None:
+        super().__init__(message)
+        self.holder = holder
+        self.until = until
+
+
+class TrainingBusy(Conflict):
+    """A training job for this generator is already running (and not yet counted as abandoned)."""

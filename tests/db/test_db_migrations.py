@@ -19,7 +19,8 @@ from db.migrate import current_revision, downgrade, head_revision, include_objec
 from db.testing import sqlite_url
 
 TABLES = {"users", "models", "vector_blobs", "edit_vectors", "vector_versions", "vector_tags",
-          "vector_classes", "likes", "compositions", "composition_items", "share_states", "kept_files"}
+          "vector_classes", "likes", "compositions", "composition_items", "share_states", "kept_files",
+          "label_sets", "label_set_members", "label_samples", "label_masks", "branch_versions", "training_locks"}
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -33,7 +34,7 @@ def test_upgrade_creates_the_models_schema_exactly(empty_database):
     db = empty_database
     assert current_revision(db.engine) is None
     db.upgrade()
-    assert current_revision(db.engine) == head_revision() == "0002"
+    assert current_revision(db.engine) == head_revision() == "0003"
     assert TABLES <= set(inspect(db.engine).get_table_names())
     assert schema_diff(db) == []  # the migration and the models agree, column by column
 
@@ -61,7 +62,7 @@ def test_downgrade_and_upgrade_again(empty_database):
     assert current_revision(db.engine) is None
     db.upgrade()
     db.upgrade()  # a second upgrade on start is a no-op
-    assert current_revision(db.engine) == "0002" and schema_diff(db) == []
+    assert current_revision(db.engine) == "0003" and schema_diff(db) == []
 
 
 def test_concurrent_upgrades_on_start_are_safe(empty_database):
@@ -80,7 +81,7 @@ def test_concurrent_upgrades_on_start_are_safe(empty_database):
     for t in threads:
         t.join()
     assert errors == []
-    assert current_revision(empty_database.engine) == "0002"
+    assert current_revision(empty_database.engine) == "0003"
 
 
 def test_sqlite_connection_settings(tmp_path):
@@ -131,5 +132,5 @@ def test_alembic_command_line_uses_the_repo_config(tmp_path):
                          cwd=REPO, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     db = Database(DatabaseConfig(url=env["EDITGAN_DATABASE_URL"]))
-    assert current_revision(db.engine) == "0002" and schema_diff(db) == []
+    assert current_revision(db.engine) == "0003" and schema_diff(db) == []
     db.dispose()
