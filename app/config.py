@@ -74,6 +74,10 @@ class AppConfig:
     max_embed_steps: int = 300
     tune_steps: int = 200  # pivotal tuning of the generator to an uploaded photo (when the user keeps it on)
     torch_threads: Optional[int] = None  # None: torch's default
+    # the Label tab's training (core.train.fewshot.FewShotConfig): branch steps, and whether the image reader is
+    # trained too (U-Nets on the labelled images; adds about a third more time, docs/results.md few-shot branch)
+    branch_train_steps: int = 600
+    branch_train_reader: bool = False
 
     @classmethod
     def from_env(cls, **overrides) -> "AppConfig":

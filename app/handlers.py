@@ -56,10 +56,13 @@ STREAM_EVERY_S = 0.25
 class Handlers(LibraryHandlers, LabelHandlers):
     def __init__(self, runtime: Runtime) -> None:
         from app.training import BranchTrainer
+        from core.train.fewshot import FewShotConfig
 
         self.rt = runtime
         if runtime.trainer is None:
-            runtime.trainer = BranchTrainer(runtime)
+            cfg = runtime.config
+            runtime.trainer = BranchTrainer(runtime, FewShotConfig(steps=cfg.branch_train_steps,
+                                                                   train_reader=cfg.branch_train_reader))  # fmt: skip
         self.stops = StopFlags()
         self._known_users: set[str] = set()
         self.shares = ShareStore(runtime.library.states, runtime.config.resolved_data_dir / "shares")

@@ -137,7 +137,12 @@ class LabelHandlers:
         """api: /label_add_member -- let another user label and train this set (the set's owner only)."""
         try:
             user = self._need_user(request, profile, "adding a member")
-            self.rt.labels.add_member(set_id_of(choice), user, str(member or "").strip())
+            member = str(member or "").strip()
+            info = self.rt.labels.get_set(set_id_of(choice))
+            if info.owner != user:
+                raise ValueError(f"only the set's owner ({info.owner}) adds members")
+            self.rt.library.ensure_user(member)  # invited before their first visit; the name is checked there
+            self.rt.labels.add_member(info.id, user, member)
             info = self.rt.labels.get_set(set_id_of(choice))
             return "Members: " + ", ".join(md_text(m) for m in info.members)
         except (ValueError, LibraryError) as e:

@@ -161,10 +161,10 @@ class Runtime:
         if not force and now - self._branch_checked < BRANCH_CHECK_S:
             return False
         self._branch_checked = now
-        latest = self.labels.latest_branch(self.base_model.model_id)
-        if latest is None or latest.version <= self.branch_version:
+        versions = self.labels.branch_versions(self.base_model.model_id)  # newest first
+        if not versions or versions[0].version <= self.branch_version:
             return False
-        return self.use_branch_version(latest.version)
+        return self.use_branch_version(versions[0].version)
 
     def use_branch_version(self, version: int) -> bool:
         """Make branch ``version`` of this generator the one every session edits with (0: the bundle's own)."""

@@ -136,8 +136,9 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                                           open=False, visible=caps.segment):
                             mask_file = gr.File(label="Target mask", file_types=["image"], type="filepath")
                     with gr.Column(scale=1, min_width=260):
-                        # without a branch only "vector" (mode 1) can run; the others need masks
-                        mode = gr.Radio(list(MODES) if caps.segment else [MODES[1]],
+                        # without a branch only "vector" (mode 1) can run (the others say why not); every mode is
+                        # listed, since a branch trained in the Label tab enables them without a restart
+                        mode = gr.Radio(list(MODES),
                                         value=MODES[0] if caps.segment else MODES[1], label="Mode",
                                         elem_id="mode")  # fmt: skip
                         gr.Markdown("**optimization**: realise the painted mask · **vector**: keep the applied "
@@ -294,7 +295,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                             "Several people can label one set at once: a sample is yours while you paint it. "
                             "Keys 1-9 and 0 pick the classes.", elem_id="label-help")  # fmt: skip
                 with gr.Row():
-                    lab_set = gr.Dropdown([], label="Label set", elem_id="label-set", scale=3)
+                    lab_set = gr.Dropdown([], label="Label set", elem_id="label-set", scale=3, allow_custom_value=True)
                     lab_refresh = gr.Button("Refresh sets", scale=1)
                 lab_progress = gr.Markdown(elem_id="label-progress")
                 with gr.Accordion("New label set, classes and members", open=False):
@@ -438,8 +439,8 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         lab_class.change(h.label_brush, [lab_class, lstate], [lab_editor], api_name=False)
         lab_fill.select(h.label_fill, [lab_class, lab_editor, lstate], [*painter, lstate], api_name=False)
         fill_x, fill_y = gr.Number(visible=False, precision=0), gr.Number(visible=False, precision=0)
-        fill_btn = gr.Button(visible=False)
-        fill_btn.click(h.label_fill_at, [fill_x, fill_y, lab_class, lab_editor, lstate], [*painter, lstate],
+        fill_cls, fill_btn = gr.Textbox(visible=False), gr.Button(visible=False)
+        fill_btn.click(h.label_fill_at, [fill_x, fill_y, fill_cls, lab_editor, lstate], [*painter, lstate],
                        api_name="label_fill")  # fmt: skip
         lab_apply.click(h.label_apply_paint, [lab_editor, lstate], [*painter, lstate], api_name="label_apply")
         lab_guess.click(h.label_guess, [lstate], [*painter, lstate], api_name="label_guess", **light)
