@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 from datetime import timedelta
+from functools import partial
 
 import numpy as np
 import pytest
@@ -159,7 +160,7 @@ def test_bad_resolutions_are_refused(store, res):
 
 
 def test_update_classes_owner_only_then_refused_once_locked(store, labelled):
-    info, samples = labelled
+    info, _ = labelled
     more = CLASSES + [("hair", (120, 60, 20))]
     with pytest.raises(PermissionDenied, match="only the owner"):
         store.update_classes(info.id, "bob", more)
@@ -491,8 +492,8 @@ def test_two_users_saving_the_same_base_at_once(store, labelled, database, clock
     saved = []
     for r in range(ROUNDS):
         base = store.sample(sid).latest_version
-        out = run_pair(lambda: store.save_mask(sid, "alice", mask(1), base, note=f"a{r}"),
-                       lambda: other.save_mask(sid, "bob", mask(2), base, note=f"b{r}"))
+        out = run_pair(partial(store.save_mask, sid, "alice", mask(1), base, note=f"a{r}"),
+                       partial(other.save_mask, sid, "bob", mask(2), base, note=f"b{r}"))
         wins = [o for o in out if not isinstance(o, BaseException)]
         losses = [o for o in out if isinstance(o, BaseException)]
         assert len(wins) == 1 and len(losses) == 1, out
@@ -508,7 +509,7 @@ def test_two_users_claiming_at_once(store, labelled, database, clock):
     other = LabelStore(database, clock=clock)
     for r in range(ROUNDS):
         sid = store.add_samples(info.id, "alice", [1000 + r], 0.7)[0].id
-        out = run_pair(lambda: store.claim(sid, "alice"), lambda: other.claim(sid, "bob"))
+        out = run_pair(partial(store.claim, sid, "alice"), partial(other.claim, sid, "bob"))
         wins = [o for o in out if not isinstance(o, BaseException)]
         losses = [o for o in out if isinstance(o, BaseException)]
         assert len(wins) == 1 and len(losses) == 1 and isinstance(losses[0], SampleClaimed), out
