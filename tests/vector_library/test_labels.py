@@ -524,3 +524,18 @@ def test_two_users_beginning_training_at_once(store, labelled, database, clock):
         tokens = [o for o in out if isinstance(o, str)]
         assert len(tokens) == 1 and sum(isinstance(o, TrainingBusy) for o in out) == 1, out
         assert store.end_training(tokens[0], ok=True)
+
+
+def test_a_version_taken_behind_the_row_lock_is_a_conflict_not_an_integrity_error(store, labelled, database):
+    """The unique (sample, version) backs the row lock up: a clash inside the savepoint becomes LabelConflict."""
+    from sqlalchemy import select
+
+    from db.models import LabelMask, User
+    sid = labelled[1][0].id
+    with database.writer.begin() as s:  # a version 1 the sample's latest_version does not know of
+        bob = s.scalar(select(User).where(User.username == "bob"))
+        s.add(LabelMask(sample_id=sid, version=1, author_id=bob.id, note="", height=RES, width=RES, max_class=1,
+                        data=b"", created_at=utcnow()))
+    with pytest.raises(LabelConflict, match="version 1 by bob") as err:
+        store.save_mask(sid, "alice", mask(), 0)
+    assert err.value.latest.version == 1 and store.sample(sid).latest_version == 0
