@@ -79,7 +79,7 @@ __all__ = ["LabelStore", "FACE_TEMPLATE", "LabelClass", "LabelSetInfo", "SampleI
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-TRAINING_STALE_S = 3600.0  # a job that has not ended after an hour is taken as crashed; EditGAN's branch trains in minutes
+TRAINING_STALE_S = 3600.0  # a job not ended after an hour is taken as crashed (a branch trains in minutes)
 _TOKEN_RE = re.compile(r"[0-9a-f]{32}")
 
 
@@ -208,7 +208,8 @@ class LabelStore:
 
         return self._write(action)
 
-    def update_classes(self, set_id: int, user: str, classes: Sequence[tuple[str, tuple[int, int, int]]]) -> LabelSetInfo:
+    def update_classes(self, set_id: int, user: str,
+                       classes: Sequence[tuple[str, tuple[int, int, int]]]) -> LabelSetInfo:
         """Rename, recolour, add or remove classes (owner only; not once locked; ids saved masks use stay)."""
         stored = [[c.name, list(c.color)] for c in lcheck.classes(classes)]
 

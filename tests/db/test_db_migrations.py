@@ -134,3 +134,17 @@ def test_alembic_command_line_uses_the_repo_config(tmp_path):
     db = Database(DatabaseConfig(url=env["EDITGAN_DATABASE_URL"]))
     assert current_revision(db.engine) == "0003" and schema_diff(db) == []
     db.dispose()
+
+
+LABEL_TABLES = {"label_sets", "label_set_members", "label_samples", "label_masks", "branch_versions", "training_locks"}
+
+
+def test_label_tables_downgrade_to_0002_and_upgrade_again(empty_database):
+    db = empty_database
+    db.upgrade()
+    downgrade(db.engine, "0002")
+    assert current_revision(db.engine) == "0002"
+    names = set(inspect(db.engine).get_table_names())
+    assert not names & LABEL_TABLES and TABLES - LABEL_TABLES <= names
+    db.upgrade()
+    assert current_revision(db.engine) == "0003" and schema_diff(db) == []
