@@ -76,6 +76,10 @@ def whole_number(value: Any, what: str, lo: int, hi: int) -> int:
     return int(v)
 
 
+PAINT_HELP = ("**Paint the mask.** Pick a class colour with the palette button of the editor (legend), paint where "
+              "that class should be, then press **Run edit**. The eraser removes paint.")
+NO_BRANCH_HELP = ("**Mask editing is disabled**: the model has no segmentation branch yet (see the banner; the "
+                  "**Label** tab trains one). Library vectors still work: Library and Compose tabs.")
 TAGS_HELP = "comma separated, e.g. mouth, open mouth: letters, digits, - and _ (spaces become -)"
 
 

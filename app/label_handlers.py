@@ -27,7 +27,7 @@ import numpy as np
 from scipy import ndimage
 
 from app import masks
-from app.handler_util import md_text, readable, toast_text, whole_number
+from app.handler_util import MODES, PAINT_HELP, md_text, readable, toast_text, whole_number
 from core.data.palette import colorize
 from vector_library import FACE_TEMPLATE, LibraryError
 
@@ -151,6 +151,8 @@ class LabelHandlers:
     def label_open_set(self, choice, lstate: LabelSession):
         """api: /label_open -- (samples gallery, progress, class choice, painter brush, legend, classes text,
         branch versions, state)."""
+        if choice in (None, ""):  # no set yet (the page's first load)
+            return tuple(gr.skip() for _ in range(8))
         try:
             info = self.rt.labels.get_set(set_id_of(choice))
             pal = palette_of(info)
@@ -440,16 +442,22 @@ class LabelHandlers:
         except (ValueError, LibraryError) as e:
             raise readable(e) from None
 
+    def refresh_view(self, state, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        """The banner and the Edit tab's image, mask and painter again (after a branch was trained)."""
+        viewer = self.user(request, profile)
+        banner = self.rt.status_markdown() + "\n\n" + self.rt.identity.describe()
+        if state is None or state.w is None or not self.caps.sample:
+            return banner, *(gr.skip() for _ in range(6))
+        return (banner, *self.view(state, viewer), state)
+
     def edit_controls(self):
         """The Edit tab's mask controls for the current branch (after a training they appear, with its colours)."""
         m, caps = self.rt.model, self.rt.capabilities
         if m is None or not caps.segment:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return tuple(gr.skip() for _ in range(6))
         colors = masks.hex_colors(m.palette)
-        from app.handler_util import MODES
-
         return (gr.ImageEditor(visible=True, brush=gr.Brush(colors=colors, default_color=colors[min(3, len(colors) - 1)],
                                                              color_mode="fixed")),
                 gr.HTML(masks.legend_html(m.class_names, m.palette), visible=True),
                 gr.Image(visible=True), gr.Image(visible=True),
-                gr.Radio(choices=list(MODES), value=MODES[0]))  # fmt: skip
+                gr.Radio(choices=list(MODES), value=MODES[0]), PAINT_HELP)  # fmt: skip

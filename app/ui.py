@@ -12,7 +12,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app import masks
-from app.handler_util import COMPOSE_SLOTS, MODES, SORT_CHOICES, TAGS_HELP
+from app.handler_util import COMPOSE_SLOTS, MODES, NO_BRANCH_HELP, PAINT_HELP, SORT_CHOICES, TAGS_HELP
 from app.handlers import Handlers
 from app.label_handlers import LabelSession
 from app.runtime import Runtime
@@ -113,13 +113,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                                                format="png", min_width=120)  # fmt: skip
                         info = gr.Markdown(label="session", elem_id="info")
                     with gr.Column(scale=2, min_width=420):
-                        if caps.segment:
-                            gr.Markdown("**Paint the mask.** Pick a class colour with the palette button of the "
-                                        "editor (legend), paint where that class should be, then press "
-                                        "**Run edit**. The eraser removes paint.")  # fmt: skip
-                        else:
-                            gr.Markdown("**Mask editing is disabled**: the model has no segmentation branch yet "
-                                        "(see the banner). Library vectors still work: Library and Compose tabs.")  # fmt: skip
+                        paint_help = gr.Markdown(PAINT_HELP if caps.segment else NO_BRANCH_HELP, elem_id="paint-help")
                         legend = gr.HTML(masks.legend_html(class_names, palette) if palette is not None else "",
                                          visible=caps.segment, elem_id="legend")  # fmt: skip
                         editor = gr.ImageEditor(
@@ -421,7 +415,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         lstate = gr.State(LabelSession())
         painter = [lab_editor, lab_fill]
         open_outputs = [lab_gallery, lab_progress, lab_class, lab_editor, lab_legend, lab_classes, lab_versions, lstate]
-        edit_controls = [editor, legend, mask_img, overlay, mode]
+        edit_controls = [editor, legend, mask_img, overlay, mode, paint_help]
         lab_refresh.click(h.label_set_choices, [lab_set], [lab_set], api_name="label_sets")
         lab_set.change(h.label_open_set, [lab_set, lstate], open_outputs, api_name="label_open")
         lab_template.click(h.label_template, None, [lab_classes], api_name=False)
@@ -451,10 +445,11 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                         show_progress_on=[lab_train_msg]).success(
             h.edit_controls, None, edit_controls, api_name=False).then(
             h.label_versions, None, [lab_versions], api_name=False).then(
-            h.on_load, [state], [banner, *view], api_name=False)  # fmt: skip
+            h.refresh_view, [state], [banner, *view], api_name=False)  # fmt: skip
         lab_follow.click(h.label_train_status, [lab_set], [lab_train_msg], api_name="label_train_status",
                          show_progress_on=[lab_train_msg]).success(
-            h.edit_controls, None, edit_controls, api_name=False)  # fmt: skip
+            h.edit_controls, None, edit_controls, api_name=False).then(
+            h.refresh_view, [state], [banner, *view], api_name=False)  # fmt: skip
         lab_stop.click(h.label_train_stop, [lab_set], [lab_train_msg], api_name="label_train_stop", queue=False)
         lab_pub.click(h.label_publish, [lab_pub_v], [lab_pub_msg, lab_versions], api_name="label_publish")
         demo.load(h.label_set_choices, None, [lab_set], api_name=False)

@@ -34,6 +34,23 @@ def generator_only_bundle(tiny_bundle, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def blob_generator(tmp_path_factory) -> Path:
+    """A generator alone that is not a face: random weights, no branch, no encoder, no classes (#23)."""
+    import torch
+
+    from core.checkpoint import save_generator
+    from core.generator import Generator
+    from core.testing import TINY_GENERATOR
+
+    folder = tmp_path_factory.mktemp("blobs") / "blobs"
+    torch.manual_seed(7)
+    g = Generator(TINY_GENERATOR).eval()
+    g.compute_w_avg(256)
+    save_generator(g, folder, extra={"name": "blobs"})
+    return folder
+
+
+@pytest.fixture(scope="session")
 def app_server(tiny_bundle, tmp_path_factory):
     launched = launch_app(tiny_bundle, tmp_path_factory.mktemp("app-data"))
     yield launched

@@ -10,29 +10,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from gradio_client import Client, handle_file
 from PIL import Image
 
 from app import masks
 from app.testing import launch_app
-from core.checkpoint import save_generator
-from core.generator import Generator
-from core.testing import TINY_GENERATOR
 
 CLASSES = "ground #000000\nlight #ffcc00\nmid #0080ff"
 PALETTE = np.array([[0, 0, 0], [255, 204, 0], [0, 128, 255]], np.uint8)
 
 
 @pytest.fixture(scope="module")
-def blob_app(tmp_path_factory):
+def blob_app(blob_generator, tmp_path_factory):
     """The app on a generator alone: random weights, not a face, no branch, no encoder, no classes."""
-    folder = tmp_path_factory.mktemp("blobs") / "blobs"
-    torch.manual_seed(7)
-    g = Generator(TINY_GENERATOR).eval()
-    g.compute_w_avg(256)
-    save_generator(g, folder, extra={"name": "blobs"})
-    launched = launch_app(folder, tmp_path_factory.mktemp("blob-data"), branch_train_steps=80)
+    launched = launch_app(blob_generator, tmp_path_factory.mktemp("blob-data"), branch_train_steps=80)
     yield launched
     launched.demo.close()
 
