@@ -1,7 +1,9 @@
 """The app's settings: environment variables first, then app.py's flags override them.
 
-    EDITGAN_MODEL          a name under checkpoints/ (default "faces64"), a folder, or
+    EDITGAN_MODEL          a name under checkpoints/ (default "faces64"), a folder, a rosinality .pt, or
                            hf://owner/repo[/subfolder] (fetched with huggingface_hub when online)
+    EDITGAN_MODELS         more models signed-in users may switch the server to (comma separated, same forms);
+                           only these: a user never names a path or URL of their own
     EDITGAN_DATABASE_URL   the library's database (read by db.Database.open; default SQLite)
     EDITGAN_DATA_DIR       where the SQLite file lives when EDITGAN_DATABASE_URL is not set (share links, kept
                            photos and tunings are in the library database, so replicas on one database share them)
@@ -25,6 +27,7 @@ from typing import Optional
 from db import default_data_dir
 
 ENV_MODEL = "EDITGAN_MODEL"
+ENV_MODELS = "EDITGAN_MODELS"
 ENV_USERS_FILE = "EDITGAN_USERS_FILE"
 ENV_LOCAL_USER = "EDITGAN_LOCAL_USER"
 ENV_QUEUE_SIZE = "EDITGAN_QUEUE_SIZE"
@@ -78,12 +81,14 @@ class AppConfig:
     # trained too (U-Nets on the labelled images; adds about a third more time, docs/results.md few-shot branch)
     branch_train_steps: int = 600
     branch_train_reader: bool = False
+    model_choices: tuple[str, ...] = ()  # EDITGAN_MODELS: what the Label tab's model choice offers besides `model`
 
     @classmethod
     def from_env(cls, **overrides) -> "AppConfig":
         users = os.environ.get(ENV_USERS_FILE)
         cfg = cls(
             model=os.environ.get(ENV_MODEL) or DEFAULT_MODEL,
+            model_choices=tuple(m.strip() for m in (os.environ.get(ENV_MODELS) or "").split(",") if m.strip()),
             users_file=Path(users) if users else None,
             local_user=os.environ.get(ENV_LOCAL_USER) or None,
             queue_size=_int_env(ENV_QUEUE_SIZE, 32),
@@ -92,6 +97,11 @@ class AppConfig:
                            else 1 if (os.cpu_count() or 1) <= 4 else None),  # fmt: skip
         )
         return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Every model this server may run: EDITGAN_MODEL first, then EDITGAN_MODELS."""
+        return tuple(dict.fromkeys((self.model, *self.model_choices)))
 
     @property
     def resolved_data_dir(self) -> Path:

@@ -27,7 +27,7 @@ import numpy as np
 from scipy import ndimage
 
 from app import masks
-from app.handler_util import MODES, PAINT_HELP, md_text, readable, toast_text, whole_number
+from app.handler_util import MODES, NO_BRANCH_HELP, PAINT_HELP, md_text, readable, toast_text, whole_number
 from core.data.palette import colorize
 from vector_library import FACE_TEMPLATE, LibraryError
 
@@ -158,8 +158,10 @@ class LabelHandlers:
             pal = palette_of(info)
             names = [c.name for c in info.classes]
             new = LabelSession(set_id=info.id)
-            editor = gr.ImageEditor(brush=gr.Brush(colors=masks.hex_colors(pal), default_color=masks.hex_colors(pal)[1],
-                                                   color_mode="fixed"))  # fmt: skip
+            size = masks.display_size(info.resolution)
+            editor = gr.ImageEditor(canvas_size=(size, size), height=size + 80,
+                                    brush=gr.Brush(colors=masks.hex_colors(pal), default_color=masks.hex_colors(pal)[1],
+                                                   color_mode="fixed", default_size=max(4, size // info.resolution)))  # fmt: skip
             return (self._gallery(info), self._progress(info), gr.Radio(choices=names, value=names[1]), editor,
                     masks.legend_html(names, pal), classes_text(info.classes), self._versions(), new)  # fmt: skip
         except (ValueError, LibraryError) as e:
@@ -442,6 +444,15 @@ class LabelHandlers:
         except (ValueError, LibraryError) as e:
             raise readable(e) from None
 
+    def switch_model(self, choice, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        """api: /switch_model -- run another of this server's models (EDITGAN_MODELS); signed-in users only."""
+        try:
+            self._need_user(request, profile, "switching the model")
+            self.rt.switch_model(str(choice or ""))
+        except (ValueError, LibraryError, OSError) as e:
+            raise readable(e) from None
+        return f"The server now runs **{md_text(str(choice))}**.", self.rt.status_markdown()
+
     def refresh_view(self, state, request: gr.Request, profile: gr.OAuthProfile | None = None):
         """The banner and the Edit tab's image, mask and painter again (after a branch was trained)."""
         viewer = self.user(request, profile)
@@ -453,11 +464,16 @@ class LabelHandlers:
     def edit_controls(self):
         """The Edit tab's mask controls for the current branch (after a training they appear, with its colours)."""
         m, caps = self.rt.model, self.rt.capabilities
-        if m is None or not caps.segment:
+        if m is None:
             return tuple(gr.skip() for _ in range(6))
+        if not caps.segment:  # e.g. after switching to a generator without a branch
+            return (gr.ImageEditor(visible=False), gr.HTML("", visible=False), gr.Image(visible=False),
+                    gr.Image(visible=False), gr.Radio(choices=list(MODES), value=MODES[1]), NO_BRANCH_HELP)  # fmt: skip
         colors = masks.hex_colors(m.palette)
-        return (gr.ImageEditor(visible=True, brush=gr.Brush(colors=colors, default_color=colors[min(3, len(colors) - 1)],
-                                                             color_mode="fixed")),
+        size = masks.display_size(m.resolution)
+        return (gr.ImageEditor(visible=True, canvas_size=(size, size), height=size + 80,
+                               brush=gr.Brush(colors=colors, default_color=colors[min(3, len(colors) - 1)],
+                                              color_mode="fixed", default_size=max(4, size // m.resolution))),
                 gr.HTML(masks.legend_html(m.class_names, m.palette), visible=True),
                 gr.Image(visible=True), gr.Image(visible=True),
                 gr.Radio(choices=list(MODES), value=MODES[0]), PAINT_HELP)  # fmt: skip

@@ -109,11 +109,31 @@ class Runtime:
         self.branch_version = 0
         self._branch_checked = 0.0
         self.trainer = None  # app.training.BranchTrainer, made by build_demo's handlers
+        self.model_spec_text = config.model  # which of config.models runs
         self.examples: list[tuple[np.ndarray, str]] = []
         if model is not None:
-            self.refresh_branch(force=True)
-            library.register_model(self.model_spec())
-            self.examples = [(self.render(self.sample(s)).image, f"seed {s}") for s in config.example_seeds]
+            self._start_model()
+
+    def _start_model(self) -> None:
+        self.refresh_branch(force=True)
+        self.library.register_model(self.model_spec())
+        self.examples = [(self.render(self.sample(s)).image, f"seed {s}") for s in self.config.example_seeds]
+
+    def switch_model(self, spec: str) -> None:
+        """Run another of the server's models (``config.models``; never a path a user typed). Every session's
+        image is then of the old model: its next action says so and a new sample starts over."""
+        if spec not in self.config.models:
+            raise ValueError(f"{str(spec)[:80]!r} is not one of this server's models: {', '.join(self.config.models)}")
+        if self.trainer is not None and any(j.running for j in self.trainer.jobs.values()):
+            raise ValueError("a branch is training for the current model; wait for it or stop it first")
+        model = EditGAN.load(fetch_model(spec))  # a failure leaves the running model as it was
+        with self._lock:
+            self.base_model, self.model, self.branch_version, self._branch_checked = model, model, 0, 0.0
+            self.model_problem, self.model_spec_text = "", spec
+            self._tuned.clear()
+            self._infos.clear()
+        self._start_model()
+        log.info("switched to model %s (%s)", spec, model.model_id)
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod

@@ -288,6 +288,13 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                             "on the right), **Save mask**; with a few masks (EditGAN uses 16) press **Train branch**. "
                             "Several people can label one set at once: a sample is yours while you paint it. "
                             "Keys 1-9 and 0 pick the classes.", elem_id="label-help")  # fmt: skip
+                with gr.Accordion("Model", open=False):
+                    with gr.Row():
+                        model_pick = gr.Dropdown(list(cfg.models), value=runtime.model_spec_text, scale=3,
+                                                 label="This server's models (EDITGAN_MODEL, EDITGAN_MODELS)",
+                                                 elem_id="model-pick")  # fmt: skip
+                        model_btn = gr.Button("Switch the server to this model", scale=1, elem_id="model-switch")
+                    model_msg = gr.Markdown(elem_id="model-msg")
                 with gr.Row():
                     lab_set = gr.Dropdown([], label="Label set", elem_id="label-set", scale=3, allow_custom_value=True)
                     lab_refresh = gr.Button("Refresh sets", scale=1)
@@ -452,6 +459,10 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
             h.refresh_view, [state], [banner, *view], api_name=False)  # fmt: skip
         lab_stop.click(h.label_train_stop, [lab_set], [lab_train_msg], api_name="label_train_stop", queue=False)
         lab_pub.click(h.label_publish, [lab_pub_v], [lab_pub_msg, lab_versions], api_name="label_publish")
+        model_btn.click(h.switch_model, [model_pick], [model_msg, banner], api_name="switch_model").success(
+            h.edit_controls, None, edit_controls, api_name=False).then(
+            h.label_set_choices, None, [lab_set], api_name=False).then(
+            h.random_sample, [state], [seed, *view], api_name=False)  # fmt: skip
         demo.load(h.label_set_choices, None, [lab_set], api_name=False)
         demo.load(h.edit_controls, None, edit_controls, api_name=False)
     return demo

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from gradio_client import Client, handle_file
 from PIL import Image
 
@@ -211,3 +212,42 @@ def test_a_second_training_while_one_runs_is_refused(blob_app, tmp_path):
     assert (state, "stopped" in outcome) in (("stopped", True), ("done", False)), outcome  # done: it beat the stop
     # the lock is released: the set trains again
     assert "Branch version" in c.predict(choice, api_name="/label_train")
+
+
+def test_signed_in_users_switch_between_the_servers_models_only(blob_generator, tiny_bundle, tmp_path):
+    app = launch_app(blob_generator, tmp_path / "data", model_choices=(str(tiny_bundle),))
+    try:
+        c = _client(app, tmp_path)
+        with pytest.raises(Exception, match="not in the list of choices"):  # Gradio's own check of the choice
+            c.predict("/etc/passwd.pt", api_name="/switch_model")
+        with pytest.raises(ValueError, match="not one of this server's models"):  # and the runtime's
+            app.runtime.switch_model("/etc/passwd.pt")
+        msg, banner = c.predict(str(tiny_bundle), api_name="/switch_model")
+        assert "now runs" in msg and app.runtime.model.branch is not None
+        image, mask, *_ = c.predict(2, api_name="/sample")
+        assert mask is not None  # the tiny bundle has a branch
+        c.predict(str(blob_generator), api_name="/switch_model")
+        assert app.runtime.model.branch is None
+    finally:
+        app.demo.close()
+
+
+def test_a_rosinality_pt_loads_as_a_generator_alone(tmp_path):
+    from app.runtime import fetch_model
+    from core.checkpoint import rosinality_state_dict
+    from core.editgan import EditGAN
+    from core.generator import Generator, GeneratorConfig
+
+    torch.manual_seed(0)
+    g = Generator(GeneratorConfig(resolution=64, style_dim=32, n_mlp=2, channel_multiplier=1)).eval()
+    pt = tmp_path / "mine.pt"
+    torch.save({"g_ema": rosinality_state_dict(g)}, pt)
+    model = EditGAN.load(fetch_model(str(pt)))
+    assert model.branch is None and model.class_names == () and model.resolution == 64
+    assert model.model_id == EditGAN.load(pt).model_id  # the id is the content's, the same every time
+    with pytest.raises(ValueError, match="generator alone"):
+        EditGAN.load(pt, require=("branch",))
+    bad = tmp_path / "evil.pt"
+    torch.save({"g_ema": {"x": object()}}, bad)  # pickled code/objects are refused, never run
+    with pytest.raises(ValueError):
+        EditGAN.load(bad)
