@@ -182,10 +182,9 @@ class LabelHandlers:
 
     def _progress(self, info) -> str:
         done, total = self.rt.labels.progress(info.id)
-        goal = max(16, total)
         return (f"**{done} of {total} labelled** ({len(info.classes)} classes"
                 f"{', locked by a trained branch' if info.locked else ''}). EditGAN's recipe uses about 16; "
-                f"{'train when ready' if done >= 2 else 'label at least 2 to train'} ({done}/{goal}).")
+                f"{'train when ready' if done >= 2 else 'label at least 2 to train'}.")
 
     def label_add_samples(self, choice, count, request: gr.Request, profile: gr.OAuthProfile | None = None):
         """api: /label_add_samples -- ``count`` new samples, chosen far apart in W; returns (gallery, progress)."""
