@@ -460,6 +460,19 @@ class LabelHandlers:
             return banner, *(gr.skip() for _ in range(6))
         return (banner, *self.view(state, viewer), state)
 
+    def label_use_version(self, version, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        """api: /label_use_version -- edit with an older (or the bundle's own, 0) branch version again; a newer
+        version trained later replaces it."""
+        try:
+            self._need_user(request, profile, "choosing the branch version")
+            v = whole_number(version, "the branch version", 0, 10**9)
+            if v == 0 and self.rt.require_base().branch is None:
+                raise ValueError("this generator's bundle has no branch of its own (version 0); choose a trained one")
+            self.rt.use_branch_version(v)
+        except (ValueError, LibraryError) as e:
+            raise readable(e) from None
+        return f"The Edit tab now uses branch version {v}.", self._versions()
+
     def edit_controls(self):
         """The Edit tab's mask controls for the current branch (after a training they appear, with its colours)."""
         m, caps = self.rt.model, self.rt.capabilities

@@ -107,6 +107,7 @@ class Runtime:
         # the bundle as loaded (its own branch, if any, is version 0); trained branch versions replace its branch
         self.base_model = model
         self.branch_version = 0
+        self._latest_seen = 0  # the newest branch version this process has seen (and used, when it appeared)
         self._branch_checked = 0.0
         self.trainer = None  # app.training.BranchTrainer, made by build_demo's handlers
         self.model_spec_text = config.model  # which of config.models runs
@@ -129,6 +130,7 @@ class Runtime:
         model = EditGAN.load(fetch_model(spec))  # a failure leaves the running model as it was
         with self._lock:
             self.base_model, self.model, self.branch_version, self._branch_checked = model, model, 0, 0.0
+            self._latest_seen = 0
             self.model_problem, self.model_spec_text = "", spec
             self._tuned.clear()
             self._infos.clear()
@@ -182,8 +184,8 @@ class Runtime:
             return False
         self._branch_checked = now
         versions = self.labels.branch_versions(self.base_model.model_id)  # newest first
-        if not versions or versions[0].version <= self.branch_version:
-            return False
+        if not versions or versions[0].version <= self._latest_seen:
+            return False  # nothing new (an older version someone chose stays in use)
         return self.use_branch_version(versions[0].version)
 
     def use_branch_version(self, version: int) -> bool:
@@ -199,6 +201,7 @@ class Runtime:
             model = base.with_branch(branch, names, palette, reader)
         with self._lock:
             self.model, self.branch_version = model, int(version)
+            self._latest_seen = max(self._latest_seen, int(version))
             self._tuned.clear()
         if version and not base.class_names == tuple(model.class_names):
             self.library.set_model_classes(base.model_id, tuple(model.class_names))

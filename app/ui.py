@@ -353,6 +353,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                 with gr.Row():
                     lab_pub_v = gr.Number(value=None, label="Branch version", precision=0, elem_id="label-pub-version")
                     lab_pub = gr.Button("Publish it with its label set", elem_id="label-publish")
+                    lab_use = gr.Button("Edit with this version", elem_id="label-use")
                 lab_pub_msg = gr.Markdown(elem_id="label-pub-msg")
 
         # ------------------------------------------------------------------ wiring
@@ -459,6 +460,9 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
             h.refresh_view, [state], [banner, *view], api_name=False)  # fmt: skip
         lab_stop.click(h.label_train_stop, [lab_set], [lab_train_msg], api_name="label_train_stop", queue=False)
         lab_pub.click(h.label_publish, [lab_pub_v], [lab_pub_msg, lab_versions], api_name="label_publish")
+        lab_use.click(h.label_use_version, [lab_pub_v], [lab_pub_msg, lab_versions], api_name="label_use_version"
+                      ).success(h.edit_controls, None, edit_controls, api_name=False).then(
+            h.refresh_view, [state], [banner, *view], api_name=False)  # fmt: skip
         model_btn.click(h.switch_model, [model_pick], [model_msg, banner], api_name="switch_model").success(
             h.edit_controls, None, edit_controls, api_name=False).then(
             h.label_set_choices, None, [lab_set], api_name=False).then(

@@ -251,3 +251,41 @@ def test_a_rosinality_pt_loads_as_a_generator_alone(tmp_path):
     torch.save({"g_ema": {"x": object()}}, bad)  # pickled code/objects are refused, never run
     with pytest.raises(ValueError):
         EditGAN.load(bad)
+
+
+def test_older_branch_versions_stay_usable_and_publishable(blob_app, tmp_path):
+    rt = blob_app.runtime
+    c = _client(blob_app, tmp_path)
+    choice = _new_set(c, "versions set")
+    set_id = int(choice.split(":")[0])
+    c.predict(choice, 2, api_name="/label_add_samples")
+    for s in rt.labels.samples(set_id):
+        rt.labels.save_mask(s.id, "alice", _brightness_mask(blob_app, s), 0)
+    c.predict(choice, api_name="/label_train")
+    newest = rt.branch_version
+    assert newest >= 2  # an earlier test trained version 1
+    msg, rows = c.predict(1, api_name="/label_use_version")
+    assert rt.branch_version == 1 and "version 1" in msg
+    rt.refresh_branch(force=True)
+    assert rt.branch_version == 1  # the choice holds until a newer version is trained
+    with pytest.raises(Exception, match="no branch of its own"):
+        c.predict(0, api_name="/label_use_version")
+    msg, rows = c.predict(newest, api_name="/label_publish")
+    assert "published" in msg
+    info = [v for v in rt.labels.branch_versions(rt.base_model.model_id) if v.version == newest][0]
+    assert info.published and rt.labels.get_set(set_id).public
+    c.predict(newest, api_name="/label_use_version")
+    with pytest.raises(Exception, match="not|no "):
+        c.predict(99, api_name="/label_use_version")
+
+
+def test_a_pt_that_is_not_a_generator_is_refused_with_a_message(tmp_path):
+    from core.editgan import EditGAN
+
+    pt = tmp_path / "weights.pt"
+    torch.save({"g_ema": {"conv.weight": torch.zeros(3, 3)}}, pt)
+    with pytest.raises(ValueError, match="rosinality|generator"):
+        EditGAN.load(pt)
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="not a loadable"):
+        EditGAN.load(tmp_path / "text.pt")
