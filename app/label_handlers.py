@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import gradio as gr
@@ -27,7 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from app import masks
-from app.handler_util import MODES, NO_BRANCH_HELP, PAINT_HELP, md_text, readable, toast_text, whole_number
+from app.handler_util import MODES, NO_BRANCH_HELP, PAINT_HELP, md_text, readable, tmp_file, toast_text, whole_number
 from core.data.palette import colorize
 from vector_library import FACE_TEMPLATE, LibraryError
 
@@ -459,6 +460,38 @@ class LabelHandlers:
         if state is None or state.w is None or not self.caps.sample:
             return banner, *(gr.skip() for _ in range(6))
         return (banner, *self.view(state, viewer), state)
+
+    def label_export(self, choice):
+        """api: /label_export -- the set (latest masks) and every branch version trained from it, as a zip."""
+        from vector_library.label_transfer import export_label_zip
+
+        try:
+            info = self.rt.labels.get_set(set_id_of(choice))
+            versions = [v.version for v in self.rt.labels.branch_versions(info.model_id) if v.label_set_id == info.id]
+            data = export_label_zip(self.rt.labels, info.id, versions)
+        except (ValueError, LibraryError) as e:
+            raise readable(e) from None
+        name = re.sub(r"[^A-Za-z0-9_-]+", "-", info.name).strip("-")[:40] or "labels"
+        path = tmp_file(f"labels-{name}.zip")
+        path.write_bytes(data)
+        return str(path)
+
+    def label_import(self, path, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        """api: /label_import -- a label set zip (from /label_export or the Hub) for this generator; its branch
+        versions join this generator's, and the newest is used at once. Returns (message, set choice)."""
+        from vector_library.label_transfer import import_label_set
+
+        try:
+            user = self._need_user(request, profile, "importing a label set")
+            if not path:
+                raise ValueError("choose a label set .zip first")
+            result = import_label_set(self.rt.labels, Path(path), user, model_id=self.rt.require_base().model_id)
+            self.rt.refresh_branch(force=True)
+        except (ValueError, LibraryError, OSError) as e:
+            raise readable(e) from None
+        msg = (f"Imported **{md_text(result.label_set.name)}**: {result.n_masks} masks, "
+               f"{len(result.branch_versions)} branch version(s).")
+        return msg, gr.Dropdown(choices=self._sets(), value=set_choice(result.label_set))
 
     def label_use_version(self, version, request: gr.Request, profile: gr.OAuthProfile | None = None):
         """api: /label_use_version -- edit with an older (or the bundle's own, 0) branch version again; a newer

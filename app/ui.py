@@ -355,6 +355,17 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                     lab_pub = gr.Button("Publish it with its label set", elem_id="label-publish")
                     lab_use = gr.Button("Edit with this version", elem_id="label-use")
                 lab_pub_msg = gr.Markdown(elem_id="label-pub-msg")
+                with gr.Accordion("Share a label set as a file (its masks and the branches trained from it)",
+                                  open=False):
+                    with gr.Row():
+                        with gr.Column():
+                            lab_export = gr.Button("Download this set", elem_id="label-export")
+                            lab_export_file = gr.File(label="Label set file", interactive=False)
+                        with gr.Column():
+                            lab_import_file = gr.File(label="Import a label set (.zip)", file_types=[".zip"],
+                                                      type="filepath", elem_id="label-import-file")  # fmt: skip
+                            lab_import = gr.Button("Import it", elem_id="label-import")
+                            lab_import_msg = gr.Markdown(elem_id="label-import-msg")
 
         # ------------------------------------------------------------------ wiring
         view = [image, mask_img, overlay, editor, info, state]
@@ -460,6 +471,9 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
             h.refresh_view, [state], [banner, *view], api_name=False)  # fmt: skip
         lab_stop.click(h.label_train_stop, [lab_set], [lab_train_msg], api_name="label_train_stop", queue=False)
         lab_pub.click(h.label_publish, [lab_pub_v], [lab_pub_msg, lab_versions], api_name="label_publish")
+        lab_export.click(h.label_export, [lab_set], [lab_export_file], api_name="label_export")
+        lab_import.click(h.label_import, [lab_import_file], [lab_import_msg, lab_set], api_name="label_import").success(
+            h.edit_controls, None, edit_controls, api_name=False)  # fmt: skip
         lab_use.click(h.label_use_version, [lab_pub_v], [lab_pub_msg, lab_versions], api_name="label_use_version"
                       ).success(h.edit_controls, None, edit_controls, api_name=False).then(
             h.refresh_view, [state], [banner, *view], api_name=False)  # fmt: skip

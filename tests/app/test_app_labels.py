@@ -289,3 +289,29 @@ def test_a_pt_that_is_not_a_generator_is_refused_with_a_message(tmp_path):
     (tmp_path / "text.pt").write_text("not a checkpoint")
     with pytest.raises(ValueError, match="not a loadable"):
         EditGAN.load(tmp_path / "text.pt")
+
+
+def test_a_label_set_file_brings_the_branch_to_another_server_of_the_same_generator(blob_app, blob_generator, tmp_path):
+    """Exported from one app, imported into another (its own database) of the same generator: the branch is there
+    at once, without labelling; a file for another generator is refused and changes nothing."""
+    rt = blob_app.runtime
+    c = _client(blob_app, tmp_path)
+    choice = _new_set(c, "shared set")
+    set_id = int(choice.split(":")[0])
+    c.predict(choice, 2, api_name="/label_add_samples")
+    for s in rt.labels.samples(set_id):
+        rt.labels.save_mask(s.id, "alice", _brightness_mask(blob_app, s), 0)
+    c.predict(choice, api_name="/label_train")
+    zip_path = c.predict(choice, api_name="/label_export")
+    other = launch_app(blob_generator, tmp_path / "other-data", user="bob")
+    try:
+        assert other.runtime.model.branch is None
+        c2 = _client(other, tmp_path)
+        msg, new_choice = c2.predict(handle_file(zip_path), api_name="/label_import")
+        assert "Imported" in msg and "1 branch version" in msg
+        assert other.runtime.model.branch is not None
+        assert other.runtime.model.class_names == ("ground", "light", "mid")
+        image, mask, *_ = c2.predict(1, api_name="/sample")
+        assert mask is not None
+    finally:
+        other.demo.close()
