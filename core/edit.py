@@ -16,8 +16,11 @@ change ``delta`` of W+ such that
 
 Branch logits are computed only at the region's pixels
 (:meth:`SegmentationBranch.logits_at`), not by upsampling every feature map to
-every pixel as the original release does (:func:`edit_loss_upsampled` keeps that
-formulation for side-by-side measurement).
+the image's size as the original release does (benchmarks/edit_baseline.py keeps
+that formulation, with these losses, for side-by-side measurement).
+
+On CUDA, :func:`optimize_edit` can set TF32 and replay the whole step as a CUDA
+graph (:class:`core.accel.AccelConfig`); on the CPU it runs exactly as before.
 """
 
 from __future__ import annotations
@@ -198,23 +201,25 @@ class EditObjective:
         self.n_outside = max(1, int(self.outside.sum()))
 
     def __call__(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        loss, img, parts = self.terms(w)
+        return loss, img, {k: v.item() for k, v in parts.items()}
+
+    def terms(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """(loss, image [1, 3, R, R], each term as a tensor): no host synchronisation, so a CUDA graph can hold it."""
         c = self.config
         out = self.generator.synthesis(w)
         img = out.image
-        ce = self.region_ce(self.branch.logits_at(out.features, self.bi, self.ys, self.xs), log_probs=False)
+        parts = {"ce": self.region_ce(self.branch.logits_at(out.features, self.bi, self.ys, self.xs), log_probs=False)}
         a, b = _masked_outside(img, self.outside), _masked_outside(self.original_image, self.outside)
-        l2 = (a - b).pow(2).sum() / (3 * self.n_outside)
-        perc = self.perceptual(a, b).mean()
-        loss = c.w_ce * ce + c.w_l2 * l2 + c.w_perceptual * perc
-        parts = {"ce": ce.item(), "l2_outside": l2.item(), "perceptual_outside": perc.item()}
+        parts["l2_outside"] = (a - b).pow(2).sum() / (3 * self.n_outside)
+        parts["perceptual_outside"] = self.perceptual(a, b).mean()
+        loss = c.w_ce * parts["ce"] + c.w_l2 * parts["l2_outside"] + c.w_perceptual * parts["perceptual_outside"]
         if self.encoder is not None and c.w_encoder > 0:
-            enc = F.mse_loss(self.encoder(img), w)
-            loss = loss + c.w_encoder * enc
-            parts["encoder"] = enc.item()
+            parts["encoder"] = F.mse_loss(self.encoder(img), w)
+            loss = loss + c.w_encoder * parts["encoder"]
         if self.reader is not None and c.w_reader > 0:
-            read = self.reader_ce(img)
-            loss = loss + c.w_reader * read
-            parts["reader_ce"] = read.item()
+            parts["reader_ce"] = self.reader_ce(img)
+            loss = loss + c.w_reader * parts["reader_ce"]
         return loss, img, parts
 
     def region_ce(self, scores: torch.Tensor, log_probs: bool) -> torch.Tensor:
@@ -224,21 +229,6 @@ class EditObjective:
     def reader_ce(self, image: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the image reader's reading against the target, inside the region."""
         return self.region_ce(self.reader(image)[0][:, self.ys, self.xs].t(), log_probs=True)
-
-
-def edit_loss_upsampled(obj: EditObjective, w: torch.Tensor) -> torch.Tensor:
-    """The original release's formulation of the same loss: full-image logits from every upsampled map."""
-    c = obj.config
-    out = obj.generator.synthesis(w)
-    logits = obj.branch.forward_upsampled(out.features)  # [1, K, R, R] -- every pixel, every channel
-    ce = obj.region_ce(logits[0][:, obj.ys, obj.xs].t(), log_probs=False)
-    a, b = _masked_outside(out.image, obj.outside), _masked_outside(obj.original_image, obj.outside)
-    loss = c.w_ce * ce + c.w_l2 * (a - b).pow(2).sum() / (3 * obj.n_outside) + c.w_perceptual * obj.perceptual(a, b).mean()
-    if obj.encoder is not None and c.w_encoder > 0:
-        loss = loss + c.w_encoder * F.mse_loss(obj.encoder(out.image), w)
-    if obj.reader is not None and c.w_reader > 0:
-        loss = loss + c.w_reader * obj.reader_ce(out.image)
-    return loss
 
 
 def region_iou(pred: torch.Tensor, target: torch.Tensor, roi: torch.Tensor) -> float:
