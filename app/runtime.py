@@ -110,9 +110,10 @@ class Runtime:
             if config.database_url is None:
                 data_dir.mkdir(parents=True, exist_ok=True)
             library = VectorLibrary(Database.open(config.database_url))
+        device = config.torch_device  # a bad EDITGAN_DEVICE stops the app with its message, unlike a missing model
         model, problem = None, ""
         try:
-            model = EditGAN.load(fetch_model(config.model))
+            model = EditGAN.load(fetch_model(config.model), device=device)
         except Exception as e:  # a missing or broken bundle must not stop the library from working
             problem = _explain_load_failure(config.model, e)
             log.warning("model not loaded: %s", problem)
