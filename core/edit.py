@@ -32,6 +32,7 @@ from typing import Callable, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from core.accel import AccelConfig, optimize_graphed, precision
 from core.branch import SegmentationBranch
 from core.config import ConfigMixin
 from core.embed import inverse_frequency, psnr
@@ -194,6 +195,8 @@ class EditObjective:
     def __post_init__(self) -> None:
         ys, xs = torch.nonzero(self.roi, as_tuple=True)
         self.ys, self.xs = ys, xs
+        # the region's bounding box, read once here: reading it every step would stop a CUDA graph's capture
+        self.box = (int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1) if len(ys) else None
         self.bi = torch.zeros_like(ys)
         self.roi_target = self.target[ys, xs]
         self.pixel_weight = balanced_weights(self.roi_target, self.config.class_balance)  # per region pixel
@@ -209,7 +212,8 @@ class EditObjective:
         c = self.config
         out = self.generator.synthesis(w)
         img = out.image
-        parts = {"ce": self.region_ce(self.branch.logits_at(out.features, self.bi, self.ys, self.xs), log_probs=False)}
+        logits = self.branch.logits_at(out.features, self.bi, self.ys, self.xs, self.box)  # [n_region, K]
+        parts = {"ce": self.region_ce(logits, log_probs=False)}
         a, b = _masked_outside(img, self.outside), _masked_outside(self.original_image, self.outside)
         parts["l2_outside"] = (a - b).pow(2).sum() / (3 * self.n_outside)
         parts["perceptual_outside"] = self.perceptual(a, b).mean()
@@ -255,11 +259,29 @@ def optimize_edit(
     steps: int,
     callback: Optional[Callable[[int, float, torch.Tensor], None]] = None,
     should_stop: Optional[Callable[[], bool]] = None,
+    accel: Optional[AccelConfig] = None,
 ) -> tuple[torch.Tensor, list[float], int]:
-    """Adam on W+ from ``w_start``; returns (best latent, losses, best step)."""
+    """Adam on W+ from ``w_start``; returns (best latent, losses, best step).
+
+    On CUDA, ``accel`` (default :class:`AccelConfig`: TF32 on, graphs off) sets TF32 and can replay the step
+    as a CUDA graph (:mod:`core.accel`, unmeasured on a GPU); on the CPU it is ignored.
+    """
     for m in (obj.generator, obj.branch, obj.encoder, obj.reader):
         if m is not None:
             m.requires_grad_(False)
+    if w_start.is_cuda:
+        accel = accel or AccelConfig()
+        with precision(w_start.device, accel.tf32):
+            if accel.cuda_graphs and isinstance(obj, EditObjective):
+                return optimize_graphed(obj.terms, w_start, steps, obj.config.lr, accel.graph_warmup, callback,
+                                        should_stop)[:3]  # fmt: skip
+            return _optimize_eager(obj, w_start, steps, callback, should_stop)
+    return _optimize_eager(obj, w_start, steps, callback, should_stop)
+
+
+def _optimize_eager(obj: EditObjective, w_start: torch.Tensor, steps: int,
+                    callback: Optional[Callable[[int, float, torch.Tensor], None]],
+                    should_stop: Optional[Callable[[], bool]]) -> tuple[torch.Tensor, list[float], int]:  # fmt: skip
     w = w_start.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([w], lr=obj.config.lr)
     best_w, best, best_step, losses = w_start.detach().clone(), float("inf"), 0, []
@@ -291,8 +313,10 @@ def edit_by_mask(
     callback: Optional[Callable[[int, float, torch.Tensor], None]] = None,
     should_stop: Optional[Callable[[], bool]] = None,
     reader: Optional[ImageReader] = None,
+    accel: Optional[AccelConfig] = None,
 ) -> EditResult:
-    """Mode 3: optimise a W+ change that realises ``target_mask``; see the module docstring."""
+    """Mode 3: optimise a W+ change that realises ``target_mask``; see the module docstring (``accel``: CUDA only,
+    :func:`optimize_edit`)."""
     t0 = time.perf_counter()
     res = generator.config.resolution
     if w_plus.ndim != 3 or w_plus.shape[0] != 1:
@@ -304,7 +328,7 @@ def edit_by_mask(
     roi, edited = region_of_interest(original_mask, target, class_names, config.dilation, config.context_classes)
     obj = EditObjective(generator, branch, encoder, perceptual or PerceptualLoss(), out.image.detach(), target, roi, config,
                         reader)  # fmt: skip
-    best_w, losses, best_step = optimize_edit(obj, w_plus, config.steps, callback, should_stop)
+    best_w, losses, best_step = optimize_edit(obj, w_plus, config.steps, callback, should_stop, accel)
     with torch.no_grad():
         new = generator.synthesis(best_w)
         new_mask = branch(new.features).argmax(1)[0]
