@@ -57,6 +57,7 @@ from core.data.palette import colorize
 from benchmarks.edit_baseline import baseline_loss
 from core.edit import EditConfig, EditObjective, edit_by_mask, region_of_interest
 from core.edit_vector import REFINE_STEPS, TransferConfig, apply_vectors, make_transferable, refine, vector_from_edit
+from core.device import device_spec_from_env, resolve_device
 from core.editgan import EditGAN
 from core.generator import Generator, GeneratorConfig
 from core.mask_edits import SCRIPTED_EDITS, apply_scripted
@@ -396,7 +397,8 @@ def main(argv: Optional[list[str]] = None) -> dict:
                          "painted change carried onto the image")  # fmt: skip
     ap.add_argument("--truncation", type=float, default=0.7)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", default=device_spec_from_env(),
+                    help="at scale and --speed-only: auto, cpu or cuda (default $EDITGAN_DEVICE, else auto)")
     ap.add_argument("--speed-only", action="store_true",
                     help="only the timings of the default model (writes edit_speed.json unless --out)")
     ap.add_argument("--at-scale", action="store_true", help="512 px config-f, 32 classes, 6016 channels, 10 members")
@@ -418,6 +420,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
         _child(args)
         return {}
     torch.set_num_threads(args.threads)
+    args.device = str(resolve_device(args.device))  # the children get a concrete device
     if args.at_scale:
         region = "the whole 512 x 512 image as region" if args.region == "full" else "28,224-pixel region"
         result = {"config": "512 px config-f generator (random weights), 32-class branch over 16 maps (6016 ch), "
@@ -425,9 +428,9 @@ def main(argv: Optional[list[str]] = None) -> dict:
                   "comparison": side_by_side(args, args.scale_steps)}  # fmt: skip
         out = Path(args.out or RESULTS / "edit_at_scale.json")
     elif args.speed_only:
-        model = EditGAN.load(args.model, require=("branch",))
+        model = EditGAN.load(args.model, device=args.device, require=("branch",))
         result = {"model": args.model, "model_id": model.model_id, "perceptual_backend": model.perceptual.backend,
-                  "image_reader": model.reader is not None, "speed": speed(model)}  # fmt: skip
+                  "image_reader": model.reader is not None, "device": args.device, "speed": speed(model)}  # fmt: skip
         out = Path(args.out or RESULTS / "edit_speed.json")
     else:
         model = EditGAN.load(args.model, require=("branch",))
