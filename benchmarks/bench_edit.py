@@ -31,7 +31,9 @@ saving one in the app or the CLI does (:func:`core.edit_vector.make_transferable
 
 On a GPU: ``--device cuda --warmup 3``, ``--perceptual lpips-vgg-random`` for
 LPIPS-VGG's real cost without its weights, ``--precision bf16``, ``--region full``
-and ``--profile``; benchmarks/gpu_run.sh runs the set.
+and ``--profile``; benchmarks/gpu_run.sh runs the set. The side-by-side's other side is the faithful
+baseline of the released loop (benchmarks/edit_baseline.py); issue #25's measurement of it against our
+step, eager and as a CUDA graph, is scripts/gpu_edit_bench.sh.
 """
 
 from __future__ import annotations
