@@ -13,6 +13,8 @@
     EDITGAN_HEAVY_WORKERS  how many edits / embeddings run at once (default 1)
     EDITGAN_TORCH_THREADS  intra-op threads of torch on the CPU (default 1 on machines with <= 4 cores,
                            where parallel requests, not parallel ops, use the cores; else torch's default)
+    EDITGAN_DEVICE         where the model runs: auto (default: CUDA when torch sees a GPU, else the CPU), cpu,
+                           cuda (refused with a clear error where there is none; core/device.py, docs/app.md)
     EDITGAN_MALLOC_ARENAS  glibc malloc arenas for the process (default 2, which keeps memory bounded; 0 leaves
                            glibc's default; app/memory.py)
 """
@@ -24,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
+from core.device import device_spec_from_env, resolve_device
 from db import default_data_dir
 
 ENV_MODEL = "EDITGAN_MODEL"
@@ -82,6 +85,7 @@ class AppConfig:
     branch_train_steps: int = 600
     branch_train_reader: bool = False
     model_choices: tuple[str, ...] = ()  # EDITGAN_MODELS: what the Label tab's model choice offers besides `model`
+    device: str = "auto"  # EDITGAN_DEVICE: auto, cpu, cuda[:N] (core.device.resolve_device)
 
     @classmethod
     def from_env(cls, **overrides) -> "AppConfig":
@@ -95,6 +99,7 @@ class AppConfig:
             heavy_workers=_int_env(ENV_HEAVY_WORKERS, 1),
             torch_threads=(_int_env(ENV_TORCH_THREADS, 1) if os.environ.get(ENV_TORCH_THREADS)
                            else 1 if (os.cpu_count() or 1) <= 4 else None),  # fmt: skip
+            device=device_spec_from_env(),
         )
         return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -102,6 +107,11 @@ class AppConfig:
     def models(self) -> tuple[str, ...]:
         """Every model this server may run: EDITGAN_MODEL first, then EDITGAN_MODELS."""
         return tuple(dict.fromkeys((self.model, *self.model_choices)))
+
+    @property
+    def torch_device(self):
+        """The torch.device of :attr:`device`; ValueError for an unknown spec or cuda without a GPU."""
+        return resolve_device(self.device)
 
     @property
     def resolved_data_dir(self) -> Path:

@@ -37,6 +37,7 @@ from app.handler_util import (
     toast_text,
     whole_number,
 )
+from app.gpu import EDIT_S, EMBED_S, SAVE_S, TUNE_S, gpu_task
 from app.label_handlers import LabelHandlers
 from app.library_handlers import LibraryHandlers
 from app.memory import trim as trim_memory
@@ -133,6 +134,7 @@ class Handlers(LibraryHandlers, LabelHandlers):
         seed = seeds[int(evt.index) % len(seeds)]
         return (seed, *self.sample(seed, state, request))
 
+    @gpu_task(EMBED_S)  # a ZeroGPU while it runs; a no-op elsewhere (app/gpu.py)
     def upload(self, path, steps, state: EditSession, request: gr.Request, tune=True, progress=gr.Progress()):
         """api: /upload -- embed a photo into W+ (encoder + ``steps`` of optimisation), then, with ``tune``, tune
         the generator to it (pivotal tuning, ``AppConfig.tune_steps`` steps) so that edits start from the photo
@@ -175,6 +177,7 @@ class Handlers(LibraryHandlers, LabelHandlers):
         except (ValueError, OSError) as e:
             raise readable(e) from None
 
+    @gpu_task(TUNE_S)  # a ZeroGPU while it runs; a no-op elsewhere (app/gpu.py)
     def tune(self, state: EditSession, request: gr.Request, progress=gr.Progress()):
         """api: /tune -- tune the generator to this session's uploaded photo now (pivotal tuning at the latent the
         upload found, ``AppConfig.tune_steps`` steps), for a photo uploaded without tuning. Changes already made
@@ -217,6 +220,7 @@ class Handlers(LibraryHandlers, LabelHandlers):
         """api: /stop -- ask this session's running edit to stop (its best result so far is kept)."""
         return "Stopping…" if self.stops.stop(session_key(request)) else "No edit is running."
 
+    @gpu_task(EDIT_S)  # a ZeroGPU while it runs; a no-op elsewhere (app/gpu.py)
     def edit(self, editor, mask_file, mode, steps, state: EditSession, request: gr.Request,
              profile: gr.OAuthProfile | None = None, progress=gr.Progress()):  # fmt: skip
         """api: /edit -- run one edit and stream its progress.
@@ -469,6 +473,7 @@ class Handlers(LibraryHandlers, LabelHandlers):
                      "reads as painted")  # fmt: skip
         return text + "."
 
+    @gpu_task(SAVE_S)  # a ZeroGPU while it runs; a no-op elsewhere (app/gpu.py)
     def save_edit(self, name, description, tags, visibility, transfer, state: EditSession, request: gr.Request,
                   profile: gr.OAuthProfile | None = None, progress=gr.Progress()):  # fmt: skip
         """api: /save_edit -- publish the last edit as a library vector. Returns (message, vector id).

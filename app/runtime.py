@@ -127,7 +127,7 @@ class Runtime:
             raise ValueError(f"{str(spec)[:80]!r} is not one of this server's models: {', '.join(self.config.models)}")
         if self.trainer is not None and any(j.running for j in self.trainer.jobs.values()):
             raise ValueError("a branch is training for the current model; wait for it or stop it first")
-        model = EditGAN.load(fetch_model(spec))  # a failure leaves the running model as it was
+        model = EditGAN.load(fetch_model(spec), device=self.config.torch_device)  # on failure the old model stays
         with self._lock:
             self.base_model, self.model, self.branch_version, self._branch_checked = model, model, 0, 0.0
             self._latest_seen = 0
@@ -148,9 +148,10 @@ class Runtime:
             if config.database_url is None:
                 data_dir.mkdir(parents=True, exist_ok=True)
             library = VectorLibrary(Database.open(config.database_url))
+        device = config.torch_device  # a bad EDITGAN_DEVICE stops the app with its message, unlike a missing model
         model, problem = None, ""
         try:
-            model = EditGAN.load(fetch_model(config.model))
+            model = EditGAN.load(fetch_model(config.model), device=device)
         except Exception as e:  # a missing or broken bundle must not stop the library from working
             problem = _explain_load_failure(config.model, e)
             log.warning("model not loaded: %s", problem)

@@ -31,7 +31,9 @@ saving one in the app or the CLI does (:func:`core.edit_vector.make_transferable
 
 On a GPU: ``--device cuda --warmup 3``, ``--perceptual lpips-vgg-random`` for
 LPIPS-VGG's real cost without its weights, ``--precision bf16``, ``--region full``
-and ``--profile``; benchmarks/gpu_run.sh runs the set.
+and ``--profile``; benchmarks/gpu_run.sh runs the set. The side-by-side's other side is the faithful
+baseline of the released loop (benchmarks/edit_baseline.py); issue #25's measurement of it against our
+step, eager and as a CUDA graph, is scripts/gpu_edit_bench.sh.
 """
 
 from __future__ import annotations
@@ -54,14 +56,10 @@ from benchmarks.oracle import load_oracle
 from benchmarks.results_io import write_result
 from core.branch import BranchConfig, SegmentationBranch
 from core.data.palette import colorize
-from core.edit import (
-    EditConfig,
-    EditObjective,
-    edit_by_mask,
-    edit_loss_upsampled,
-    region_of_interest,
-)
+from benchmarks.edit_baseline import baseline_loss
+from core.edit import EditConfig, EditObjective, edit_by_mask, region_of_interest
 from core.edit_vector import REFINE_STEPS, TransferConfig, apply_vectors, make_transferable, refine, vector_from_edit
+from core.device import device_spec_from_env, resolve_device
 from core.editgan import EditGAN
 from core.generator import Generator, GeneratorConfig
 from core.mask_edits import SCRIPTED_EDITS, apply_scripted
@@ -265,7 +263,8 @@ def _ok(kind, mask) -> bool:
 def step_timing(generator: Generator, branch: SegmentationBranch, roi: torch.Tensor, target: torch.Tensor,
                 formulation: str, steps: int, perceptual: PerceptualLoss, warmup: int = 0,
                 precision: str = "fp32", profile: bool = False) -> dict:  # fmt: skip
-    """Seconds per optimisation step of one formulation ('sampled' = ours, 'upsampled' = the original).
+    """Seconds per optimisation step of one formulation ('sampled' = ours, 'baseline' = the released loop's,
+    benchmarks/edit_baseline.py).
 
     ``warmup`` untimed steps first (CUDA kernel selection, allocator); the
     median of ``steps`` timed ones is reported. ``precision`` "bf16" runs the
@@ -281,7 +280,7 @@ def step_timing(generator: Generator, branch: SegmentationBranch, roi: torch.Ten
 
     def step():
         with autocast:
-            loss = obj(w)[0] if formulation == "sampled" else edit_loss_upsampled(obj, w)
+            loss = obj(w)[0] if formulation == "sampled" else baseline_loss(obj, w)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -350,7 +349,7 @@ def _child(args) -> None:
 def side_by_side(args, steps: int) -> dict:
     """Both formulations, each in its own process so their peak memory is their own."""
     out = {}
-    for form in ("sampled", "upsampled"):
+    for form in ("sampled", "baseline"):
         cmd = [sys.executable, "-m", "benchmarks.bench_edit", "--child", "--formulation", form, "--steps", str(steps),
                "--model", args.model, "--threads", str(args.threads), "--device", args.device,
                "--warmup", str(args.warmup), "--precision", args.precision, "--region", args.region,
@@ -373,11 +372,11 @@ def side_by_side(args, steps: int) -> dict:
             out[form] = {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
         else:
             out[form] = json.loads(proc.stdout.strip().splitlines()[-1])
-    s, u = out["sampled"].get("seconds_per_step"), out["upsampled"].get("seconds_per_step")
+    s, u = out["sampled"].get("seconds_per_step"), out["baseline"].get("seconds_per_step")
     if s and u:
         out["speedup_per_step"] = round(u / s, 2)
         out["sampled_30_step_edit_seconds"] = round(30 * s, 3)
-        out["upsampled_30_step_edit_seconds"] = round(30 * u, 3)
+        out["baseline_30_step_edit_seconds"] = round(30 * u, 3)
     return out
 
 
@@ -400,7 +399,8 @@ def main(argv: Optional[list[str]] = None) -> dict:
                          "painted change carried onto the image")  # fmt: skip
     ap.add_argument("--truncation", type=float, default=0.7)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", default=device_spec_from_env(),
+                    help="at scale and --speed-only: auto, cpu or cuda (default $EDITGAN_DEVICE, else auto)")
     ap.add_argument("--speed-only", action="store_true",
                     help="only the timings of the default model (writes edit_speed.json unless --out)")
     ap.add_argument("--at-scale", action="store_true", help="512 px config-f, 32 classes, 6016 channels, 10 members")
@@ -414,7 +414,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
     ap.add_argument("--profile", action="store_true", help="print the top operators of 3 profiled steps (sampled)")
     ap.add_argument("--child-mem-limit-gb", type=float, help="address-space cap for each timed child process")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--formulation", choices=["sampled", "upsampled"], help=argparse.SUPPRESS)
+    ap.add_argument("--formulation", choices=["sampled", "baseline"], help=argparse.SUPPRESS)
     ap.add_argument("--skip-speed", action="store_true", help="quality and transfer only (no speed, no side-by-side)")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
@@ -422,6 +422,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
         _child(args)
         return {}
     torch.set_num_threads(args.threads)
+    args.device = str(resolve_device(args.device))  # the children get a concrete device
     if args.at_scale:
         region = "the whole 512 x 512 image as region" if args.region == "full" else "28,224-pixel region"
         result = {"config": "512 px config-f generator (random weights), 32-class branch over 16 maps (6016 ch), "
@@ -429,9 +430,9 @@ def main(argv: Optional[list[str]] = None) -> dict:
                   "comparison": side_by_side(args, args.scale_steps)}  # fmt: skip
         out = Path(args.out or RESULTS / "edit_at_scale.json")
     elif args.speed_only:
-        model = EditGAN.load(args.model, require=("branch",))
+        model = EditGAN.load(args.model, device=args.device, require=("branch",))
         result = {"model": args.model, "model_id": model.model_id, "perceptual_backend": model.perceptual.backend,
-                  "image_reader": model.reader is not None, "speed": speed(model)}  # fmt: skip
+                  "image_reader": model.reader is not None, "device": args.device, "speed": speed(model)}  # fmt: skip
         out = Path(args.out or RESULTS / "edit_speed.json")
     else:
         model = EditGAN.load(args.model, require=("branch",))

@@ -26,7 +26,7 @@ timeout 120 python3 -m benchmarks.bench_edit "${common[@]}" --precision bf16 \
   --out "$OUT/edit_at_scale_gpu_bf16.json" | tail -22
 timeout 120 python3 -m benchmarks.bench_edit "${common[@]}" --region full \
   --out "$OUT/edit_at_scale_gpu_full.json" | tail -22
-for form in sampled upsampled; do
+for form in sampled baseline; do
   timeout 60 python3 -m benchmarks.bench_edit --child --device cuda --formulation $form --steps 30 --warmup 3 2>/dev/null
 done | tee "$OUT/default_model_gpu.jsonl"
 variants=${SWEEP_VARIANTS:-}

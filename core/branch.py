@@ -121,6 +121,15 @@ def _window(src_size: int, dst_size: int, lo: int, hi: int) -> tuple[int, int, O
     return a, b, m
 
 
+@lru_cache(maxsize=512)
+def _window_on(src_size: int, dst_size: int, lo: int, hi: int, device: torch.device, dtype: torch.dtype
+               ) -> Optional[torch.Tensor]:  # fmt: skip
+    """:func:`_window`'s matrix on ``device``, copied there once (a copy from the host every step would stop a
+    CUDA graph's capture and adds small copies to the launch-bound GPU step); on the CPU, the matrix itself."""
+    m = _window(src_size, dst_size, lo, hi)[2]
+    return None if m is None else m.to(device, dtype)
+
+
 def sample_features(
     features: Sequence[torch.Tensor],  # maps [B, C_i, s_i, s_i]
     batch_idx: torch.Tensor,  # [N] long
@@ -212,12 +221,12 @@ class SegmentationBranch(nn.Module):
             by_size[s] = p if s not in by_size else by_size[s] + p
         h = None
         for s, p in by_size.items():
-            _, _, my = _window(s, r, y0, y1)
-            _, _, mx = _window(s, r, x0, x1)
+            my = _window_on(s, r, y0, y1, p.device, p.dtype)
+            mx = _window_on(s, r, x0, x1, p.device, p.dtype)
             if my is not None:
-                p = torch.matmul(my.to(p.device, p.dtype), p)  # [h, s'] @ [B, EH, s', s''] -> [B, EH, h, s'']
+                p = torch.matmul(my, p)  # [h, s'] @ [B, EH, s', s''] -> [B, EH, h, s'']
             if mx is not None:
-                p = torch.matmul(p, mx.t().to(p.device, p.dtype))  # -> [B, EH, h, w]
+                p = torch.matmul(p, mx.t())  # -> [B, EH, h, w]
             h = p if h is None else h + p
         return h + bias[None, :, None, None].to(h.dtype)
 
@@ -263,17 +272,19 @@ class SegmentationBranch(nn.Module):
         return layers
 
     def logits_at(
-        self, features: Sequence[torch.Tensor], batch_idx: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor
+        self, features: Sequence[torch.Tensor], batch_idx: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
+        box: Optional[tuple[int, int, int, int]] = None,
     ) -> torch.Tensor:
         """Logits [N, num_classes] at chosen pixels only (what editing needs inside its region).
 
         Work and memory scale with the pixels' bounding box, not the image, or with the pixels themselves when
-        they are few and spread out (:func:`_gather_is_cheaper`).
+        they are few and spread out (:func:`_gather_is_cheaper`). ``box``: the pixels' (y0, y1, x0, x1) bounds,
+        when the caller knows them (reading them from CUDA tensors waits for the GPU, and stops a graph capture).
         """
         if len(ys) == 0:
             return torch.zeros(0, self.config.num_classes, device=ys.device)
         feats = self.select(features)
-        y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+        y0, y1, x0, x1 = box or (int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1)
         if _gather_is_cheaper(feats, len(ys), self.config.resolution, y0, y1, x0, x1):
             weight, bias = self._first_layer()
             h = sample_features(feats, batch_idx, ys, xs, self.config.resolution)

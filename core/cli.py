@@ -6,6 +6,7 @@
     python -m core.cli edit   --image photo.jpg --target-mask painted.png --out out/
     python -m core.cli apply  --seed 7 --vector out/open_mouth.safetensors:1.0 --refine --out out/
     python -m core.cli batch  --input-dir photos/ --vector a.safetensors:1 --vector b.safetensors:0.5 --out out/
+    python -m core.cli --device cuda edit ...              (default: $EDITGAN_DEVICE, else auto: CUDA when present)
 
 Images are written as PNG: the image, its mask (palette colours) and, for
 uploaded photos, the edit pasted back into the original. A photo (``--image``)
@@ -28,6 +29,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from core.data.palette import colorize
+from core.device import ENV_DEVICE, device_spec_from_env, resolve_device
 from core.edit import EditConfig, edit_by_mask
 from core.edit_vector import REFINE_STEPS, TransferConfig, apply_vectors, make_transferable, refine, vector_from_edit
 from core.editgan import DEFAULT_MODEL, EditGAN
@@ -169,6 +171,8 @@ def cmd_batch(base: EditGAN, args) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m core.cli", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=DEFAULT_MODEL, help="model name under checkpoints/ or a folder")
+    ap.add_argument("--device", default=device_spec_from_env(),
+                    help=f"auto (CUDA when there is a GPU, else the CPU), cpu or cuda (default: ${ENV_DEVICE}, else auto)")
     sub = ap.add_subparsers(dest="command", required=True)
 
     def steps(value: str) -> int:
@@ -223,7 +227,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         need = ("branch",) if args.command in ("edit", "apply") else ()
         if getattr(args, "image", None) or args.command == "batch":
             need = need + ("encoder",)
-        model = EditGAN.load(args.model, require=need)
+        model = EditGAN.load(args.model, device=resolve_device(args.device), require=need)
         result = {"sample": cmd_sample, "edit": cmd_edit, "apply": cmd_apply, "batch": cmd_batch}[args.command](model, args)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -16,8 +16,11 @@ change ``delta`` of W+ such that
 
 Branch logits are computed only at the region's pixels
 (:meth:`SegmentationBranch.logits_at`), not by upsampling every feature map to
-every pixel as the original release does (:func:`edit_loss_upsampled` keeps that
-formulation for side-by-side measurement).
+the image's size as the original release does (benchmarks/edit_baseline.py keeps
+that formulation, with these losses, for side-by-side measurement).
+
+On CUDA, :func:`optimize_edit` can set TF32 and replay the whole step as a CUDA
+graph (:class:`core.accel.AccelConfig`); on the CPU it runs exactly as before.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Callable, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from core.accel import AccelConfig, optimize_graphed, precision
 from core.branch import SegmentationBranch
 from core.config import ConfigMixin
 from core.embed import inverse_frequency, psnr
@@ -191,6 +195,8 @@ class EditObjective:
     def __post_init__(self) -> None:
         ys, xs = torch.nonzero(self.roi, as_tuple=True)
         self.ys, self.xs = ys, xs
+        # the region's bounding box, read once here: reading it every step would stop a CUDA graph's capture
+        self.box = (int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1) if len(ys) else None
         self.bi = torch.zeros_like(ys)
         self.roi_target = self.target[ys, xs]
         self.pixel_weight = balanced_weights(self.roi_target, self.config.class_balance)  # per region pixel
@@ -198,23 +204,26 @@ class EditObjective:
         self.n_outside = max(1, int(self.outside.sum()))
 
     def __call__(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        loss, img, parts = self.terms(w)
+        return loss, img, {k: v.item() for k, v in parts.items()}
+
+    def terms(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """(loss, image [1, 3, R, R], each term as a tensor): no host synchronisation, so a CUDA graph can hold it."""
         c = self.config
         out = self.generator.synthesis(w)
         img = out.image
-        ce = self.region_ce(self.branch.logits_at(out.features, self.bi, self.ys, self.xs), log_probs=False)
+        logits = self.branch.logits_at(out.features, self.bi, self.ys, self.xs, self.box)  # [n_region, K]
+        parts = {"ce": self.region_ce(logits, log_probs=False)}
         a, b = _masked_outside(img, self.outside), _masked_outside(self.original_image, self.outside)
-        l2 = (a - b).pow(2).sum() / (3 * self.n_outside)
-        perc = self.perceptual(a, b).mean()
-        loss = c.w_ce * ce + c.w_l2 * l2 + c.w_perceptual * perc
-        parts = {"ce": ce.item(), "l2_outside": l2.item(), "perceptual_outside": perc.item()}
+        parts["l2_outside"] = (a - b).pow(2).sum() / (3 * self.n_outside)
+        parts["perceptual_outside"] = self.perceptual(a, b).mean()
+        loss = c.w_ce * parts["ce"] + c.w_l2 * parts["l2_outside"] + c.w_perceptual * parts["perceptual_outside"]
         if self.encoder is not None and c.w_encoder > 0:
-            enc = F.mse_loss(self.encoder(img), w)
-            loss = loss + c.w_encoder * enc
-            parts["encoder"] = enc.item()
+            parts["encoder"] = F.mse_loss(self.encoder(img), w)
+            loss = loss + c.w_encoder * parts["encoder"]
         if self.reader is not None and c.w_reader > 0:
-            read = self.reader_ce(img)
-            loss = loss + c.w_reader * read
-            parts["reader_ce"] = read.item()
+            parts["reader_ce"] = self.reader_ce(img)
+            loss = loss + c.w_reader * parts["reader_ce"]
         return loss, img, parts
 
     def region_ce(self, scores: torch.Tensor, log_probs: bool) -> torch.Tensor:
@@ -224,21 +233,6 @@ class EditObjective:
     def reader_ce(self, image: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the image reader's reading against the target, inside the region."""
         return self.region_ce(self.reader(image)[0][:, self.ys, self.xs].t(), log_probs=True)
-
-
-def edit_loss_upsampled(obj: EditObjective, w: torch.Tensor) -> torch.Tensor:
-    """The original release's formulation of the same loss: full-image logits from every upsampled map."""
-    c = obj.config
-    out = obj.generator.synthesis(w)
-    logits = obj.branch.forward_upsampled(out.features)  # [1, K, R, R] -- every pixel, every channel
-    ce = obj.region_ce(logits[0][:, obj.ys, obj.xs].t(), log_probs=False)
-    a, b = _masked_outside(out.image, obj.outside), _masked_outside(obj.original_image, obj.outside)
-    loss = c.w_ce * ce + c.w_l2 * (a - b).pow(2).sum() / (3 * obj.n_outside) + c.w_perceptual * obj.perceptual(a, b).mean()
-    if obj.encoder is not None and c.w_encoder > 0:
-        loss = loss + c.w_encoder * F.mse_loss(obj.encoder(out.image), w)
-    if obj.reader is not None and c.w_reader > 0:
-        loss = loss + c.w_reader * obj.reader_ce(out.image)
-    return loss
 
 
 def region_iou(pred: torch.Tensor, target: torch.Tensor, roi: torch.Tensor) -> float:
@@ -265,11 +259,29 @@ def optimize_edit(
     steps: int,
     callback: Optional[Callable[[int, float, torch.Tensor], None]] = None,
     should_stop: Optional[Callable[[], bool]] = None,
+    accel: Optional[AccelConfig] = None,
 ) -> tuple[torch.Tensor, list[float], int]:
-    """Adam on W+ from ``w_start``; returns (best latent, losses, best step)."""
+    """Adam on W+ from ``w_start``; returns (best latent, losses, best step).
+
+    On CUDA, ``accel`` (default :class:`AccelConfig`: TF32 on, graphs off) sets TF32 and can replay the step
+    as a CUDA graph (:mod:`core.accel`, unmeasured on a GPU); on the CPU it is ignored.
+    """
     for m in (obj.generator, obj.branch, obj.encoder, obj.reader):
         if m is not None:
             m.requires_grad_(False)
+    if w_start.is_cuda:
+        accel = accel or AccelConfig()
+        with precision(w_start.device, accel.tf32):
+            if accel.cuda_graphs and isinstance(obj, EditObjective):
+                return optimize_graphed(obj.terms, w_start, steps, obj.config.lr, accel.graph_warmup, callback,
+                                        should_stop)[:3]  # fmt: skip
+            return _optimize_eager(obj, w_start, steps, callback, should_stop)
+    return _optimize_eager(obj, w_start, steps, callback, should_stop)
+
+
+def _optimize_eager(obj: EditObjective, w_start: torch.Tensor, steps: int,
+                    callback: Optional[Callable[[int, float, torch.Tensor], None]],
+                    should_stop: Optional[Callable[[], bool]]) -> tuple[torch.Tensor, list[float], int]:  # fmt: skip
     w = w_start.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([w], lr=obj.config.lr)
     best_w, best, best_step, losses = w_start.detach().clone(), float("inf"), 0, []
@@ -301,8 +313,10 @@ def edit_by_mask(
     callback: Optional[Callable[[int, float, torch.Tensor], None]] = None,
     should_stop: Optional[Callable[[], bool]] = None,
     reader: Optional[ImageReader] = None,
+    accel: Optional[AccelConfig] = None,
 ) -> EditResult:
-    """Mode 3: optimise a W+ change that realises ``target_mask``; see the module docstring."""
+    """Mode 3: optimise a W+ change that realises ``target_mask``; see the module docstring (``accel``: CUDA only,
+    :func:`optimize_edit`)."""
     t0 = time.perf_counter()
     res = generator.config.resolution
     if w_plus.ndim != 3 or w_plus.shape[0] != 1:
@@ -314,7 +328,7 @@ def edit_by_mask(
     roi, edited = region_of_interest(original_mask, target, class_names, config.dilation, config.context_classes)
     obj = EditObjective(generator, branch, encoder, perceptual or PerceptualLoss(), out.image.detach(), target, roi, config,
                         reader)  # fmt: skip
-    best_w, losses, best_step = optimize_edit(obj, w_plus, config.steps, callback, should_stop)
+    best_w, losses, best_step = optimize_edit(obj, w_plus, config.steps, callback, should_stop, accel)
     with torch.no_grad():
         new = generator.synthesis(best_w)
         new_mask = branch(new.features).argmax(1)[0]

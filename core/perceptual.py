@@ -26,6 +26,7 @@ import argparse
 import logging
 import os
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -48,7 +49,8 @@ def lpips_available(net: str = "vgg") -> bool:
     return backbone_path(net).is_file()
 
 
-def _gauss_kernel(device, dtype) -> torch.Tensor:
+@lru_cache(maxsize=16)
+def _gauss_kernel(device, dtype) -> torch.Tensor:  # cached: built from a list, it is a host copy every call
     k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], device=device, dtype=dtype)
     k = (k[:, None] * k[None, :]) / 256.0
     return k[None, None].repeat(3, 1, 1, 1)

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.edit_baseline import baseline_loss
 from core.edit import (
     EditConfig,
     EditObjective,
     edit_by_mask,
-    edit_loss_upsampled,
     edited_region,
     region_iou,
     region_of_interest,  # fmt: skip
@@ -123,12 +123,12 @@ def _objective_inputs(g, branch, seed):
     return w, target, roi, img
 
 
-def test_point_sampled_loss_equals_the_original_formulation(tiny_generator, branch):
+def test_point_sampled_loss_equals_the_released_formulation(tiny_generator, branch):
     g = tiny_generator
     w, target, roi, img = _objective_inputs(g, branch, 4)
     obj = EditObjective(g, branch, None, PerceptualLoss(), img, target, roi, EditConfig())
     w2 = w + 0.1 * torch.randn_like(w)
-    torch.testing.assert_close(obj(w2)[0], edit_loss_upsampled(obj, w2), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(obj(w2)[0], baseline_loss(obj, w2), rtol=1e-5, atol=1e-6)
 
 
 @pytest.fixture
@@ -345,7 +345,7 @@ def test_reader_term_joins_the_edit_loss(tiny_generator, branch):
     loss, out, parts = read(w2)
     assert parts["reader_ce"] > 0
     torch.testing.assert_close(loss, plain(w2)[0] + 2.0 * read.reader_ce(out), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(loss, edit_loss_upsampled(read, w2), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(loss, baseline_loss(read, w2), rtol=1e-5, atol=1e-6)
     off = EditObjective(g, branch, None, PerceptualLoss(), img, target, roi, EditConfig(w_reader=0.0), reader)
     torch.testing.assert_close(off(w2)[0], plain(w2)[0])
     r = edit_by_mask(g, branch, w, target, NAMES, EditConfig(steps=3, lr=0.05), PerceptualLoss(), reader=reader)
@@ -374,6 +374,6 @@ def test_class_balance_weighs_rare_target_classes_up(tiny_generator, branch):
     plain_ce = torch.nn.functional.cross_entropy(logits, flat.roi_target)
     assert abs(flat(w2)[2]["ce"] - plain_ce.item()) < 1e-5
     assert abs(obj(w2)[2]["ce"] - plain_ce.item()) > 1e-6
-    torch.testing.assert_close(obj(w2)[0], edit_loss_upsampled(obj, w2), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(obj(w2)[0], baseline_loss(obj, w2), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="class_balance"):
         EditConfig(class_balance=-1.0)
