@@ -347,13 +347,13 @@ def train_branch_from_labels(
 ) -> FewShotResult:
     """Train a segmentation branch (and optionally the image reader) from masks painted over generator samples.
 
-    Runs on the generator's device; the generator is left unchanged (frozen, eval mode).
+    Runs on the generator's device; the generator is only read (no_grad), never changed.
     Raises ValueError for unusable labels before anything is trained.
     """
     check_labels(generator, w_plus, masks, class_names)
     names = tuple(class_names)
     t0 = time.time()
-    g = generator.eval()
+    g = generator  # read under no_grad only, never modified: the app's editor may share it from another thread
     device = g.w_avg.device
     w_plus = w_plus.detach().to(device, torch.float32)
     masks = masks.detach().to(device).long()
@@ -365,34 +365,28 @@ def train_branch_from_labels(
         "branch": float(config.steps),
     })  # fmt: skip
     timings: dict[str, float] = {}
-    requires_grad = [p.requires_grad for p in g.parameters()]
-    g.requires_grad_(False)
-    try:
-        images = _render(g, w_plus)
-        unets: list[UNetSegmenter] = []
-        if need_unets:
-            t = time.time()
-            unets = _train_unets(images, masks, names, config, tracker)
-            timings["unet_seconds"] = round(time.time() - t, 1)
-        latents, all_masks, soft, valid = w_plus, masks, None, None
-        if config.teacher_samples > 0:
-            t = time.time()
-            t_lat, t_prob, t_conf = _teacher_samples(g, unets, names, config, tracker)
-            latents, all_masks = torch.cat([w_plus, t_lat]), torch.cat([masks, t_prob.float().argmax(1)])
-            if config.teacher_soft:
-                soft = t_prob
-            else:
-                valid = torch.cat([torch.ones_like(masks, dtype=torch.bool), t_conf])
-            timings["teacher_label_seconds"] = round(time.time() - t, 1)
-        bcfg = BranchConfig(feature_channels=tuple(g.feature_channels), resolution=res, num_classes=len(names),
-                            layers=branch_layers(g, config), hidden=config.hidden, ensemble=config.ensemble)  # fmt: skip
+    images = _render(g, w_plus)
+    unets: list[UNetSegmenter] = []
+    if need_unets:
         t = time.time()
-        branch, losses, cached = _train_branch(g, latents, all_masks, bcfg, config, tracker, soft, valid)
-        timings["branch_seconds"] = round(time.time() - t, 1)
-        train_pred = _segment(g, branch, w_plus)
-    finally:
-        for p, r in zip(g.parameters(), requires_grad):
-            p.requires_grad_(r)
+        unets = _train_unets(images, masks, names, config, tracker)
+        timings["unet_seconds"] = round(time.time() - t, 1)
+    latents, all_masks, soft, valid = w_plus, masks, None, None
+    if config.teacher_samples > 0:
+        t = time.time()
+        t_lat, t_prob, t_conf = _teacher_samples(g, unets, names, config, tracker)
+        latents, all_masks = torch.cat([w_plus, t_lat]), torch.cat([masks, t_prob.float().argmax(1)])
+        if config.teacher_soft:
+            soft = t_prob
+        else:
+            valid = torch.cat([torch.ones_like(masks, dtype=torch.bool), t_conf])
+        timings["teacher_label_seconds"] = round(time.time() - t, 1)
+    bcfg = BranchConfig(feature_channels=tuple(g.feature_channels), resolution=res, num_classes=len(names),
+                        layers=branch_layers(g, config), hidden=config.hidden, ensemble=config.ensemble)  # fmt: skip
+    t = time.time()
+    branch, losses, cached = _train_branch(g, latents, all_masks, bcfg, config, tracker, soft, valid)
+    timings["branch_seconds"] = round(time.time() - t, 1)
+    train_pred = _segment(g, branch, w_plus)
     train_miou, train_per = confusion_iou(train_pred, masks, names)
     reader = ImageReader.from_members(unets).to(device) if config.train_reader else None
     head = losses[: min(20, len(losses))]
