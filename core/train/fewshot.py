@@ -68,7 +68,8 @@ class FewShotConfig(ConfigMixin):
     # 32 and 64 px maps alone did better than all of them with aligned labels (docs/results.md, segmentation branch)
     min_map_resolution: int = 32
     cache_budget_mb: int = 512  # keep the read maps of every training latent if they fit; else recompute per step
-    # U-Nets trained on the labelled images (seeds seed, seed + 1, ...): the teachers and/or the image reader
+    # U-Nets trained on the labelled images (seeds seed, seed + 1, ...): the teachers and/or the image reader.
+    # They learn with mirroring (core.segmenter.train_few_shot): leave both off for a domain without left/right symmetry
     unet_members: int = 2
     unet_steps: int = 1500
     unet_width: int = 16
@@ -365,11 +366,10 @@ def train_branch_from_labels(
         "branch": float(config.steps),
     })  # fmt: skip
     timings: dict[str, float] = {}
-    images = _render(g, w_plus)
     unets: list[UNetSegmenter] = []
     if need_unets:
         t = time.time()
-        unets = _train_unets(images, masks, names, config, tracker)
+        unets = _train_unets(_render(g, w_plus), masks, names, config, tracker)
         timings["unet_seconds"] = round(time.time() - t, 1)
     latents, all_masks, soft, valid = w_plus, masks, None, None
     if config.teacher_samples > 0:
