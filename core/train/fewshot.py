@@ -55,7 +55,8 @@ MAX_CLASSES = 32
 
 @dataclass(frozen=True)
 class FewShotConfig(ConfigMixin):
-    # 600 steps: on faces64 at 16 masks 1,200 measured no better (docs/results.md, few-shot branch)
+    # 300 steps lost 0.02-0.03 mIoU at 16 masks on faces64; with aligned labels more than 600 changed nothing
+    # (docs/results.md, few-shot branch from labelled samples)
     steps: int = 600
     lr: float = 1e-3
     ensemble: int = 5
@@ -74,7 +75,7 @@ class FewShotConfig(ConfigMixin):
     unet_steps: int = 1500
     unet_width: int = 16
     unet_affine: float = 0.1  # random similarity augmentation (core.segmenter.random_affine)
-    # GAN samples the U-Nets label for the branch (0 = none, the default: not measured better at 16 masks on faces64)
+    # GAN samples the U-Nets label for the branch (0 = none, the default: not measured better; docs/results.md)
     teacher_samples: int = 0
     teacher_truncation: float = 1.0
     teacher_seed: int = 555  # latent stream of the teachers' samples
