@@ -43,7 +43,8 @@ LABEL_SEED = 100  # labelled samples: seeds 100, 101, ... (one sample each); hel
 LABEL_TRUNCATION = 0.7
 EVAL_SEED = 9000
 LABEL_SOURCE = ("oracle: a U-Net trained with full supervision on the procedural domain's true masks "
-                "(benchmarks/oracle.py), reading each sample's image; the stand-in for a careful human labeller")  # fmt: skip
+                "(benchmarks/oracle.py), reading each sample's image; "
+                "the stand-in for a careful human labeller")  # fmt: skip
 # the --quick smoke run: enough to exercise every path, not to measure anything
 QUICK = FewShotConfig(steps=20, ensemble=2, pixels_per_image=256)
 
@@ -198,7 +199,8 @@ def main(argv: Optional[list[str]] = None) -> dict:
 
     res = run(model, oracle, ns, eval_samples, args.eval_truncation, config, args.label_truncation, on_row=record)
     result = record(res)
-    print(json.dumps({"shipped": res["shipped_branch"] and {k: v["miou_vs_oracle"] for k, v in res["shipped_branch"].items()},
+    shipped = res["shipped_branch"] and {k: v["miou_vs_oracle"] for k, v in res["shipped_branch"].items()}
+    print(json.dumps({"shipped": shipped,
                       **{f"N={n}": {k: v["miou_vs_oracle"] for k, v in row.items() if k.startswith("truncation_")}
                          for n, row in res["per_n"].items()}}, indent=2))  # fmt: skip
     return result

@@ -39,8 +39,9 @@ def main(argv: Optional[list[str]] = None) -> dict:
         result["variants"][name] = {"changes": json.loads(over), "n_masks": args.n, "eval_samples": args.eval_samples,
                                     **row}  # fmt: skip
         write_result(out, result, echo=False)
-    print(json.dumps({k: {t: v[t]["miou_vs_oracle"] for t in ("truncation_1.0", "truncation_0.7")} | {"s": v["train_wall_s"]}
-                      for k, v in result["variants"].items()}, indent=1))  # fmt: skip
+    cols = ("truncation_1.0", "truncation_0.7")
+    print(json.dumps({k: {t: v[t]["miou_vs_oracle"] for t in cols} | {"train_wall_s": v["train_wall_s"]}
+                      for k, v in result["variants"].items()}, indent=1))
     return result
 
 

@@ -141,7 +141,8 @@ def check_labels(generator: Generator, w_plus: torch.Tensor, masks: torch.Tensor
         raise ValueError(f"masks must hold integer class ids, got {masks.dtype}")
     lo, hi = int(masks.min()), int(masks.max())
     if lo < 0 or hi >= len(names):
-        raise ValueError(f"masks hold class ids in [{lo}, {hi}], outside [0, {len(names) - 1}] for {len(names)} classes")
+        raise ValueError(f"masks hold class ids in [{lo}, {hi}], outside [0, {len(names) - 1}] "
+                         f"for {len(names)} classes")
 
 
 def branch_layers(generator: Generator, config: FewShotConfig) -> Optional[tuple[int, ...]]:
@@ -179,7 +180,8 @@ def _sample_pixels(mask: torch.Tensor, n: int, balance: float, gen: torch.Genera
     return idx // mask.shape[-1], idx % mask.shape[-1]
 
 
-def confusion_iou(pred: torch.Tensor, target: torch.Tensor, class_names: Sequence[str]) -> tuple[float, dict[str, float]]:
+def confusion_iou(pred: torch.Tensor, target: torch.Tensor,
+                  class_names: Sequence[str]) -> tuple[float, dict[str, float]]:  # fmt: skip
     """mIoU and per-class IoU over the whole set (classes absent from prediction and truth are skipped)."""
     k = len(class_names)
     cm = torch.bincount(target.flatten().long() * k + pred.flatten().long(), minlength=k * k).view(k, k).double()
@@ -234,7 +236,8 @@ def _train_unets(images: torch.Tensor, masks: torch.Tensor, class_names: Sequenc
 
         def tick(step: int, k: int = k) -> None:
             done = k * config.unet_steps + step + 1
-            tracker.step("unets", done, total, f"U-Net {k + 1}/{config.unet_members} step {step + 1}/{config.unet_steps}")
+            text = f"U-Net {k + 1}/{config.unet_members} step {step + 1}/{config.unet_steps}"
+            tracker.step("unets", done, total, text)
 
         members.append(train_few_shot(images, masks, steps=config.unet_steps, width=config.unet_width,
                                       seed=config.seed + k, num_classes=len(class_names), class_names=class_names,
@@ -244,8 +247,10 @@ def _train_unets(images: torch.Tensor, masks: torch.Tensor, class_names: Sequenc
 
 @torch.no_grad()
 def _teacher_samples(generator: Generator, teachers: Sequence[UNetSegmenter], class_names: Sequence[str],
-                     config: FewShotConfig, tracker: _Progress) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-    """GAN samples read by the teachers: (W+ [S, L, D], mean probabilities [S, K, R, R] float16, confident [S, R, R])."""
+                     config: FewShotConfig, tracker: _Progress
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """GAN samples read by the teachers: (W+ [S, L, D], mean probabilities [S, K, R, R] float16,
+    confident [S, R, R])."""
     latents = generator.sample_w_plus(config.teacher_seed, config.teacher_samples, config.teacher_truncation)
     swap = mirror_labels(torch.arange(len(class_names)), list(class_names))
     probs = []
@@ -409,7 +414,8 @@ def train_branch_from_labels(
         "reader_trained": reader is not None,
         **timings,
         "wall_s": round(time.time() - t0, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),  # the process's; KiB on Linux
+        # the process's peak (in the app: the app's), KiB on Linux
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "torch_threads": torch.get_num_threads(),
     }
     if model_id:
