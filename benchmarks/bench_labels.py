@@ -43,7 +43,8 @@ LABEL_SEED = 100  # labelled samples: seeds 100, 101, ... (one sample each); hel
 LABEL_TRUNCATION = 0.7
 EVAL_SEED = 9000
 LABEL_SOURCE = ("oracle: a U-Net trained with full supervision on the procedural domain's true masks "
-                "(benchmarks/oracle.py), reading each sample's image; the stand-in for a careful human labeller")  # fmt: skip
+                "(benchmarks/oracle.py), reading each sample's image; "
+                "the stand-in for a careful human labeller")  # fmt: skip
 # the --quick smoke run: enough to exercise every path, not to measure anything
 QUICK = FewShotConfig(steps=20, ensemble=2, pixels_per_image=256)
 
@@ -119,8 +120,12 @@ def evaluate(model: EditGAN, branch, oracle, n: int, truncation: float) -> dict:
 
 
 def run(model: EditGAN, oracle, ns: Sequence[int], eval_samples: int, eval_truncations: Sequence[float],
-        config: FewShotConfig, label_truncation: float = LABEL_TRUNCATION, progress: bool = True) -> dict:  # fmt: skip
-    """Train and score one branch per N; the shipped branch (if any) scored on the same held-out samples."""
+        config: FewShotConfig, label_truncation: float = LABEL_TRUNCATION, progress: bool = True,
+        on_row: Optional[Callable[[dict], None]] = None) -> dict:  # fmt: skip
+    """Train and score one branch per N; the shipped branch (if any) scored on the same held-out samples.
+
+    ``on_row(results so far)`` runs after each N (the benchmark writes its JSON then: a long run keeps what it did).
+    """
     results: dict = {"shipped_branch": None, "per_n": {}}
     if model.branch is not None:
         results["shipped_branch"] = {f"truncation_{t}": evaluate(model, model.branch, oracle, eval_samples, t)
@@ -147,6 +152,8 @@ def run(model: EditGAN, oracle, ns: Sequence[int], eval_samples: int, eval_trunc
         for t in eval_truncations:
             row[f"truncation_{t}"] = evaluate(model, result.branch, oracle, eval_samples, t)
         results["per_n"][str(n)] = row
+        if on_row is not None:
+            on_row(results)
         print(json.dumps({f"N={n}": {k: v["miou_vs_oracle"] if isinstance(v, dict) else v for k, v in row.items()
                                      if k != "per_class_iou"}}), flush=True)  # fmt: skip
     return results
@@ -175,19 +182,25 @@ def main(argv: Optional[list[str]] = None) -> dict:
     model = EditGAN.load(args.model)
     oracle = load_oracle(64)
     t0 = time.time()
-    res = run(model, oracle, ns, eval_samples, args.eval_truncation, config, args.label_truncation)
-    result = {
-        "model": args.model, "model_id": model.model_id, "quick": args.quick,
-        "label_source": LABEL_SOURCE, "label_seeds": f"{LABEL_SEED}, {LABEL_SEED} + 1, ... (one sample per seed)",
-        "label_truncation": args.label_truncation,
-        "eval_samples": eval_samples, "eval_seed": EVAL_SEED, "eval_truncations": args.eval_truncation,
-        "metric": "mIoU over the oracle's classes, one confusion matrix over all held-out pixels "
-                  "(benchmarks.bench_joint.miou, as the shipped branch's 0.746)",
-        "config": config.to_dict(), "torch_threads": torch.get_num_threads(),
-        "total_seconds": round(time.time() - t0, 1), **res,
-    }  # fmt: skip
-    write_result(args.out, result, echo=False)
-    print(json.dumps({"shipped": res["shipped_branch"] and {k: v["miou_vs_oracle"] for k, v in res["shipped_branch"].items()},
+
+    def record(res: dict) -> dict:
+        result = {
+            "model": args.model, "model_id": model.model_id, "quick": args.quick,
+            "label_source": LABEL_SOURCE, "label_seeds": f"{LABEL_SEED}, {LABEL_SEED} + 1, ... (one sample per seed)",
+            "label_truncation": args.label_truncation,
+            "eval_samples": eval_samples, "eval_seed": EVAL_SEED, "eval_truncations": args.eval_truncation,
+            "metric": "mIoU over the oracle's classes, one confusion matrix over all held-out pixels "
+                      "(benchmarks.bench_joint.miou, as the shipped branch's 0.746)",
+            "config": config.to_dict(), "torch_threads": torch.get_num_threads(),
+            "total_seconds": round(time.time() - t0, 1), **res,
+        }  # fmt: skip
+        write_result(args.out, result, echo=False)
+        return result
+
+    res = run(model, oracle, ns, eval_samples, args.eval_truncation, config, args.label_truncation, on_row=record)
+    result = record(res)
+    shipped = res["shipped_branch"] and {k: v["miou_vs_oracle"] for k, v in res["shipped_branch"].items()}
+    print(json.dumps({"shipped": shipped,
                       **{f"N={n}": {k: v["miou_vs_oracle"] for k, v in row.items() if k.startswith("truncation_")}
                          for n, row in res["per_n"].items()}}, indent=2))  # fmt: skip
     return result

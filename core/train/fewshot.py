@@ -55,7 +55,8 @@ MAX_CLASSES = 32
 
 @dataclass(frozen=True)
 class FewShotConfig(ConfigMixin):
-    # 600 steps: on faces64 at 16 masks 1,200 measured no better (docs/results.md, few-shot branch)
+    # 300 steps lost 0.02-0.03 mIoU at 16 masks on faces64; with aligned labels more than 600 changed nothing
+    # (docs/results.md, few-shot branch from labelled samples)
     steps: int = 600
     lr: float = 1e-3
     ensemble: int = 5
@@ -68,12 +69,13 @@ class FewShotConfig(ConfigMixin):
     # 32 and 64 px maps alone did better than all of them with aligned labels (docs/results.md, segmentation branch)
     min_map_resolution: int = 32
     cache_budget_mb: int = 512  # keep the read maps of every training latent if they fit; else recompute per step
-    # U-Nets trained on the labelled images (seeds seed, seed + 1, ...): the teachers and/or the image reader
+    # U-Nets trained on the labelled images (seeds seed, seed + 1, ...): the teachers and/or the image reader.
+    # They learn with mirroring (core.segmenter.train_few_shot): leave both off for a domain without left/right symmetry
     unet_members: int = 2
     unet_steps: int = 1500
     unet_width: int = 16
     unet_affine: float = 0.1  # random similarity augmentation (core.segmenter.random_affine)
-    # GAN samples the U-Nets label for the branch (0 = none, the default: not measured better at 16 masks on faces64)
+    # GAN samples the U-Nets label for the branch (0 = none, the default: not measured better; docs/results.md)
     teacher_samples: int = 0
     teacher_truncation: float = 1.0
     teacher_seed: int = 555  # latent stream of the teachers' samples
@@ -139,7 +141,8 @@ def check_labels(generator: Generator, w_plus: torch.Tensor, masks: torch.Tensor
         raise ValueError(f"masks must hold integer class ids, got {masks.dtype}")
     lo, hi = int(masks.min()), int(masks.max())
     if lo < 0 or hi >= len(names):
-        raise ValueError(f"masks hold class ids in [{lo}, {hi}], outside [0, {len(names) - 1}] for {len(names)} classes")
+        raise ValueError(f"masks hold class ids in [{lo}, {hi}], outside [0, {len(names) - 1}] "
+                         f"for {len(names)} classes")
 
 
 def branch_layers(generator: Generator, config: FewShotConfig) -> Optional[tuple[int, ...]]:
@@ -177,7 +180,8 @@ def _sample_pixels(mask: torch.Tensor, n: int, balance: float, gen: torch.Genera
     return idx // mask.shape[-1], idx % mask.shape[-1]
 
 
-def confusion_iou(pred: torch.Tensor, target: torch.Tensor, class_names: Sequence[str]) -> tuple[float, dict[str, float]]:
+def confusion_iou(pred: torch.Tensor, target: torch.Tensor,
+                  class_names: Sequence[str]) -> tuple[float, dict[str, float]]:  # fmt: skip
     """mIoU and per-class IoU over the whole set (classes absent from prediction and truth are skipped)."""
     k = len(class_names)
     cm = torch.bincount(target.flatten().long() * k + pred.flatten().long(), minlength=k * k).view(k, k).double()
@@ -232,7 +236,8 @@ def _train_unets(images: torch.Tensor, masks: torch.Tensor, class_names: Sequenc
 
         def tick(step: int, k: int = k) -> None:
             done = k * config.unet_steps + step + 1
-            tracker.step("unets", done, total, f"U-Net {k + 1}/{config.unet_members} step {step + 1}/{config.unet_steps}")
+            text = f"U-Net {k + 1}/{config.unet_members} step {step + 1}/{config.unet_steps}"
+            tracker.step("unets", done, total, text)
 
         members.append(train_few_shot(images, masks, steps=config.unet_steps, width=config.unet_width,
                                       seed=config.seed + k, num_classes=len(class_names), class_names=class_names,
@@ -242,8 +247,10 @@ def _train_unets(images: torch.Tensor, masks: torch.Tensor, class_names: Sequenc
 
 @torch.no_grad()
 def _teacher_samples(generator: Generator, teachers: Sequence[UNetSegmenter], class_names: Sequence[str],
-                     config: FewShotConfig, tracker: _Progress) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-    """GAN samples read by the teachers: (W+ [S, L, D], mean probabilities [S, K, R, R] float16, confident [S, R, R])."""
+                     config: FewShotConfig, tracker: _Progress
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """GAN samples read by the teachers: (W+ [S, L, D], mean probabilities [S, K, R, R] float16,
+    confident [S, R, R])."""
     latents = generator.sample_w_plus(config.teacher_seed, config.teacher_samples, config.teacher_truncation)
     swap = mirror_labels(torch.arange(len(class_names)), list(class_names))
     probs = []
@@ -347,13 +354,13 @@ def train_branch_from_labels(
 ) -> FewShotResult:
     """Train a segmentation branch (and optionally the image reader) from masks painted over generator samples.
 
-    Runs on the generator's device; the generator is left unchanged (frozen, eval mode).
+    Runs on the generator's device; the generator is only read (no_grad), never changed.
     Raises ValueError for unusable labels before anything is trained.
     """
     check_labels(generator, w_plus, masks, class_names)
     names = tuple(class_names)
     t0 = time.time()
-    g = generator.eval()
+    g = generator  # read under no_grad only, never modified: the app's editor may share it from another thread
     device = g.w_avg.device
     w_plus = w_plus.detach().to(device, torch.float32)
     masks = masks.detach().to(device).long()
@@ -365,34 +372,27 @@ def train_branch_from_labels(
         "branch": float(config.steps),
     })  # fmt: skip
     timings: dict[str, float] = {}
-    requires_grad = [p.requires_grad for p in g.parameters()]
-    g.requires_grad_(False)
-    try:
-        images = _render(g, w_plus)
-        unets: list[UNetSegmenter] = []
-        if need_unets:
-            t = time.time()
-            unets = _train_unets(images, masks, names, config, tracker)
-            timings["unet_seconds"] = round(time.time() - t, 1)
-        latents, all_masks, soft, valid = w_plus, masks, None, None
-        if config.teacher_samples > 0:
-            t = time.time()
-            t_lat, t_prob, t_conf = _teacher_samples(g, unets, names, config, tracker)
-            latents, all_masks = torch.cat([w_plus, t_lat]), torch.cat([masks, t_prob.float().argmax(1)])
-            if config.teacher_soft:
-                soft = t_prob
-            else:
-                valid = torch.cat([torch.ones_like(masks, dtype=torch.bool), t_conf])
-            timings["teacher_label_seconds"] = round(time.time() - t, 1)
-        bcfg = BranchConfig(feature_channels=tuple(g.feature_channels), resolution=res, num_classes=len(names),
-                            layers=branch_layers(g, config), hidden=config.hidden, ensemble=config.ensemble)  # fmt: skip
+    unets: list[UNetSegmenter] = []
+    if need_unets:
         t = time.time()
-        branch, losses, cached = _train_branch(g, latents, all_masks, bcfg, config, tracker, soft, valid)
-        timings["branch_seconds"] = round(time.time() - t, 1)
-        train_pred = _segment(g, branch, w_plus)
-    finally:
-        for p, r in zip(g.parameters(), requires_grad):
-            p.requires_grad_(r)
+        unets = _train_unets(_render(g, w_plus), masks, names, config, tracker)
+        timings["unet_seconds"] = round(time.time() - t, 1)
+    latents, all_masks, soft, valid = w_plus, masks, None, None
+    if config.teacher_samples > 0:
+        t = time.time()
+        t_lat, t_prob, t_conf = _teacher_samples(g, unets, names, config, tracker)
+        latents, all_masks = torch.cat([w_plus, t_lat]), torch.cat([masks, t_prob.float().argmax(1)])
+        if config.teacher_soft:
+            soft = t_prob
+        else:
+            valid = torch.cat([torch.ones_like(masks, dtype=torch.bool), t_conf])
+        timings["teacher_label_seconds"] = round(time.time() - t, 1)
+    bcfg = BranchConfig(feature_channels=tuple(g.feature_channels), resolution=res, num_classes=len(names),
+                        layers=branch_layers(g, config), hidden=config.hidden, ensemble=config.ensemble)  # fmt: skip
+    t = time.time()
+    branch, losses, cached = _train_branch(g, latents, all_masks, bcfg, config, tracker, soft, valid)
+    timings["branch_seconds"] = round(time.time() - t, 1)
+    train_pred = _segment(g, branch, w_plus)
     train_miou, train_per = confusion_iou(train_pred, masks, names)
     reader = ImageReader.from_members(unets).to(device) if config.train_reader else None
     head = losses[: min(20, len(losses))]
@@ -414,7 +414,8 @@ def train_branch_from_labels(
         "reader_trained": reader is not None,
         **timings,
         "wall_s": round(time.time() - t0, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),  # the process's; KiB on Linux
+        # the process's peak (in the app: the app's), KiB on Linux
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "torch_threads": torch.get_num_threads(),
     }
     if model_id:

@@ -1,4 +1,5 @@
-"""The few-shot labels benchmark runs end to end on a tiny random bundle (16 px; the 64 px oracle reads it resampled)."""
+"""The few-shot labels benchmark runs end to end on a tiny random bundle (16 px; the 64 px oracle reads it
+resampled)."""
 
 import json
 

@@ -63,10 +63,14 @@ def test_training_learns_the_masks(tiny_generator, labels):
     assert (pred == truth).float().mean() > 0.6
 
 
-def test_training_is_deterministic(tiny_generator, labels):
+def test_training_is_deterministic_and_leaves_the_generator_alone(tiny_generator, labels):
     w, masks = labels
     cfg = dataclasses.replace(FAST, steps=15)
+    before = {k: v.clone() for k, v in tiny_generator.state_dict().items()}
+    tiny_generator.requires_grad_(True)  # as a caller might have it
     a = train_branch_from_labels(tiny_generator, w, masks, CLASSES, cfg)
+    assert all(p.requires_grad and p.grad is None for p in tiny_generator.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in tiny_generator.state_dict().items())
     torch.manual_seed(1234)  # the global random state plays no part
     torch.rand(7)
     b = train_branch_from_labels(tiny_generator, w, masks, CLASSES, cfg)
