@@ -68,6 +68,36 @@ def labels_from_oracle(model: EditGAN, seeds: Sequence[int], truncation: float =
     return w, oracle_masks(oracle, model.render(w))
 
 
+def through_label_store(model: EditGAN, seeds: Sequence[int], truncation: float, masks: torch.Tensor,
+                        class_names: Sequence[str]) -> torch.Tensor:  # fmt: skip
+    """The masks saved and read back the way a user's saves go (vector_library.LabelStore on a temporary SQLite
+    library: one label set, one sample per seed, one saved mask each). Returns [N, R, R] int64 in seed order."""
+    import tempfile
+
+    from core.data.palette import PALETTE
+    from db import Database
+    from vector_library import LabelStore, ModelSpec, VectorLibrary
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Database.open(f"sqlite:///{tmp}/labels.sqlite3")
+        try:
+            lib = VectorLibrary(db)
+            lib.ensure_user("labeller")
+            lib.register_model(ModelSpec(model.model_id, "bench", model.resolution, *model.latent_shape,
+                                         tuple(class_names)))  # fmt: skip
+            store = LabelStore(db)
+            colours = [tuple(int(c) for c in PALETTE[i % len(PALETTE)]) for i in range(len(class_names))]
+            info = store.create_set(model.model_id, "bench labels", "labeller", list(zip(class_names, colours)),
+                                    model.resolution)  # fmt: skip
+            samples = store.add_samples(info.id, "labeller", [int(s) for s in seeds], truncation)
+            for smp, m in zip(samples, masks):
+                store.save_mask(smp.id, "labeller", m.cpu().numpy().astype("uint8"), 0)
+            by_seed = {s.seed: m for s, m in store.training_masks(info.id)}
+        finally:
+            db.dispose()
+    return torch.stack([torch.from_numpy(by_seed[int(s)].astype("int64")) for s in seeds])
+
+
 class _WithBranch:
     """The loaded model with another branch swapped in (for branch_and_oracle_masks)."""
 
@@ -131,7 +161,9 @@ def run(model: EditGAN, oracle, ns: Sequence[int], eval_samples: int, eval_trunc
         results["shipped_branch"] = {f"truncation_{t}": evaluate(model, model.branch, oracle, eval_samples, t)
                                      for t in eval_truncations}  # fmt: skip
     for n in ns:
-        w, masks = labels_from_oracle(model, range(LABEL_SEED, LABEL_SEED + n), label_truncation, oracle)
+        seeds = range(LABEL_SEED, LABEL_SEED + n)
+        w, masks = labels_from_oracle(model, seeds, label_truncation, oracle)
+        masks = through_label_store(model, seeds, label_truncation, masks, model.class_names)
         last = [0.0]
 
         def report(frac: float, text: str) -> None:

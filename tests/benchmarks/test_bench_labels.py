@@ -31,3 +31,13 @@ def test_quick_run_writes_every_n_and_the_shipped_branch(tmp_path):
     row = result["per_n"]["3"]
     assert row["n_masks"] == 3 and row["peak_rss_during_training_mb"] >= row["rss_before_mb"] > 0
     assert row["train_wall_s"] >= 0 and result["config"]["steps"] == 20
+
+
+def test_labels_go_through_the_label_store_unchanged(tmp_path):
+    """The benchmark's labels are saved and read back as a user's saves are (LabelStore), bit for bit."""
+    from benchmarks.bench_labels import through_label_store
+
+    model = EditGAN.load(make_tiny_bundle(tmp_path / "m"))
+    w, masks = labels_from_oracle(model, [9, 4, 7], 0.7, load_oracle(64))
+    back = through_label_store(model, [9, 4, 7], 0.7, masks, model.class_names)
+    assert back.dtype == torch.int64 and torch.equal(back, masks)
