@@ -26,7 +26,7 @@ import numpy as np
 
 from core.data.palette import NUM_CLASSES
 
-from core.data.render import GLASSES_SHAPES, HAIR_STYLES, RenderedFaces, render_batch
+from core.data.render import GLASSES_SHAPES, HAIR_STYLES, HostBatch, RenderedFaces, prepare_batch, render_batch
 
 
 @dataclass(frozen=True)
@@ -188,11 +188,16 @@ class ProceduralFaces:
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         return render_face(self.params(index), self.resolution)
 
+    def host_batch(self, start: int, n: int, pin: bool = False) -> HostBatch:
+        """Items ``start .. start + n - 1`` sampled and gathered on the host (:func:`render.prepare_batch`), ready
+        for :meth:`render` elsewhere or later."""
+        return prepare_batch([self.params(i) for i in range(start, start + n)], self.resolution, pin)
+
     def render(self, start: int, n: int, device: torch.device | str = "cpu",
                grain: Optional[torch.Generator] = None) -> RenderedFaces:  # fmt: skip
         """Items ``start .. start + n - 1`` rendered together on ``device`` (see :func:`render.render_batch`:
         ``grain=None`` reproduces ``self[i]`` exactly, a generator draws the film grain on the device)."""
-        return render_batch([self.params(i) for i in range(start, start + n)], self.resolution, device, grain)
+        return render_batch(self.host_batch(start, n), self.resolution, device, grain)
 
     def batch(self, start: int, n: int, device: torch.device | str = "cpu",
               grain: Optional[torch.Generator] = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip

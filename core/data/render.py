@@ -10,6 +10,10 @@ renderer's up to float32 rounding; with a ``torch.Generator`` the grain (the one
 device instead, the same N(0, 0.015) per pixel, which is what training uses: nothing per pixel crosses from
 the host.
 
+The host's share (gathering the parameters, drawing the noise grids) is :func:`prepare_batch`, a
+:class:`HostBatch` that can be made ahead, in another thread, while the device draws the previous batch: training's
+device path does so (``core/data/prefetch.py``, docs/results_train.md).
+
 Per-face branches (hair style, glasses, open mouth) are known on the host from the parameters, so they are
 handled by index sets built on the host: no device sync. Shapes: per-pixel fields are ``[B, 1, H, W]``,
 colours ``[B, 3, 1, 1]``, images ``[B, 3, H, W]``.
@@ -51,13 +55,49 @@ class RenderedFaces:
         return self.image.float().div_(127.5).sub_(1.0), self.mask.long()
 
 
+@dataclass
+class HostBatch:
+    """A batch's parameters gathered on the host, ready to cross to the device (:func:`prepare_batch`).
+
+    ``values`` float32 [B, K]: the ``_SCALARS`` then the ``_COLOURS``; ``grids`` float32 [B, 7, 7], [B, 17, 17] and
+    [B, s + 1, s + 1]: each face's value-noise grids from its ``texture_seed``; ``grain_states``: each texture
+    generator's state after its grids (where the film grain is drawn from when ``grain`` is None). All of it is host
+    work, so it can be done ahead, in another thread, while the device draws the previous batch.
+    """
+
+    params: list
+    resolution: int
+    values: torch.Tensor
+    grids: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    grain_states: list[dict]
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def part(self, i: int, j: int) -> "HostBatch":
+        """Faces ``i .. j - 1`` (a CPU chunk)."""
+        return HostBatch(self.params[i:j], self.resolution, self.values[i:j], tuple(g[i:j] for g in self.grids),
+                         self.grain_states[i:j])  # fmt: skip
+
+
+def prepare_batch(params: Sequence, resolution: int, pin: bool = False) -> HostBatch:
+    """The host's share of rendering ``params`` (``FaceParams``): gather them and draw their noise grids.
+    ``pin``: in pinned memory, so that the copy to a CUDA device does not wait for the host."""
+    vals = [[getattr(p, k) for k in _SCALARS] for p in params]
+    cols = [[c for k in _COLOURS for c in (getattr(p, k) if k != "light" else (*p.light, 0.0))] for p in params]
+    values = torch.cat([torch.tensor(vals, dtype=torch.float32), torch.tensor(cols, dtype=torch.float32)], 1)
+    grids, rngs = _noise_grids(params, int(resolution))
+    grids = tuple(torch.from_numpy(g.astype(np.float32)) for g in grids)
+    if pin:
+        values, grids = values.pin_memory(), tuple(g.pin_memory() for g in grids)
+    return HostBatch(list(params), int(resolution), values, grids, [r.bit_generator.state for r in rngs])
+
+
 class _P:
     """The batch's parameters as device tensors: scalars [B, 1, 1, 1], colours [B, 3, 1, 1]."""
 
-    def __init__(self, params: Sequence, device: torch.device):
-        vals = [[getattr(p, k) for k in _SCALARS] for p in params]
-        cols = [[c for k in _COLOURS for c in (getattr(p, k) if k != "light" else (*p.light, 0.0))] for p in params]
-        host = torch.cat([torch.tensor(vals, dtype=torch.float32), torch.tensor(cols, dtype=torch.float32)], 1)
+    def __init__(self, hb: HostBatch, device: torch.device):
+        host = hb.values
         dev = host.to(device, non_blocking=True)[:, :, None, None]  # [B, K, 1, 1]
         for i, k in enumerate(_SCALARS):
             setattr(self, k, dev[:, i : i + 1])
@@ -101,6 +141,13 @@ def _noise_grids(params: Sequence, resolution: int) -> tuple[list[np.ndarray], l
         st.append(rng.uniform(-1, 1, size=(strands + 1, strands + 1)))
         rngs.append(rng)
     return [np.stack(low), np.stack(mid), np.stack(st)], rngs
+
+
+def _generator(state: dict) -> np.random.Generator:
+    """A numpy generator in ``state`` (a HostBatch renders alike however often it is rendered)."""
+    bg = np.random.PCG64(0)
+    bg.state = state
+    return np.random.Generator(bg)
 
 
 def _upsample(grid: torch.Tensor, res: int) -> torch.Tensor:
@@ -172,9 +219,9 @@ def _index(flags: list[bool], device) -> Optional[torch.Tensor]:
     return torch.tensor(ids, dtype=torch.long).to(device, non_blocking=True) if ids else None
 
 
-def render_batch(params: Sequence, resolution: int, device: torch.device | str = "cpu",
+def render_batch(params: Sequence | HostBatch, resolution: int, device: torch.device | str = "cpu",
                  grain: Optional[torch.Generator] = None) -> RenderedFaces:  # fmt: skip
-    """Render faces (``FaceParams``) at ``resolution`` on ``device``.
+    """Render faces (``FaceParams``, or a :class:`HostBatch` of them prepared ahead) at ``resolution`` on ``device``.
 
     ``grain``: None draws the film grain from each face's ``texture_seed`` (exactly the numpy renderer's draws,
     on the host); a ``torch.Generator`` on ``device`` draws it there (same distribution, nothing per pixel
@@ -184,20 +231,21 @@ def render_batch(params: Sequence, resolution: int, device: torch.device | str =
         raise ValueError(f"resolution must be >= 16, got {resolution}")
     if len(params) == 0:
         raise ValueError("render_batch needs at least one FaceParams")
+    if isinstance(params, HostBatch) and params.resolution != resolution:
+        raise ValueError(f"a HostBatch prepared at {params.resolution} px cannot be rendered at {resolution} px")
     device = torch.device(device)
+    hb = params if isinstance(params, HostBatch) else prepare_batch(params, resolution)
     chunk = max(1, CPU_CHUNK_PIXELS // (resolution * resolution))
-    if device.type == "cpu" and len(params) > chunk:  # in chunks that stay in the cache (bench_train, results_train.md)
-        parts = [_render(params[i : i + chunk], resolution, device, grain) for i in range(0, len(params), chunk)]
+    if device.type == "cpu" and len(hb) > chunk:  # in chunks that stay in the cache (bench_train, results_train.md)
+        parts = [_render(hb.part(i, i + chunk), device, grain) for i in range(0, len(hb), chunk)]
         return RenderedFaces(torch.cat([r.image for r in parts]), torch.cat([r.mask for r in parts]))
-    return _render(params, resolution, device, grain)
+    return _render(hb, device, grain)
 
 
-def _render(params: Sequence, resolution: int, device: torch.device, grain: Optional[torch.Generator]) -> RenderedFaces:
-    res, n = int(resolution), len(params)
-    P = _P(params, device)
-    grids, rngs = _noise_grids(params, res)
-    low, mid, strands = (_upsample(torch.from_numpy(g.astype(np.float32)).to(device, non_blocking=True), res)
-                         for g in grids)  # fmt: skip
+def _render(hb: HostBatch, device: torch.device, grain: Optional[torch.Generator]) -> RenderedFaces:
+    params, res, n = hb.params, hb.resolution, len(hb)
+    P = _P(hb, device)
+    low, mid, strands = (_upsample(g.to(device, non_blocking=True), res) for g in hb.grids)
     cv = _Canvas(res, P, device)
     x, y = cv.x, cv.y
     lx, ly = P.lx, P.ly
@@ -373,7 +421,8 @@ def _render(params: Sequence, resolution: int, device: torch.device, grain: Opti
     # film grain and clipping
     img = cv.image
     if grain is None:
-        noise = np.stack([r.normal(0, GRAIN_STD, size=(res, res, 3)).astype(np.float32) for r in rngs])
+        noise = np.stack([_generator(st).normal(0, GRAIN_STD, size=(res, res, 3)).astype(np.float32)
+                          for st in hb.grain_states])  # fmt: skip
         img = img + torch.from_numpy(noise).to(device, non_blocking=True).permute(0, 3, 1, 2)
     else:
         img = img + torch.randn(img.shape, generator=grain, device=device) * GRAIN_STD

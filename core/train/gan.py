@@ -23,7 +23,8 @@ next).
 The step keeps its losses on the device and reads them only at log steps: a
 per-step ``.item()`` would wait for the accelerator on every step. The training
 images are drawn by the torch renderer on the training device, in the loop
-(``--data device``, the default on CUDA), or in DataLoader workers on the CPU
+(``--data device``, the default on CUDA; a background thread samples the next
+batches' parameters meanwhile), or in DataLoader workers on the CPU
 (``--data loader``, the default on a CPU); ``benchmarks/bench_train.py`` measures
 both against the old numpy path (docs/results_train.md).
 """
@@ -52,6 +53,8 @@ from core.augment import diff_augment
 from core.checkpoint import check_state_dict, compact_state_dict, save_generator
 from core.config import ConfigMixin
 from core.data.faces import ProceduralFaces
+from core.data.prefetch import Prefetcher
+from core.data.render import HostBatch, render_batch
 from core.discriminator import Discriminator
 from core.generator import Generator, GeneratorConfig
 from core.losses import d_logistic_loss, d_r1_loss, g_nonsaturating_loss
@@ -108,16 +111,32 @@ class FaceBatches(IterableDataset):
 
 
 def device_batches(resolution: int, seed: int, batch_size: int, start_batch: int, rank: int, world: int,
-                   device: torch.device) -> Iterator[torch.Tensor]:  # fmt: skip
+                   device: torch.device, prefetch: int = 2) -> Iterator[torch.Tensor]:  # fmt: skip
     """Batches [batch_size, 3, H, W] drawn on ``device``, the same faces as :class:`FaceBatches` (the film grain
-    drawn there too, from a generator seeded by the batch's index, so a resumed run draws the same batches)."""
+    drawn there too, from a generator seeded by the batch's index, so a resumed run draws the same batches).
+
+    ``prefetch``: how many batches ahead a background thread does the host's share (each face's parameters and
+    noise grids, the grain's seed) while the device draws and trains on the current one; 0 does it in the loop.
+    The batches are the same either way (docs/results_train.md: what the loop waits for, with and without)."""
     faces = ProceduralFaces(resolution, seed)
-    k = start_batch
-    while True:
-        g = k * world + rank
-        grain = torch.Generator(device=device).manual_seed(int(np.random.SeedSequence([seed, g]).generate_state(1)[0]))
-        yield faces.batch(g * batch_size, batch_size, device, grain)[0]
-        k += 1
+    device = torch.device(device)
+
+    def host() -> Iterator[tuple[HostBatch, int]]:
+        k = start_batch
+        while True:
+            g = k * world + rank
+            grain_seed = int(np.random.SeedSequence([seed, g]).generate_state(1)[0])
+            yield faces.host_batch(g * batch_size, batch_size, pin=device.type == "cuda"), grain_seed
+            k += 1
+
+    source = Prefetcher(host(), prefetch) if prefetch else host()
+    try:
+        for hb, grain_seed in source:
+            grain = torch.Generator(device=device).manual_seed(grain_seed)
+            yield render_batch(hb, resolution, device, grain).model_input()[0]
+    finally:  # on close() or when dropped: no thread outlives the stream
+        if isinstance(source, Prefetcher):
+            source.close()
 
 
 def _resolve_device(name: str) -> torch.device:

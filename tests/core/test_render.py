@@ -56,6 +56,17 @@ def test_a_batch_is_its_items_and_chunks_do_not_matter(monkeypatch):
     assert torch.equal(m, r.mask.long())
 
 
+def test_a_host_batch_prepared_ahead_renders_as_its_parameters_do_however_often():
+    ds = ProceduralFaces(32, seed=4)
+    direct = render_batch([ds.params(i) for i in range(3, 8)], 32)
+    hb = ds.host_batch(3, 5)
+    for _ in range(2):  # the film grain's generator states are kept, not consumed
+        r = render_batch(hb, 32)
+        assert torch.equal(r.image, direct.image) and torch.equal(r.mask, direct.mask)
+    with pytest.raises(ValueError, match="prepared at 32 px"):
+        render_batch(hb, 64)
+
+
 def test_device_grain_is_seeded_and_leaves_masks_unchanged():
     ds = ProceduralFaces(32, seed=2)
     exact = ds.render(0, 4)

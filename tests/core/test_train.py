@@ -240,3 +240,54 @@ def test_device_data_path_trains_and_resumes_exactly_and_bad_data_settings_are_r
         with pytest.raises(ValueError, match="CUDA is not available"):
             GANTrainer(tiny_train_config(device="cuda"), tmp_path / "z")
     assert not (tmp_path / "x").exists() and not (tmp_path / "z").exists()
+
+
+def test_prefetched_device_batches_are_the_same_batches_across_a_resume_and_the_thread_ends_on_close():
+    import threading
+
+    from core.data.prefetch import THREAD_NAME
+    from core.train.gan import device_batches
+
+    cpu = torch.device("cpu")
+    plain = device_batches(16, 3, 4, start_batch=0, rank=0, world=1, device=cpu, prefetch=0)
+    ahead = device_batches(16, 3, 4, start_batch=0, rank=0, world=1, device=cpu, prefetch=2)
+    expected = [next(plain) for _ in range(5)]
+    assert all(torch.equal(e, next(ahead)) for e in expected)
+    resumed = device_batches(16, 3, 4, start_batch=2, rank=0, world=1, device=cpu, prefetch=2)
+    assert all(torch.equal(e, next(resumed)) for e in expected[2:])
+    assert sum(t.name == THREAD_NAME for t in threading.enumerate()) == 2
+    ahead.close()
+    resumed.close()
+    assert not any(t.name == THREAD_NAME for t in threading.enumerate())
+
+
+def test_a_prefetcher_keeps_order_raises_the_threads_error_and_stops():
+    from core.data.prefetch import Prefetcher
+
+    assert list(Prefetcher(iter(range(7)), depth=2)) == list(range(7))
+
+    def failing():
+        yield 1
+        raise RuntimeError("bad draw")
+
+    p = Prefetcher(failing())
+    assert next(p) == 1
+    with pytest.raises(RuntimeError, match="bad draw"):
+        next(p)
+    endless = Prefetcher(iter(lambda: 0, None), depth=1)
+    assert next(endless) == 0
+    endless.close()
+    assert not endless.alive
+    with pytest.raises(ValueError, match="depth"):
+        Prefetcher(iter(()), depth=0)
+    import gc
+    import threading
+
+    from core.data.prefetch import THREAD_NAME
+
+    dropped = Prefetcher(iter(lambda: 0, None), depth=1)
+    thread = next(t for t in threading.enumerate() if t.name == THREAD_NAME)
+    del dropped
+    gc.collect()
+    thread.join(5)
+    assert not thread.is_alive()
