@@ -225,8 +225,13 @@ def test_device_data_draws_the_loaders_faces_and_resumes_on_the_same_batch():
 
 
 def test_device_data_path_trains_and_resumes_exactly_and_bad_data_settings_are_refused(tmp_path):
+    import threading
+
+    from core.data.prefetch import THREAD_NAME
+
     whole = GANTrainer(tiny_train_config(iterations=3, data="device", ckpt_every=100), tmp_path / "whole")
     whole.fit(progress=False)
+    assert not any(t.name == THREAD_NAME for t in threading.enumerate())  # fit's stream closed its prefetch thread
     GANTrainer(tiny_train_config(iterations=2, data="device", ckpt_every=100), tmp_path / "half").fit(progress=False)
     rest = GANTrainer(tiny_train_config(iterations=3, data="device", ckpt_every=100), tmp_path / "half")
     rest.fit(progress=False)
