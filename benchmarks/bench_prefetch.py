@@ -75,8 +75,18 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--main", default="render", help="render, train or sleepMS")
+    ap.add_argument("--out", default=None, help="also add the result to this JSON file (a list, one entry per run), "
+                                                "e.g. benchmarks/results/prefetch.json")
     args = ap.parse_args()
-    print(json.dumps(measure(args.resolution, args.batch, args.steps, args.main)), flush=True)
+    result = measure(args.resolution, args.batch, args.steps, args.main)
+    print(json.dumps(result), flush=True)
+    if args.out:
+        from pathlib import Path
+
+        from benchmarks.results_io import write_result
+
+        runs = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else []
+        write_result(args.out, [*runs, {"args": vars(args), **result}], echo=False)
 
 
 if __name__ == "__main__":
