@@ -53,9 +53,12 @@ def _near(rgb: np.ndarray, target) -> bool:
 
 def _label_one(page, index: int, fill: bool) -> None:
     """Open sample ``index``; paint a 'light' stroke (key 2) and, with ``fill``, fill a region with 'mid' (key 3)."""
+    shown = page.locator("#label-sample").inner_text()  # the previous sample's text, if any
     page.locator(f"#label-samples button[aria-label^='Thumbnail {index + 1} ']").click()
-    page.locator("#label-sample").get_by_text("yours to paint").wait_for()
-    page.wait_for_timeout(500)
+    # this sample's text (not the previous one's), then its image in the painter
+    page.wait_for_function("([old]) => { const t = document.querySelector('#label-sample').innerText; "
+                           "return t.includes('yours to paint') && t !== old; }", arg=[shown])  # fmt: skip
+    page.wait_for_timeout(800)
     page.keyboard.press("2")  # class shortcut: 'light'
     page.locator("#label-class input[value='light']").wait_for()
     page.wait_for_function("document.querySelector(\"#label-class input[value='light']\").checked")
