@@ -28,17 +28,15 @@ Set, sample, mask and branch reads take no user: the app decides who sees what (
 from __future__ import annotations
 
 import logging
-import random
 import re
 import secrets
-import time
 import zlib
 from datetime import datetime, timedelta
 from typing import Callable, Optional, Sequence, TypeVar
 
 import numpy as np
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
 from db.engine import Database
@@ -54,6 +52,7 @@ from db.models import (
     utcnow,
 )
 from vector_library import label_records as lcheck
+from vector_library import transactions as tx
 from vector_library import validation as check
 from vector_library.errors import (
     Conflict,
@@ -72,7 +71,6 @@ from vector_library.label_records import (
     MaskInfo,
     SampleInfo,
 )
-from vector_library.service import _insert_ignore, _is_transient
 
 __all__ = ["LabelStore", "FACE_TEMPLATE", "LabelClass", "LabelSetInfo", "SampleInfo", "MaskInfo",
            "BranchVersionInfo", "TRAINING_STALE_S"]
@@ -98,32 +96,16 @@ class LabelStore:
 
     # ------------------------------------------------------------------ transactions
     def _write(self, action: Callable[[Session], T]) -> T:
-        """One write transaction, retried whole on a transient lock error (as VectorLibrary._write)."""
-        for attempt in range(self.retries):
-            try:
-                with self.db.writer.begin() as session:
-                    return action(session)
-            except OperationalError as exc:
-                if not _is_transient(exc) or attempt == self.retries - 1:
-                    raise
-                log.warning("transient database error, retrying (%s)", exc.orig)
-                time.sleep(0.05 * 2 ** attempt * (1 + random.random()))
-        raise AssertionError("unreachable")
+        """One write transaction, retried whole on a transient lock error."""
+        return tx.write(self.db, self.retries, action)
 
     def _read(self, action: Callable[[Session], T]) -> T:
-        with self.db.reader.begin() as session:
-            return action(session)
+        return tx.read(self.db, action)
 
     # ------------------------------------------------------------------ lookups inside a session
     @staticmethod
     def _user(s: Session, username: Optional[str], doing: str) -> User:
-        if username is None:
-            raise PermissionDenied(f"anonymous users may not {doing}; sign in first")
-        check.username(username)
-        user = s.scalar(select(User).where(User.username == username))
-        if user is None:
-            raise NotFound(f"no user named {username!r}; the app registers users with ensure_user first")
-        return user
+        return tx.acting_user(s, username, f"anonymous users may not {doing}; sign in first")
 
     @staticmethod
     def _set(s: Session, set_id: int, *, lock: bool = False, share: bool = False) -> LabelSet:
@@ -241,7 +223,7 @@ class LabelStore:
             self._owner(s, row, owner, "add members")
             new = self._user(s, member, "join label sets")
             if new.id != row.owner_id:
-                _insert_ignore(s, LabelSetMember, {"set_id": row.id, "user_id": new.id, "created_at": self.clock()})
+                tx.insert_ignore(s, LabelSetMember, {"set_id": row.id, "user_id": new.id, "created_at": self.clock()})
             return self._set_info(s, row)
 
         return self._write(action)
@@ -471,7 +453,7 @@ class LabelStore:
         def action(s: Session) -> str:
             row = self._set(s, set_id)
             member = self._member(s, row, user, "train")
-            _insert_ignore(s, TrainingLock, {"model_id": row.model_id})
+            tx.insert_ignore(s, TrainingLock, {"model_id": row.model_id})
             now, job = self.clock(), secrets.token_hex(16)
             stale = now - timedelta(seconds=self.training_stale_s)
             taken = s.execute(

@@ -14,16 +14,12 @@ Share states and the files an app keeps (photos, tunings) are ``library.states``
 from __future__ import annotations
 
 import logging
-import random
-import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence, TypeVar, Union
 
 import numpy as np
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.vector_format import (
@@ -47,6 +43,7 @@ from db.models import (
 )
 from vector_library import blobs, transfer
 from vector_library import search as search_sql
+from vector_library import transactions as tx
 from vector_library import validation as check
 from vector_library.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from vector_library.states import StateStore
@@ -71,12 +68,6 @@ T = TypeVar("T")
 VectorInput = Union[VectorFile, bytes]
 
 
-def _is_transient(exc: OperationalError) -> bool:
-    """Lock timeouts (SQLite) and deadlocks / serialization failures (PostgreSQL) are worth a retry."""
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    return sqlstate in ("40001", "40P01") or "database is locked" in str(exc.orig)
-
-
 class VectorLibrary:
     """The shared edit-vector library over one Database. Create once per process and share."""
 
@@ -90,32 +81,16 @@ class VectorLibrary:
     # ------------------------------------------------------------------ transactions
     def _write(self, action: Callable[[Session], T]) -> T:
         """Run ``action`` in one write transaction, retrying it whole on a transient lock error."""
-        for attempt in range(self.retries):
-            try:
-                with self.db.writer.begin() as session:
-                    return action(session)
-            except OperationalError as exc:
-                if not _is_transient(exc) or attempt == self.retries - 1:
-                    raise
-                log.warning("transient database error, retrying (%s)", exc.orig)
-                time.sleep(0.05 * 2 ** attempt * (1 + random.random()))
-        raise AssertionError("unreachable")
+        return tx.write(self.db, self.retries, action)
 
     def _read(self, action: Callable[[Session], T]) -> T:
-        with self.db.reader.begin() as session:
-            return action(session)
+        return tx.read(self.db, action)
 
     # ------------------------------------------------------------------ lookups inside a session
     @staticmethod
     def _user(session: Session, username: Optional[str], doing: str) -> User:
         """The acting user; anonymous callers are refused writes."""
-        if username is None:
-            raise PermissionDenied(f"anonymous users may browse but not {doing}; sign in first")
-        check.username(username)
-        user = session.scalar(select(User).where(User.username == username))
-        if user is None:
-            raise NotFound(f"no user named {username!r}; the app registers users with ensure_user first")
-        return user
+        return tx.acting_user(session, username, f"anonymous users may browse but not {doing}; sign in first")
 
     @staticmethod
     def _viewer_id(session: Session, username: Optional[str]) -> Optional[int]:
@@ -804,21 +779,7 @@ class VectorLibrary:
 
 
 # ---------------------------------------------------------------------- helpers
-def _insert_ignore(s: Session, model: type, values: dict) -> int:
-    """INSERT ... ON CONFLICT DO NOTHING; returns rows inserted (0 or 1)."""
-    dialect = s.get_bind().dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        insert = sqlite_insert if dialect == "sqlite" else pg_insert
-        # RETURNING tells whether a row went in; INSERT rowcounts are not reliable across drivers.
-        table = model.__table__
-        stmt = insert(table).values(**values).on_conflict_do_nothing().returning(*table.primary_key.columns)
-        return len(s.execute(stmt).all())
-    try:
-        with s.begin_nested():
-            s.add(model(**values))
-        return 1
-    except IntegrityError:
-        return 0
+_insert_ignore = tx.insert_ignore
 
 
 def _compose(model: GeneratorModel, rows: list[EditVector], entries: list[tuple[int, float]],

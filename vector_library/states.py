@@ -30,6 +30,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from db.models import KeptFile, ShareState, utcnow
+from vector_library import transactions as tx
 from vector_library import validation as check
 from vector_library.errors import InvalidInput, NotFound
 
@@ -100,7 +101,7 @@ class StateStore:
                 raise InvalidInput(f"a latent of model {model.name!r} is [{model.n_latent}, {model.w_dim}]; "
                                    f"got {list(w.shape)}")  # fmt: skip
             if s.get(ShareState, name) is None:
-                _insert_ignore(s, ShareState, {"token": name, "model_id": model_id, "n_latent": w.shape[0],
+                tx.insert_ignore(s, ShareState, {"token": name, "model_id": model_id, "n_latent": w.shape[0],
                                                "w_dim": w.shape[1], "latent": w.tobytes(), "vectors": items,
                                                "tuning": tuning, "created_at": utcnow()})  # fmt: skip
             return name
@@ -139,7 +140,7 @@ class StateStore:
         def action(s: Session) -> str:
             self._lib._model(s, model_id)
             if s.get(KeptFile, (kind, file_token)) is None:
-                _insert_ignore(s, KeptFile, {"kind": kind, "token": file_token, "model_id": model_id,
+                tx.insert_ignore(s, KeptFile, {"kind": kind, "token": file_token, "model_id": model_id,
                                              "data": bytes(data), "size": len(data), "created_at": utcnow()})  # fmt: skip
                 newest = (select(KeptFile.token).where(KeptFile.kind == kind)
                           .order_by(KeptFile.created_at.desc(), KeptFile.token).limit(keep))  # fmt: skip
@@ -161,13 +162,6 @@ class StateStore:
             return KeptFileInfo(row.kind, row.token, row.model_id, bytes(row.data), row.created_at)
 
         return self._lib._read(action)
-
-
-def _insert_ignore(s: Session, model: type, values: dict) -> int:
-    """The service's INSERT ... ON CONFLICT DO NOTHING (imported late: the service module imports this one)."""
-    from vector_library.service import _insert_ignore as insert_ignore
-
-    return insert_ignore(s, model, values)
 
 
 def _kind(kind: object) -> str:
