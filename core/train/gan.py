@@ -500,6 +500,7 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[TrainConfig, argparse.
     ap = argparse.ArgumentParser(description="Train a StyleGAN2 on procedural faces.")
     ap.add_argument("--out", required=True, help="run folder (resumes if it holds a run)")
     ap.add_argument("--config", help="JSON file with a TrainConfig (other flags override it)")
+    ap.add_argument("--recipe", help="start from this named recipe instead (core/train/recipes.py: faces64, faces128)")
     ap.add_argument("--resolution", type=int)
     ap.add_argument("--style-dim", type=int)
     ap.add_argument("--n-mlp", type=int)
@@ -522,8 +523,17 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[TrainConfig, argparse.
     args = ap.parse_args(argv)
     if args.max_minutes is not None and not args.max_minutes > 0:
         ap.error("--max-minutes must be > 0")
-    base = json.loads(Path(args.config).read_text()) if args.config else {}
-    cfg = TrainConfig.from_dict(base) if base else TrainConfig()
+    if args.config and args.recipe:
+        ap.error("give --config or --recipe, not both")
+    if args.recipe:
+        from core.train.recipes import RECIPES  # here: the recipes module imports this one
+
+        if args.recipe not in RECIPES:
+            ap.error(f"unknown recipe {args.recipe!r}; known: {sorted(RECIPES)}")
+        cfg = RECIPES[args.recipe]
+    else:
+        base = json.loads(Path(args.config).read_text()) if args.config else {}
+        cfg = TrainConfig.from_dict(base) if base else TrainConfig()
     gen_over = {k: getattr(args, a) for k, a in [("resolution", "resolution"), ("style_dim", "style_dim"),
                 ("n_mlp", "n_mlp"), ("channel_base", "channel_base"), ("channel_max", "channel_max"),
                 ("channel_multiplier", "channel_multiplier")] if getattr(args, a) is not None}  # fmt: skip

@@ -296,3 +296,21 @@ def test_a_prefetcher_keeps_order_raises_the_threads_error_and_stops():
     gc.collect()
     thread.join(5)
     assert not thread.is_alive()
+
+
+def test_named_recipes_and_the_recipe_flag():
+    from core.train.recipes import ARCHITECTURES, RECIPES, recipe
+
+    assert RECIPES["faces128"].generator == ARCHITECTURES["faces128"]
+    assert ARCHITECTURES["faces128"].resolution == 128 and ARCHITECTURES["faces128"].channels(128) == 16
+    # the faces64 recipe is the shipped model's own training config
+    shipped = json.loads((Path(__file__).resolve().parents[2] / "checkpoints/faces64/training/state.json").read_text())
+    assert RECIPES["faces64"].generator == TrainConfig.from_dict(shipped["train_config"]).generator
+    assert recipe("faces128", batch_size=4).batch_size == 4 and RECIPES["faces128"].batch_size == 64
+    with pytest.raises(ValueError, match="unknown recipe 'faces256'"):
+        recipe("faces256")
+    cfg, _ = parse_args(["--out", "x", "--recipe", "faces128", "--batch-size", "3"])
+    assert cfg.generator == ARCHITECTURES["faces128"] and cfg.batch_size == 3
+    for bad in (["--recipe", "faces256"], ["--recipe", "faces64", "--config", "c.json"]):
+        with pytest.raises(SystemExit):
+            parse_args(["--out", "x", *bad])
