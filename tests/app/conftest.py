@@ -18,6 +18,30 @@ from app.testing import launch_app
 from core.testing import make_tiny_bundle
 
 
+@pytest.fixture(scope="module")
+def pg_schema_url():
+    """A private schema on the test PostgreSQL server, as a URL app processes use (dropped afterwards); skipped,
+    with the reason, when there is no server ($EDITGAN_TEST_PG_URL, which .ci/run sets)."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from db.testing import postgres_url
+
+    url, why = postgres_url()
+    if url is None:
+        pytest.skip(why)
+    schema = f"replicas_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    yield make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory) -> Path:
     return make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny")

@@ -11,19 +11,15 @@ PostgreSQL is not there ($EDITGAN_TEST_PG_URL, which .ci/run sets).
 from __future__ import annotations
 
 import threading
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from app.testing import start_app_process, write_target_mask
 from db import Database, DatabaseConfig
-from db.testing import postgres_url
 from vector_library import VectorLibrary
 
 GLASSES = (0, 200, 60)  # palette colour of "glasses"
@@ -32,22 +28,6 @@ TOGGLES_PER_CLIENT = 3  # 2 replicas x 2 tabs x 3 = 12 clicks at once
 
 def _img(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
-
-
-@pytest.fixture(scope="module")
-def pg_schema_url():
-    """A private schema on the test PostgreSQL server, as a URL the app processes use (dropped afterwards)."""
-    url, why = postgres_url()
-    if url is None:
-        pytest.skip(why)
-    schema = f"replicas_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    yield make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
 
 
 @pytest.fixture(scope="module")
