@@ -74,6 +74,6 @@ done. On the CPU machine, with <files_at> the folder the files came back to:
   #   mkdir -p .carry && cp -r ../shared/faces128_sittingN/faces128 .carry/   (.carry/ is git-ignored)
   #   device run: INIT=.carry/faces128 OUT=\$OUT bash scripts/gpu_train128.sh   with carry [".carry"]
   # the oracle, when one came back: cp ../shared/faces128_sittingN/oracle/oracle128.* benchmarks/oracle/
-  # quality: python -m benchmarks.bench_core --model ../shared/faces128_sittingN/faces128 (plausibility >= 0.90?)
+  # quality: python -m benchmarks.bench_core --model ../shared/faces128_sittingN/faces128 --out benchmarks/results/core_faces128.json (plausibility >= 0.90?)
 EOF
 rm -rf "$WORK"
