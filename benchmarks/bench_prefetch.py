@@ -1,5 +1,6 @@
 """What the device path's loop waits for each batch's host share (parameters, noise grids, grain seed), done in the
-loop (prefetch 0) or by the background thread (prefetch 2), on this CPU (#26, docs/results_train.md)::
+loop (prefetch 0), by the background thread (prefetch 2) or by N worker processes (``--host-workers N``), on this CPU
+(#26, docs/results_train.md)::
 
     python -m benchmarks.bench_prefetch --batch 64 --steps 4 --main train     # render + faces64 train_step
     python -m benchmarks.bench_prefetch --batch 64 --steps 20 --main sleep12.8  # a 12.8 ms device step
@@ -35,14 +36,30 @@ def _host(faces: ProceduralFaces, batch: int) -> Iterator[tuple[HostBatch, int]]
         k += 1
 
 
-def measure(resolution: int, batch: int, steps: int, main: str) -> dict:
+def _workers(resolution: int, batch: int, n: int):
+    """What device_batches(host_workers=n) reads: n DataLoader processes making (HostBatch, grain seed) in turn."""
+    from torch.utils.data import DataLoader
+
+    from core.train.gan import HostBatches
+
+    loader = DataLoader(HostBatches(resolution, 0, batch, 0, 0, 1), batch_size=None, num_workers=n, prefetch_factor=2)
+    return iter(loader)
+
+
+def measure(resolution: int, batch: int, steps: int, main: str, host_workers: int = 0) -> dict:
     faces = ProceduralFaces(resolution, 0)
     cfg = dataclasses.replace(bt.RECIPE, generator=dataclasses.replace(bt.RECIPE.generator, resolution=resolution),
                               batch_size=batch, device="cpu")  # fmt: skip
     out: dict = {"resolution": resolution, "batch": batch, "steps": steps, "main": main,
                  "torch_threads": torch.get_num_threads()}  # fmt: skip
-    for prefetch in (0, 2, 0, 2):
-        src = Prefetcher(_host(faces, batch), prefetch) if prefetch else _host(faces, batch)
+    settings = ["prefetch0", "prefetch2"] + ([f"workers{host_workers}"] if host_workers else [])
+    for setting in settings * 2:
+        if setting.startswith("workers"):
+            src = _workers(resolution, batch, host_workers)
+            next(src)  # the workers' start is not a batch's wait
+        else:
+            prefetch = int(setting[len("prefetch"):])
+            src = Prefetcher(_host(faces, batch), prefetch) if prefetch else _host(faces, batch)
         with tempfile.TemporaryDirectory() as tmp:
             trainer = GANTrainer(cfg, tmp) if main == "train" else None
             waits, total = [], []
@@ -62,10 +79,12 @@ def measure(resolution: int, batch: int, steps: int, main: str) -> dict:
                     total.append(time.perf_counter() - t0)
         if isinstance(src, Prefetcher):
             src.close()
+        elif setting.startswith("workers"):
+            src._shutdown_workers()
         row = {"wait_ms_per_batch": round(1e3 * float(np.median(waits)), 2),
                "step_ms": round(1e3 * float(np.median(total)), 1)}  # fmt: skip
-        prev = out.get(f"prefetch{prefetch}")
-        out[f"prefetch{prefetch}"] = row if prev is None or prev["step_ms"] > row["step_ms"] else prev
+        prev = out.get(setting)
+        out[setting] = row if prev is None or prev["step_ms"] > row["step_ms"] else prev
     return out
 
 
@@ -75,10 +94,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--main", default="render", help="render, train or sleepMS")
+    ap.add_argument("--host-workers", type=int, default=0,
+                    help="also measure device_batches(host_workers=N): N processes making the host share")
     ap.add_argument("--out", default=None, help="also add the result to this JSON file (a list, one entry per run), "
                                                 "e.g. benchmarks/results/prefetch.json")
     args = ap.parse_args()
-    result = measure(args.resolution, args.batch, args.steps, args.main)
+    result = measure(args.resolution, args.batch, args.steps, args.main, args.host_workers)
     print(json.dumps(result), flush=True)
     if args.out:
         from pathlib import Path

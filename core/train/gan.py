@@ -88,6 +88,9 @@ class TrainConfig(ConfigMixin):
     # loader), "loader" (the same renderer in num_workers DataLoader processes, overlapping the step) or "auto":
     # device on CUDA, loader on a CPU, where rendering in the loop would not overlap (docs/results_train.md)
     data: str = "auto"
+    # the device path's host share (face parameters, noise grids) in this many processes; 0 = one thread. One
+    # thread samples about 2,700 faces/s on this CPU (docs/results_train.md): a GPU past that pace needs more
+    host_workers: int = 0
 
 
 DATA_PATHS = ("auto", "device", "loader")
@@ -110,33 +113,68 @@ class FaceBatches(IterableDataset):
             k += nw
 
 
+def _grain_seed(seed: int, g: int) -> int:
+    return int(np.random.SeedSequence([seed, g]).generate_state(1)[0])
+
+
+class HostBatches(IterableDataset):
+    """The device path's host share in DataLoader worker processes: (HostBatch, grain seed) for batch k = start,
+    start + 1, ...; worker w of n makes k = start + w, start + w + n, ..., and the loader takes the workers in
+    turn, so the stream is in k order, the same as one thread makes it."""
+
+    def __init__(self, resolution: int, seed: int, batch_size: int, start_batch: int, rank: int, world: int):
+        self.faces = ProceduralFaces(resolution, seed)
+        self.seed, self.batch_size, self.start_batch, self.rank, self.world = seed, batch_size, start_batch, rank, world
+
+    def __iter__(self) -> Iterator[tuple[HostBatch, int]]:
+        info = get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info else (0, 1)
+        k = self.start_batch + wid
+        while True:
+            g = k * self.world + self.rank
+            yield self.faces.host_batch(g * self.batch_size, self.batch_size), _grain_seed(self.seed, g)
+            k += nw
+
+
 def device_batches(resolution: int, seed: int, batch_size: int, start_batch: int, rank: int, world: int,
-                   device: torch.device, prefetch: int = 2) -> Iterator[torch.Tensor]:  # fmt: skip
+                   device: torch.device, prefetch: int = 2, host_workers: int = 0) -> Iterator[torch.Tensor]:  # fmt: skip
     """Batches [batch_size, 3, H, W] drawn on ``device``, the same faces as :class:`FaceBatches` (the film grain
     drawn there too, from a generator seeded by the batch's index, so a resumed run draws the same batches).
 
-    ``prefetch``: how many batches ahead a background thread does the host's share (each face's parameters and
-    noise grids, the grain's seed) while the device draws and trains on the current one; 0 does it in the loop.
-    The batches are the same either way (docs/results_train.md: what the loop waits for, with and without)."""
+    The host's share (each face's parameters and noise grids, the grain's seed: numpy, in Python) is done ahead
+    while the device draws and trains on the current batch: with ``host_workers`` > 0 by that many processes
+    (:class:`HostBatches`, ``prefetch`` batches ahead each), for a device faster than one core can feed; else by
+    one background thread ``prefetch`` batches ahead; ``prefetch`` 0 (and no workers) does it in the loop. The
+    batches are the same every way (docs/results_train.md: what the loop waits for, with and without)."""
+    if host_workers < 0 or prefetch < 0:
+        raise ValueError(f"host_workers and prefetch must be >= 0, got {host_workers} and {prefetch}")
     faces = ProceduralFaces(resolution, seed)
     device = torch.device(device)
+    pin = device.type == "cuda"
 
     def host() -> Iterator[tuple[HostBatch, int]]:
         k = start_batch
         while True:
             g = k * world + rank
-            grain_seed = int(np.random.SeedSequence([seed, g]).generate_state(1)[0])
-            yield faces.host_batch(g * batch_size, batch_size, pin=device.type == "cuda"), grain_seed
+            yield faces.host_batch(g * batch_size, batch_size, pin=pin), _grain_seed(seed, g)
             k += 1
 
-    source = Prefetcher(host(), prefetch) if prefetch else host()
+    if host_workers:
+        ds = HostBatches(resolution, seed, batch_size, start_batch, rank, world)
+        loader = DataLoader(ds, batch_size=None, num_workers=host_workers, prefetch_factor=max(prefetch, 1),
+                            generator=torch.Generator().manual_seed(seed))  # fmt: skip
+        source = iter(loader)
+    else:
+        source = Prefetcher(host(), prefetch) if prefetch else host()
     try:
         for hb, grain_seed in source:
             grain = torch.Generator(device=device).manual_seed(grain_seed)
             yield render_batch(hb, resolution, device, grain).model_input()[0]
-    finally:  # on close() or when dropped: no thread outlives the stream
+    finally:  # on close() or when dropped: no thread or worker outlives the stream
         if isinstance(source, Prefetcher):
             source.close()
+        elif host_workers:
+            source._shutdown_workers()
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -205,6 +243,9 @@ class GANTrainer:
             raise ValueError(f"data must be one of {', '.join(DATA_PATHS)}, got {config.data!r}")
         if config.generator.resolution < 16:
             raise ValueError(f"the face renderer draws at 16 px or more, got resolution {config.generator.resolution}")
+        if config.host_workers < 0 or config.num_workers < 0:
+            raise ValueError(f"host_workers and num_workers must be >= 0, got {config.host_workers} and "
+                             f"{config.num_workers}")  # fmt: skip
         self.config = config
         self.out = Path(out_dir)
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -446,7 +487,7 @@ class GANTrainer:
         path = c.data if c.data != "auto" else ("device" if self.device.type == "cuda" else "loader")
         if data is None and path == "device":
             data = device_batches(c.generator.resolution, c.data_seed, c.batch_size, self.state.step, self.rank,
-                                  self.world, self.device)  # fmt: skip
+                                  self.world, self.device, host_workers=c.host_workers)  # fmt: skip
         elif data is None:
             ds = FaceBatches(c.generator.resolution, c.data_seed, c.batch_size,
                              self.state.step, self.rank, self.world)  # fmt: skip

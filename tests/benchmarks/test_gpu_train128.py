@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 MIB = 2**20
-DRY = {"DEVICE": "cpu", "THREADS": "1", "GAN_MINUTES": "0.01", "BATCH": "2", "ORACLE_IMAGES": "64",
+DRY = {"DEVICE": "cpu", "THREADS": "1", "GAN_MINUTES": "0.01", "BATCH": "2", "HOST_WORKERS": "1", "ORACLE_IMAGES": "64",
        "ORACLE_WIDTH": "4", "ORACLE_EPOCHS": "1", "ORACLE_TEST": "8", "ORACLE_S": "120"}  # fmt: skip
 
 
