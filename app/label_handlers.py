@@ -149,6 +149,27 @@ class LabelHandlers:
         except (ValueError, LibraryError) as e:
             raise readable(e) from None
 
+    def label_delete_set(self, choice, sure, lstate: LabelSession, request: gr.Request,
+                         profile: gr.OAuthProfile | None = None):  # fmt: skip
+        """api: /label_delete_set -- delete the chosen set with its samples and masks (its owner only, with ``sure``
+        ticked); branches trained from it stay. Returns (set choice, message, gallery, progress, state)."""
+        try:
+            user = self._need_user(request, profile, "deleting a label set")
+            info = self.rt.labels.get_set(set_id_of(choice))
+            if not sure:
+                raise ValueError(f"tick 'yes, delete' to delete label set {info.name!r} with its "
+                                 f"{info.n_samples} samples and every version of their masks")
+            if lstate is not None and lstate.set_id == info.id and lstate.sample_id is not None:
+                self._release(lstate.sample_id, user)
+            self.rt.labels.delete_set(info.id, user)
+            choices = self._sets()
+            msg = (f"Label set **{md_text(info.name)}** deleted with its {info.n_samples} samples. Branch versions "
+                   "trained from it stay in the list below.")  # fmt: skip
+            return (gr.Dropdown(choices=choices, value=choices[0] if choices else None), msg, [], "",
+                    LabelSession())  # fmt: skip
+        except (ValueError, LibraryError) as e:
+            raise readable(e) from None
+
     def label_open_set(self, choice, lstate: LabelSession):
         """api: /label_open -- (samples gallery, progress, class choice, painter brush, legend, classes text,
         branch versions, state)."""
@@ -254,6 +275,22 @@ class LabelHandlers:
             return (*self._painter(new), self._sample_text(sample), new)
         except (ValueError, LibraryError) as e:
             raise readable(e) from None
+
+    def label_remove_sample(self, lstate: LabelSession, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        """api: /label_remove_sample -- take the open sample out of its set with its masks (the set's owner: any
+        sample; a member: one nobody labelled). Returns (message, gallery, progress, painter, fill view, sample
+        text, state)."""
+        try:
+            user = self._need_user(request, profile, "removing a sample")
+            if lstate is None or lstate.sample_id is None:
+                raise ValueError("open a sample first (click one in the gallery)")
+            sample = self.rt.labels.sample(lstate.sample_id)
+            self.rt.labels.remove_sample(sample.id, user)
+            info = self.rt.labels.get_set(lstate.set_id)
+        except (ValueError, LibraryError) as e:
+            raise readable(e) from None
+        return (f"Sample #{sample.id} (seed {sample.seed}) removed from the set.", self._gallery(info),
+                self._progress(info), None, None, "", LabelSession(set_id=info.id))  # fmt: skip
 
     def _release(self, sample_id: int, user: str) -> None:
         try:

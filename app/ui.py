@@ -310,6 +310,11 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                     with gr.Row():
                         lab_member = gr.Textbox(label="Add a member (user name)", elem_id="label-member")
                         lab_member_btn = gr.Button("Add member")
+                    with gr.Row():
+                        lab_delete_sure = gr.Checkbox(value=False, label="Yes, delete this set with all its samples "
+                                                      "and masks (branches trained from it stay)",
+                                                      elem_id="label-delete-sure", scale=3)  # fmt: skip
+                        lab_delete = gr.Button("Delete this set", variant="stop", elem_id="label-delete", scale=1)
                     lab_setup_msg = gr.Markdown(elem_id="label-setup-msg")
                 with gr.Row():
                     lab_count = gr.Number(value=4, label="New samples", precision=0, minimum=1, maximum=32, scale=1,
@@ -337,6 +342,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                             lab_apply = gr.Button("Apply paint", elem_id="label-apply", min_width=80)
                             lab_guess = gr.Button("Start from the branch's guess", elem_id="label-guess", min_width=80)
                             lab_clear = gr.Button("Clear", elem_id="label-clear", min_width=60)
+                            lab_remove = gr.Button("Remove sample", elem_id="label-remove", min_width=60)
                         lab_note = gr.Textbox(label="Note (optional)", max_length=200)
                         lab_force = gr.Checkbox(value=False, label="Overwrite a newer mask by someone else",
                                                 elem_id="label-force")  # fmt: skip
@@ -441,6 +447,12 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         lab_create.click(h.label_create, [lab_name, lab_classes], [lab_set, lab_setup_msg], api_name="label_create")
         lab_update.click(h.label_update_classes, [lab_set, lab_classes], [lab_setup_msg], api_name="label_classes"
                          ).success(h.label_open_set, [lab_set, lstate], open_outputs, api_name=False)  # fmt: skip
+        lab_delete.click(h.label_delete_set, [lab_set, lab_delete_sure, lstate],
+                         [lab_set, lab_setup_msg, lab_gallery, lab_progress, lstate], api_name="label_delete_set"
+                         ).success(lambda: False, None, [lab_delete_sure], api_name=False)  # fmt: skip
+        lab_remove.click(h.label_remove_sample, [lstate],
+                         [lab_msg, lab_gallery, lab_progress, *painter, lab_sample_md, lstate],
+                         api_name="label_remove_sample")  # fmt: skip
         lab_member_btn.click(h.label_add_member, [lab_set, lab_member], [lab_setup_msg], api_name="label_add_member")
         lab_add.click(h.label_add_samples, [lab_set, lab_count], [lab_gallery, lab_progress], api_name="label_add_samples",
                       **light)  # fmt: skip

@@ -261,6 +261,24 @@ class LabelStore:
 
         return self._write(action)
 
+    def delete_set(self, set_id: int, user: str) -> None:
+        """Delete the set with its members, samples and every version of every mask (owner only). Branch versions
+        trained from it stay, naming no set. Refused while a training of this set holds the model's lock."""
+        def action(s: Session) -> None:
+            row = self._set(s, set_id, lock=True)
+            self._owner(s, row, user, "delete it")
+            self._not_training(s, row, "delete the set")
+            s.execute(delete(LabelSet).where(LabelSet.id == row.id))  # the database cascades to what it holds
+
+        self._write(action)
+
+    def _not_training(self, s: Session, row: LabelSet, doing: str) -> None:
+        stale = self.clock() - timedelta(seconds=self.training_stale_s)
+        busy = s.scalar(select(TrainingLock).where(TrainingLock.set_id == row.id, TrainingLock.token.is_not(None),
+                                                   TrainingLock.started_at >= stale))  # fmt: skip
+        if busy is not None:
+            raise TrainingBusy(f"a branch is being trained from label set {row.name!r}; stop the training to {doing}")
+
     def get_set(self, set_id: int) -> LabelSetInfo:
         return self._read(lambda s: self._set_info(s, self._set(s, set_id)))
 
@@ -299,6 +317,24 @@ class LabelStore:
             return [_sample_info(have[v]) for v in (lcheck.seed(v) for v in seeds)]
 
         return self._write(action)
+
+    def remove_sample(self, sample_id: int, user: str) -> None:
+        """Take a sample out of its set with every version of its mask. The set's owner may remove any sample; a
+        member, one nobody has labelled and nobody else is painting. Refused while a training of the set runs."""
+        def action(s: Session) -> None:
+            sample = self._sample(s, sample_id, lock=True)
+            row = self._set(s, sample.set_id, lock=True)
+            actor = self._member(s, row, user, "remove samples")
+            self._not_training(s, row, "remove samples")
+            if actor.id != row.owner_id:
+                if sample.latest_version > 0:
+                    raise PermissionDenied(f"sample {sample.id} is labelled; only the owner of label set "
+                                           f"{row.name!r} ({row.owner.username}) may remove it")
+                if sample.claimed_by_id not in (None, actor.id) and sample.claim_expires > self.clock():
+                    raise _claimed(sample)
+            s.execute(delete(LabelSample).where(LabelSample.id == sample.id))  # its masks go with it
+
+        self._write(action)
 
     def samples(self, set_id: int) -> list[SampleInfo]:
         def action(s: Session) -> list[SampleInfo]:

@@ -315,3 +315,36 @@ def test_a_label_set_file_brings_the_branch_to_another_server_of_the_same_genera
         assert mask is not None
     finally:
         other.demo.close()
+
+
+def test_removing_samples_and_deleting_a_set_through_the_app(blob_app, tmp_path):
+    rt = blob_app.runtime
+    c = _client(blob_app, tmp_path)
+    choice = _new_set(c, "set to delete")
+    set_id = int(choice.split(":")[0])
+    c.predict(choice, 3, api_name="/label_add_samples")
+    first, second, third = rt.labels.samples(set_id)
+    with pytest.raises(Exception, match="open a sample first"):
+        c.predict(api_name="/label_remove_sample")
+    c.predict(choice, second.id, api_name="/label_sample")
+    msg, gallery, progress, *_ = c.predict(api_name="/label_remove_sample")
+    assert f"#{second.id}" in msg and "0 of 2 labelled" in progress and len(gallery) == 2
+    assert [s.id for s in rt.labels.samples(set_id)] == [first.id, third.id]
+    with pytest.raises(Exception, match="open a sample first"):  # the painter closed with the sample
+        c.predict(_layer(np.ones((16, 16), np.uint8), tmp_path / "r.png"), False, "", api_name="/label_save")
+    # labelled by alice; bob, a member, may not remove it; the owner may
+    c.predict(choice, first.id, api_name="/label_sample")
+    c.predict(_layer(np.ones((16, 16), np.uint8), tmp_path / "r.png"), False, "", api_name="/label_save")
+    c.predict(choice, "bob", api_name="/label_add_member")
+    with pytest.raises(Exception, match="only the owner"):
+        rt.labels.remove_sample(first.id, "bob")
+    # deleting asks for the tick, and takes the samples and masks with the set
+    with pytest.raises(Exception, match="tick 'yes, delete'"):
+        c.predict(choice, False, api_name="/label_delete_set")
+    assert rt.labels.get_set(set_id).n_samples == 2
+    new_choice, msg, gallery, progress = c.predict(choice, True, api_name="/label_delete_set")
+    assert "deleted with its 2 samples" in msg and gallery == [] and progress == ""
+    assert _value(new_choice) != choice
+    assert all(s.id != set_id for s in rt.labels.sets_for_model(rt.base_model.model_id))
+    with pytest.raises(Exception, match="no label set"):
+        c.predict(choice, 1, api_name="/label_add_samples")

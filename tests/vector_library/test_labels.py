@@ -539,3 +539,66 @@ def test_a_version_taken_behind_the_row_lock_is_a_conflict_not_an_integrity_erro
     with pytest.raises(LabelConflict, match="version 1 by bob") as err:
         store.save_mask(sid, "alice", mask(), 0)
     assert err.value.latest.version == 1 and store.sample(sid).latest_version == 0
+
+
+# ---------------------------------------------------------------------- deleting
+def test_delete_set_owner_only_takes_its_samples_and_masks_and_keeps_branches(store, labelled, database, clock):
+    from sqlalchemy import func, select
+
+    from db.models import LabelMask, LabelSample, LabelSetMember
+
+    info, samples = labelled
+    store.save_mask(samples[0].id, "bob", mask(), 0)
+    store.save_mask(samples[0].id, "alice", mask(2), 1)
+    branch = store.add_branch_version(FACES.model_id, "bob", weights(), {}, {}, info.id, 1)
+    for who in ("bob", "carol", None):
+        with pytest.raises(PermissionDenied):
+            store.delete_set(info.id, who)
+    token = store.begin_training(info.id, "bob")
+    with pytest.raises(TrainingBusy, match="stop the training"):
+        store.delete_set(info.id, "alice")
+    store.end_training(token, ok=False)
+    other = store.create_set(FACES.model_id, "faces v2", "bob", CLASSES, RES)
+    kept = store.add_samples(other.id, "bob", [1], 0.7)[0]
+    store.save_mask(kept.id, "bob", mask(), 0)
+    store.delete_set(info.id, "alice")
+    with pytest.raises(NotFound):
+        store.get_set(info.id)
+    with pytest.raises(NotFound):
+        store.sample(samples[0].id)
+    with database.reader.begin() as s:
+        assert s.scalar(select(func.count()).select_from(LabelSample).where(LabelSample.set_id == info.id)) == 0
+        assert s.scalar(select(func.count()).select_from(LabelMask)) == 1  # the other set's one mask
+        assert s.scalar(select(func.count()).select_from(LabelSetMember)
+                        .where(LabelSetMember.set_id == info.id)) == 0  # fmt: skip
+    assert [s.name for s in store.sets_for_model(FACES.model_id)] == ["faces v2"]
+    got, data = store.branch_version(FACES.model_id, branch.version)
+    assert got.label_set_id is None and data == weights()  # the branch stays, naming no set
+    assert store.mask(kept.id)[0].version == 1
+    # the name is free again
+    assert store.create_set(FACES.model_id, "faces v1", "alice", CLASSES, RES).name == "faces v1"
+
+
+def test_remove_sample_owner_any_member_only_unlabelled_and_unclaimed(store, labelled, clock):
+    info, samples = labelled
+    store.save_mask(samples[0].id, "alice", mask(), 0)
+    with pytest.raises(PermissionDenied, match="labelled"):
+        store.remove_sample(samples[0].id, "bob")
+    store.claim(samples[1].id, "alice")
+    with pytest.raises(SampleClaimed):
+        store.remove_sample(samples[1].id, "bob")
+    with pytest.raises(PermissionDenied, match="only members"):
+        store.remove_sample(samples[2].id, "carol")
+    store.remove_sample(samples[2].id, "bob")  # unlabelled, unclaimed: any member
+    store.remove_sample(samples[0].id, "alice")  # the owner: a labelled one too
+    clock.advance(601)  # alice's claim expired
+    store.remove_sample(samples[1].id, "bob")
+    assert store.samples(info.id) == [] and store.progress(info.id) == (0, 0)
+    with pytest.raises(NotFound):
+        store.remove_sample(samples[0].id, "alice")
+    again = store.add_samples(info.id, "bob", [1, 4], 0.7)  # a removed seed may come back, after the others
+    assert [s.seed for s in store.samples(info.id)] == [1, 4] and again[0].latest_version == 0
+    token = store.begin_training(info.id, "alice")
+    with pytest.raises(TrainingBusy):
+        store.remove_sample(again[0].id, "alice")
+    store.end_training(token, ok=True)
