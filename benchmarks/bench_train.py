@@ -129,20 +129,23 @@ def oracle_check(n: int, resolution: int = 64) -> dict:
     return out
 
 
-def _streams(cfg: TrainConfig, device: torch.device) -> dict[str, Iterator[torch.Tensor]]:
+def _streams(cfg: TrainConfig, device: torch.device, host_workers: int = 0) -> dict[str, Iterator[torch.Tensor]]:
     res, b = cfg.generator.resolution, cfg.batch_size
     old = DataLoader(NumpyFaceBatches(res, cfg.data_seed, b, 0, 0, 1), batch_size=None, num_workers=cfg.num_workers,
                      generator=torch.Generator().manual_seed(0), pin_memory=device.type == "cuda")  # fmt: skip
     loader = DataLoader(FaceBatches(res, cfg.data_seed, b, 0, 0, 1), batch_size=None, num_workers=cfg.num_workers,
                         generator=torch.Generator().manual_seed(0), pin_memory=device.type == "cuda")  # fmt: skip
-    return {"old": iter(old), "loader": iter(loader), "new": device_batches(res, cfg.data_seed, b, 0, 0, 1, device)}
+    return {"old": iter(old), "loader": iter(loader), "new": device_batches(res, cfg.data_seed, b, 0, 0, 1, device,
+                                                                         host_workers=host_workers)}
 
 
-def measure(resolution: int, batch: int, steps: int, warmup: int, device: torch.device, workers: int) -> dict:
+def measure(resolution: int, batch: int, steps: int, warmup: int, device: torch.device, workers: int,
+            host_workers: int = 0) -> dict:  # fmt: skip
     cfg = dataclasses.replace(RECIPE, generator=dataclasses.replace(RECIPE.generator, resolution=resolution),
                               batch_size=batch, num_workers=workers, device=str(device))  # fmt: skip
-    row: dict = {"resolution": resolution, "batch": batch, "steps": steps, "warmup": warmup}
-    for path, data in _streams(cfg, device).items():
+    row: dict = {"resolution": resolution, "batch": batch, "steps": steps, "warmup": warmup,
+                 "new_host_workers": host_workers}
+    for path, data in _streams(cfg, device, host_workers).items():
         # the data alone: batches as the training loop would receive them, on the device
         n_data = max(2, steps)
         next(data)
@@ -181,6 +184,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workers", type=int, default=1, help="loader workers of the old path (the recipe's 1)")
     ap.add_argument("--threads", type=int, help="torch CPU threads for training (default: torch's)")
+    ap.add_argument("--host-workers", type=int, default=0,
+                    help="the new path's host share in this many processes (0: one thread; device_batches)")
     ap.add_argument("--render-images", type=int, default=192, help="faces per renderer in the per-core comparison")
     ap.add_argument("--max-batch-128", type=int, default=256, help="skip larger batches at 128 px or more")
     ap.add_argument("--oracle-images", type=int, default=1000, help="faces per set in the oracle check (0: skip)")
@@ -212,7 +217,7 @@ def main() -> None:
     settings = sorted(((r, b) for r in sizes for b in batches if r < 128 or b <= args.max_batch_128),
                       key=lambda rb: rb[0] ** 2 * rb[1])  # the cheapest first  # fmt: skip
     for res, b in settings:
-        rows.append(measure(res, b, args.steps, args.warmup, device, args.workers))
+        rows.append(measure(res, b, args.steps, args.warmup, device, args.workers, args.host_workers))
         result["train"] = rows
         result["machine"]["load_avg_at_end"] = list(os.getloadavg())
         write_result(args.out, result, echo=False)  # after every row: a long run killed keeps what it measured

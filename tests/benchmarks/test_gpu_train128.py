@@ -12,7 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 MIB = 2**20
 DRY = {"DEVICE": "cpu", "THREADS": "1", "GAN_MINUTES": "0.01", "BATCH": "2", "HOST_WORKERS": "1", "ORACLE_IMAGES": "64",
-       "ORACLE_WIDTH": "4", "ORACLE_EPOCHS": "1", "ORACLE_TEST": "8", "ORACLE_S": "120"}  # fmt: skip
+       "ORACLE_WIDTH": "4", "ORACLE_EPOCHS": "1", "ORACLE_TEST": "8", "ORACLE_S": "120", "BENCH_SIZES": "16",
+       "BENCH_BATCHES": "2", "BENCH_STEPS": "1", "BENCH_S": "120",
+       "BENCH_WORKERS": "1", "BENCH_HOST_WORKERS": "1"}  # fmt: skip
 
 
 def _sitting(out: Path, **env) -> subprocess.CompletedProcess:
@@ -35,7 +37,7 @@ def _unpack(out: Path, into: Path) -> Path:
 @pytest.fixture(scope="module")
 def first(tmp_path_factory):
     out = tmp_path_factory.mktemp("out1")
-    proc = _sitting(out, ORACLE="always")
+    proc = _sitting(out, ORACLE="always", BENCH="always")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return _unpack(out, tmp_path_factory.mktemp("s1") / "pack")
 
@@ -53,11 +55,13 @@ def test_sitting_from_scratch_exports_a_faces128_model_and_an_oracle(first):
     oracle = load_oracle(128, first / "oracle", resample=False)
     assert oracle.config.resolution == 128 and oracle.description == "oracle128"
     assert json.loads((first / "oracle" / "oracle128_eval.json").read_text())["eval"]["test_images"] == 8
+    bench = json.loads((first / "bench_train_cuda.json").read_text())
+    assert [(r["resolution"], r["batch"], r["new_host_workers"]) for r in bench["train"]] == [(16, 2, 1)]
 
 
 def test_second_sitting_continues_the_first(first, tmp_path):
     out = tmp_path / "out2"
-    proc = _sitting(out, ORACLE="never", INIT=str(first / "faces128"))
+    proc = _sitting(out, ORACLE="never", BENCH="never", INIT=str(first / "faces128"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     pack = _unpack(out, tmp_path / "s2")
     before = json.loads((first / "faces128" / "training" / "state.json").read_text())["step"]
@@ -75,7 +79,7 @@ def test_refused_starting_points_leave_no_result(tmp_path):
     tiny.export(other)
     for init, says in ((other, "another architecture"), (tmp_path / "empty", "no training/state.json")):
         out = tmp_path / f"out-{init.name}"
-        proc = _sitting(out, ORACLE="never", INIT=str(init))
+        proc = _sitting(out, ORACLE="never", BENCH="never", INIT=str(init))
         assert proc.returncode != 0 and says in proc.stdout + proc.stderr, proc.stdout[-2000:] + proc.stderr[-2000:]
         assert not list(out.glob("sitting.tar.part-*"))
     proc = _sitting(tmp_path / "out-bad", ORACLE="sometimes")
