@@ -18,10 +18,12 @@ stand two controls judged the same way on the same faces: ``noop_success_rate``
 of the edit's own norm); a rate is only worth what it stands above them. For
 transfer, the target of each other image is the same scripted edit applied to
 that image's own mask, and the vector is the one a user would save: from the
-kind's first mode-3 edit that succeeded, else from the one closest to success. How well a vector transfers
+kind's mode-3 edit that succeeded on the clearest instance of the change (the most changed pixels the branch
+read confidently, :func:`core.mask_transfer.change_clarity`; ``--source-order seed``: the first in seed
+order), else from the one closest to success. How well a vector transfers
 depends much on the one edit it came from (on faces64, three shorten_hair
 vectors transferred 0.56, 0.68 and 0.24 of the time in mode 1), so ``--sources``
-vectors (3: the first three edits that pass, in seed order) are each applied to
+vectors (3: the three clearest edits that pass) are each applied to
 the same ``--n-transfer`` images; the transfer figures pool them and
 ``vector_sources`` gives each one's. Each vector is first made transferable, as
 saving one in the app or the CLI does (:func:`core.edit_vector.make_transferable`:
@@ -63,6 +65,7 @@ from core.device import device_spec_from_env, resolve_device
 from core.editgan import EditGAN
 from core.generator import Generator, GeneratorConfig
 from core.mask_edits import SCRIPTED_EDITS, apply_scripted
+from core.mask_transfer import change_clarity
 from core.perceptual import PerceptualLoss
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -126,11 +129,15 @@ def _cases(model: EditGAN, kind: str, n: int, start_seed: int, truncation: float
     return out
 
 
-def _pick_sources(edits: list[tuple[dict, object, tuple]], k: int) -> list[tuple[dict, object, tuple]]:
-    """The k edits a user would save as vectors: those that pass the bar, in seed order, then (if fewer
-    than k pass) the closest to it: highest changed-pixel accuracy among those that keep >= 30 dB outside
-    first."""
+def _pick_sources(edits: list[tuple[dict, object, tuple]], k: int, by_clarity: bool = True
+                  ) -> list[tuple[dict, object, tuple]]:  # fmt: skip
+    """The k edits a user would save as vectors: those that pass the bar, the clearest change first
+    (``"clarity"``: :func:`core.mask_transfer.change_clarity`; seed order among equals, and when
+    ``by_clarity`` is False, as before issue #21), then (if fewer than k pass) the closest to it: highest
+    changed-pixel accuracy among those that keep >= 30 dB outside first."""
     passed = [e for e in edits if e[0]["success"]]
+    if by_clarity:
+        passed.sort(key=lambda e: e[0].get("clarity", 0.0), reverse=True)
     rest = sorted((e for e in edits if not e[0]["success"]),
                   key=lambda e: (e[0]["psnr_outside"] >= PSNR_OK, e[0]["changed_accuracy"]), reverse=True)  # fmt: skip
     return (passed + rest)[:k]
@@ -139,8 +146,9 @@ def _pick_sources(edits: list[tuple[dict, object, tuple]], k: int) -> list[tuple
 def quality_and_transfer(model: EditGAN, oracle, kinds, n_edit: int, n_transfer: int, steps: int,
                          refine_steps: int, truncation: float, out_dir: Path, sources: int = 3,
                          transfer: Optional[TransferConfig] = TransferConfig(), carry: bool = True,
-                         progress: Optional[Callable[[dict], None]] = None) -> dict:  # fmt: skip
-    cfg = EditConfig(steps=steps)
+                         progress: Optional[Callable[[dict], None]] = None, face_frame: bool = True,
+                         source_by_clarity: bool = True, complete_removal: bool = True) -> dict:  # fmt: skip
+    cfg = EditConfig(steps=steps, context_face_frame=face_frame, complete_removal=complete_removal)
     result = {}
     for kind in kinds:
         recs, noop3, rand3, edits = [], [], [], []
@@ -152,8 +160,11 @@ def quality_and_transfer(model: EditGAN, oracle, kinds, n_edit: int, n_transfer:
             noop3.append(judge(oracle, orig, orig, mask, target, r.roi))
             rand3.append(judge(oracle, model.render(random_step(w, r.delta, seed)), orig, mask, target, r.roi))
             recs.append({**j, "seed": seed, "seconds": r.seconds, "branch_iou": r.metrics["target_iou_in_region"]})
-            edits.append(({**j, "seed": seed}, r, (w, mask, target, r.image)))
-        picked = _pick_sources(edits, sources)
+            with torch.no_grad():
+                probs = model.branch(model.generator.synthesis(w).features).softmax(1)[0]
+            clarity = round(change_clarity(probs, mask, target), 2)
+            edits.append(({**j, "seed": seed, "clarity": clarity}, r, (w, mask, target, r.image)))
+        picked = _pick_sources(edits, sources, source_by_clarity)
         cases = _cases(model, kind, n_transfer, 5000, truncation)
         per_source, m1, m2, noop, rand, pics = [], [], [], [], [], []
         for src, r, (w, mask, target, _) in picked:
@@ -383,7 +394,8 @@ def side_by_side(args, steps: int) -> dict:
 def main(argv: Optional[list[str]] = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="checkpoints/faces64")
-    ap.add_argument("--kinds", nargs="*", default=sorted(SCRIPTED_EDITS))
+    ap.add_argument("--kinds", nargs="*", default=sorted(SCRIPTED_EDITS),
+                    help="scripted kinds (core.mask_edits: SCRIPTED_EDITS, and the held-out HELD_OUT_EDITS)")
     ap.add_argument("--n-edit", type=int, default=20)
     ap.add_argument("--n-transfer", type=int, default=50)
     ap.add_argument("--sources", type=int, default=3, help="vectors per kind (each from its own mode-3 edit)")
@@ -397,6 +409,16 @@ def main(argv: Optional[list[str]] = None) -> dict:
     ap.add_argument("--no-carry", action="store_true",
                     help="mode 2 refines towards the mask the vector produced (EditGAN), not towards the vector's "
                          "painted change carried onto the image")  # fmt: skip
+    ap.add_argument("--transfer-draws", type=int, default=TransferConfig.max_draws,
+                    help="candidate faces make_transferable may draw to find faces the change fits (0: the first "
+                         "--transfer-samples faces, as before issue #21)")  # fmt: skip
+    ap.add_argument("--no-face-frame", action="store_true",
+                    help="carry a context-only change on the parts near it, not in the face's frame (before #21)")
+    ap.add_argument("--no-complete-removal", action="store_true",
+                    help="a removed part is carried only where the source's change maps (before #21)")
+    ap.add_argument("--source-order", choices=["clarity", "seed"], default="clarity",
+                    help="which passing mode-3 edits become vectors: the clearest change first, or seed order "
+                         "(before #21)")  # fmt: skip
     ap.add_argument("--truncation", type=float, default=0.7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default=device_spec_from_env(),
@@ -441,11 +463,15 @@ def main(argv: Optional[list[str]] = None) -> dict:
                   "criteria": {"judge": "benchmarks.edit_judge", "changed_accuracy_min": CHANGED_OK,
                                "kept_agreement_min": KEPT_OK, "psnr_outside_min_db": PSNR_OK},
                   "faces": {"n_edit": args.n_edit, "n_transfer": args.n_transfer},
-                  "edit_config": EditConfig(steps=args.steps).to_dict(), "refine_steps": args.refine_steps,
+                  "edit_config": EditConfig(steps=args.steps, context_face_frame=not args.no_face_frame,
+                                            complete_removal=not args.no_complete_removal).to_dict(),
+                  "refine_steps": args.refine_steps,
                   "image_reader": model.reader is not None, "refine_carries_painted_change": not args.no_carry,
                   "vector_sources_per_kind": args.sources}  # fmt: skip
-        transfer = (TransferConfig(samples=args.transfer_samples, w_target=args.transfer_target_weight)
+        transfer = (TransferConfig(samples=args.transfer_samples, w_target=args.transfer_target_weight,
+                                   max_draws=args.transfer_draws)
                     if args.transfer_samples > 0 else None)  # fmt: skip
+        result["source_order"] = args.source_order
         result["vectors_made_transferable"] = transfer.to_dict() if transfer else None
         folder = RESULTS if transfer else RESULTS / "plain_vectors"  # pictures and JSON of the comparison run
         if args.out:  # a variant's pictures go beside its JSON, in a folder of the same name
@@ -459,7 +485,10 @@ def main(argv: Optional[list[str]] = None) -> dict:
 
         result["per_kind"] = quality_and_transfer(model, oracle, args.kinds, args.n_edit, args.n_transfer, args.steps,
                                                   args.refine_steps, args.truncation, folder, args.sources,
-                                                  transfer, carry=not args.no_carry, progress=partial)  # fmt: skip
+                                                  transfer, carry=not args.no_carry, progress=partial,
+                                                  face_frame=not args.no_face_frame,
+                                                  source_by_clarity=args.source_order == "clarity",
+                                                  complete_removal=not args.no_complete_removal)  # fmt: skip
         for key in ("mode3", "transfer_mode1", "transfer_mode2"):
             recs = [v[key] for v in result["per_kind"].values() if v[key]["n"]]
             total = sum(r["n"] for r in recs)

@@ -65,6 +65,13 @@ class EditConfig(ConfigMixin):
     class_balance: float = 0.5
     dilation: int = 3  # pixels the region grows by
     context_classes: tuple[str, ...] = CONTEXT_CLASSES  # classes only counted where they changed
+    # a painted change made only of context classes (the face outline moved) is carried to other faces in the face's
+    # own frame, not on the neck and hair near it (core.mask_transfer; docs/results_edit_judge.md, transfer that
+    # generalises); False: the anchors before issue #21
+    context_face_frame: bool = True
+    # a part the painted change removes entirely (glasses taken off) goes entirely on the faces it is carried to,
+    # though theirs be larger than the source's (core.mask_transfer.transfer_change); False: as before issue #21
+    complete_removal: bool = True
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.lr <= 0 or self.dilation < 0 or self.class_balance < 0:

@@ -33,3 +33,16 @@ def test_every_rate_is_printed_beside_its_no_op_rate():
                  for r in ("success_rate", "noop_success_rate")}}  # fmt: skip
     lines = table(result).splitlines()
     assert lines[0].count("no-op") == 3 and lines[2].startswith("| smile | 0.50 (2) | 0.00 | 0.50 |")
+
+
+def test_vector_sources_are_the_clearest_passing_edits_not_the_first():
+    """Issue #21: the first success in seed order can be a faint instance of the part (22 px of glasses)."""
+
+    def edit(seed, success, clarity):
+        return ({"seed": seed, "success": success, "changed_accuracy": 0.8, "psnr_outside": 33.0,
+                 "clarity": clarity}, None, None)  # fmt: skip
+
+    edits = [edit(1000, True, 22.0), edit(1001, False, 300.0), edit(1002, True, 180.5), edit(1003, True, 95.0)]
+    assert [e[0]["seed"] for e in _pick_sources(edits, 2)] == [1002, 1003]
+    assert [e[0]["seed"] for e in _pick_sources(edits, 4)] == [1002, 1003, 1000, 1001]  # a miss only after them
+    assert [e[0]["seed"] for e in _pick_sources(edits, 2, by_clarity=False)] == [1000, 1002]  # before #21

@@ -53,3 +53,24 @@ def test_errors_name_the_missing_part():
         apply_scripted("beard", m)
     with pytest.raises(ValueError, match=r"\[H, W\]"):
         apply_scripted("smile", np.zeros(5))
+
+
+def test_held_out_kinds_apply_through_apply_scripted_and_refuse_what_they_cannot_do():
+    from core.mask_edits import HELD_OUT_EDITS
+
+    assert not set(HELD_OUT_EDITS) & set(SCRIPTED_EDITS)  # the six known kinds stay as they are
+    m = _face()
+    with pytest.raises(ValueError, match="no glasses"):
+        apply_scripted("remove_glasses", m)
+    worn = add_glasses(m)
+    off = apply_scripted("remove_glasses", worn)
+    assert not (off == class_index("glasses")).any()
+    for eye in ("left_eye", "right_eye"):  # an eye redrawn under each lens
+        assert (off == class_index(eye)).sum() >= 3
+    assert set(np.unique(off[worn != off])) <= {class_index(n) for n in ("skin", "left_eye", "right_eye")}
+    with pytest.raises(ValueError, match="no cheek meets the background"):
+        apply_scripted("slim_face", m)  # long hair all round the face
+    m = _face(hair_style="none")
+    slim = apply_scripted("slim_face", m)
+    diff = slim != m
+    assert diff.sum() >= 6 and (m[diff] == class_index("skin")).all() and (slim[diff] == 0).all()  # skin -> background

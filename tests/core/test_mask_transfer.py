@@ -132,3 +132,100 @@ def test_a_change_scales_from_nothing_through_half_to_more_than_painted():
     assert (trimmed == ID["hair"]).sum() < cut < (before == ID["hair"]).sum()
     with pytest.raises(ValueError, match="finite"):
         scale_change(before, after, float("nan"), within)
+
+
+# -- issue #21: transfer that generalises -------------------------------------------------------------------------
+
+from core.data.palette import CLASS_NAMES  # noqa: E402
+from core.mask_edits import remove_glasses, slim_face  # noqa: E402
+from core.mask_transfer import FACE_FRAME_EXCLUDED, change_clarity, fits  # noqa: E402
+
+FID = {n: i for i, n in enumerate(CLASS_NAMES)}
+
+
+def _full_face(cx=24, half=11, hair_rows=(4, 14), glasses=False, neck=5):
+    """A 48 px face of the real classes: skin face with eyes and lips, hair over its top, neck under it; the
+    background meets the lower cheeks."""
+    m = torch.full((R, R), FID["background"], dtype=torch.long)
+    m[_ellipse(24, cx, 16, half)] = FID["skin"]
+    m[hair_rows[0] : hair_rows[1], cx - half - 1 : cx + half + 2] = FID["hair"]
+    m[40:, cx - neck : cx + neck + 1] = FID["neck"]
+    for dx, name in ((-5, "left_eye"), (5, "right_eye")):
+        m[_ellipse(20, cx + dx, 1, 2)] = FID[name]
+        if glasses:
+            m[_ellipse(20, cx + dx, 3, 4)] = FID["glasses"]
+    m[_ellipse(31, cx, 1.5, 4)] = FID["lips"]
+    return m
+
+
+def _real_change(before, after, face_frame=True):
+    roi, _ = region_of_interest(before, after, CLASS_NAMES, dilation=2)
+    return describe_change(before, after, roi, CLASS_NAMES, face_frame=face_frame)
+
+
+def test_a_context_only_change_is_anchored_on_the_face_not_on_neck_and_hair():
+    src = _full_face()
+    painted = torch.from_numpy(slim_face(src))
+    changed = src != painted
+    assert set(src[changed].tolist()) == {FID["skin"]} and set(painted[changed].tolist()) == {FID["background"]}
+    change = _real_change(src, painted)
+    assert {CLASS_NAMES[i] for i in change.anchor_ids} == set(CLASS_NAMES) - set(FACE_FRAME_EXCLUDED)
+    old = _real_change(src, painted, face_frame=False)
+    assert {CLASS_NAMES[i] for i in old.anchor_ids} & {"neck", "hair"}  # what it was anchored on before
+
+
+def test_a_slimmed_face_lands_on_the_other_faces_cheeks():
+    """The other face sits 6 px to the right, wears its hair lower and has a thicker neck: in the face's frame the
+    carried change is that face's own slimming; anchored on hair and neck it lands off the cheeks."""
+    src = _full_face()
+    other = _full_face(cx=30, hair_rows=(2, 20), neck=9)
+    own = torch.from_numpy(slim_face(other)) != other
+
+    def carried(face_frame):
+        target, _, _ = transfer_change(_real_change(src, torch.from_numpy(slim_face(src)), face_frame), other)
+        return target != other
+
+    new, old = carried(True), carried(False)
+    # the other face's skin is cut away (and its outline follows the source's within CHANGE_MARGIN of the cut)
+    assert (other[new] == FID["skin"]).float().mean() >= 0.9
+    iou = lambda a: float((a & own).sum() / (a | own).sum())  # noqa: E731
+    assert iou(new) >= 0.5 and iou(new) > iou(old) + 0.2
+
+
+def test_a_removal_fits_faces_that_show_the_part_and_an_addition_those_that_do_not():
+    with_glasses, without = _full_face(glasses=True), _full_face()
+    take_off = _real_change(with_glasses, torch.from_numpy(remove_glasses(with_glasses)))
+    assert take_off.removed_ids == (FID["glasses"],) and take_off.added_ids == ()
+    assert fits(take_off, _full_face(cx=27, glasses=True)) and not fits(take_off, without)
+    speck = without.clone()
+    speck[20, 19:21] = FID["glasses"]  # 2 px of glasses are not glasses to take off
+    assert not fits(take_off, speck)
+    put_on = _real_change(without, with_glasses)
+    assert put_on.added_ids == (FID["glasses"],)
+    assert fits(put_on, _full_face(cx=27)) and not fits(put_on, with_glasses)
+
+
+def test_change_clarity_prefers_a_larger_and_a_clearer_part():
+    big, small = _full_face(glasses=True), _full_face(glasses=True)
+    small[small == FID["glasses"]] = FID["skin"]
+    small[_ellipse(20, 19, 1, 2)] = FID["glasses"]
+    small[_ellipse(20, 29, 1, 2)] = FID["glasses"]
+    sure = torch.nn.functional.one_hot(big, len(CLASS_NAMES)).permute(2, 0, 1).float()
+    sure_small = torch.nn.functional.one_hot(small, len(CLASS_NAMES)).permute(2, 0, 1).float()
+    faint = 0.3 * sure + 0.7 / len(CLASS_NAMES)  # the same glasses read with little confidence
+    b, s = torch.from_numpy(remove_glasses(big)), torch.from_numpy(remove_glasses(small))
+    assert change_clarity(sure, big, b) > change_clarity(sure_small, small, s) > 0
+    assert change_clarity(sure, big, b) > change_clarity(faint, big, b)
+    assert change_clarity(sure, big, b) == float((big != b).sum())
+
+
+def test_glasses_taken_off_go_entirely_though_the_other_faces_reach_beyond_the_carried_change():
+    src = _full_face(glasses=True)
+    change = _real_change(src, torch.from_numpy(remove_glasses(src)))
+    other = _full_face(cx=26, glasses=True)
+    other[27:30, 36:39] = FID["glasses"]  # a piece of the frame on the cheek, far from the source's lenses
+    target, roi, _ = transfer_change(change, other)
+    assert not (target == FID["glasses"]).any() and roi[other == FID["glasses"]].all()
+    assert set(target[other == FID["glasses"]].tolist()) <= {FID["skin"], FID["left_eye"], FID["right_eye"]}
+    partial, _, _ = transfer_change(change, other, complete_removal=False)
+    assert (partial == FID["glasses"]).any()  # before issue #21: the rims outside the source's lenses stayed
