@@ -439,6 +439,9 @@ def main(argv: Optional[list[str]] = None) -> dict:
     ap.add_argument("--formulation", choices=["sampled", "baseline"], help=argparse.SUPPRESS)
     ap.add_argument("--skip-speed", action="store_true", help="quality and transfer only (no speed, no side-by-side)")
     ap.add_argument("--out")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the kinds --out already holds from a run with the same settings (a run stopped early "
+                         "writes each kind as it finishes) and run only the others")  # fmt: skip
     args = ap.parse_args(argv)
     if args.child:
         _child(args)
@@ -479,16 +482,27 @@ def main(argv: Optional[list[str]] = None) -> dict:
         folder.mkdir(parents=True, exist_ok=True)
         out = Path(args.out) if args.out else folder / "edit.json"
 
+        done = _resumable(out, result) if args.resume else {}
+        todo = [k for k in args.kinds if k not in done]
+        if done:
+            print(f"resuming {out}: {', '.join(k for k in args.kinds if k in done) or 'none'} kept; "
+                  f"{', '.join(todo) or 'nothing'} to run", flush=True)
+
+        def ordered(new: dict) -> dict:
+            have = {**done, **new}
+            return {k: have[k] for k in args.kinds if k in have}
+
         def partial(per_kind: dict) -> None:
+            per_kind = ordered(per_kind)
             write_result(out, {**result, "partial": f"{len(per_kind)} of {len(args.kinds)} kinds",
                                "per_kind": per_kind}, echo=False)  # fmt: skip
 
-        result["per_kind"] = quality_and_transfer(model, oracle, args.kinds, args.n_edit, args.n_transfer, args.steps,
+        result["per_kind"] = ordered(quality_and_transfer(model, oracle, todo, args.n_edit, args.n_transfer, args.steps,
                                                   args.refine_steps, args.truncation, folder, args.sources,
                                                   transfer, carry=not args.no_carry, progress=partial,
                                                   face_frame=not args.no_face_frame,
                                                   source_by_clarity=args.source_order == "clarity",
-                                                  complete_removal=not args.no_complete_removal)  # fmt: skip
+                                                  complete_removal=not args.no_complete_removal))  # fmt: skip
         for key in ("mode3", "transfer_mode1", "transfer_mode2"):
             recs = [v[key] for v in result["per_kind"].values() if v[key]["n"]]
             total = sum(r["n"] for r in recs)
@@ -503,6 +517,24 @@ def main(argv: Optional[list[str]] = None) -> dict:
     if "per_kind" in result:
         print(table(result))
     return result
+
+
+# what must match for a stopped run's kinds to be kept by --resume
+RESUME_KEYS = ("model_id", "criteria", "faces", "edit_config", "refine_steps", "image_reader",
+               "refine_carries_painted_change", "vector_sources_per_kind", "source_order", "vectors_made_transferable")
+
+
+def _resumable(out: Path, result: dict) -> dict:
+    """The per-kind results in ``out`` when it was written with the settings of ``result`` (RESUME_KEYS); an absent
+    file gives none; a file of other settings is an error (resume it with those settings, or write elsewhere)."""
+    if not out.exists():
+        return {}
+    old = json.loads(out.read_text())
+    differ = [k for k in RESUME_KEYS if old.get(k) != result.get(k)]
+    if differ:
+        raise SystemExit(f"--resume: {out} was written with other settings ({', '.join(differ)}); "
+                         "run with those, or give another --out")
+    return dict(old.get("per_kind", {}))
 
 
 def table(result: dict) -> str:

@@ -46,3 +46,19 @@ def test_vector_sources_are_the_clearest_passing_edits_not_the_first():
     assert [e[0]["seed"] for e in _pick_sources(edits, 2)] == [1002, 1003]
     assert [e[0]["seed"] for e in _pick_sources(edits, 4)] == [1002, 1003, 1000, 1001]  # a miss only after them
     assert [e[0]["seed"] for e in _pick_sources(edits, 2, by_clarity=False)] == [1000, 1002]  # before #21
+
+
+def test_resume_keeps_the_kinds_of_a_run_with_the_same_settings_only(tmp_path):
+    import json
+
+    import pytest
+
+    from benchmarks.bench_edit import RESUME_KEYS, _resumable
+
+    settings = {k: f"value of {k}" for k in RESUME_KEYS}
+    out = tmp_path / "edit.json"
+    assert _resumable(out, settings) == {}  # nothing written yet
+    out.write_text(json.dumps({**settings, "partial": "1 of 2 kinds", "per_kind": {"smile": {"mode3": {"n": 4}}}}))
+    assert _resumable(out, settings) == {"smile": {"mode3": {"n": 4}}}
+    with pytest.raises(SystemExit, match="faces"):
+        _resumable(out, {**settings, "faces": {"n_edit": 20, "n_transfer": 50}})
