@@ -6,6 +6,7 @@ Screenshots on failure (path printed)."""
 from __future__ import annotations
 
 import os
+import time
 import shutil
 from pathlib import Path
 
@@ -51,6 +52,19 @@ def _near(rgb: np.ndarray, target) -> bool:
     return float(np.abs(rgb - np.array(target)).max()) < 40
 
 
+def _wait_drawn(page, x: float, y: float, timeout_s: float = 20.0) -> None:
+    """Wait until the painter shows an image at (x, y): while it loads a new sample the canvas is blank (white),
+    and a stroke made then is wiped when the image arrives (CI failed so on a loaded machine)."""
+    deadline = time.time() + timeout_s
+    steady = 0
+    while time.time() < deadline:
+        steady = steady + 1 if float(_screen_rgb(page, x, y).min()) < 240 else 0
+        if steady >= 2:
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError("the painter showed no image within the time allowed")
+
+
 def _label_one(page, index: int, fill: bool) -> None:
     """Open sample ``index``; paint a 'light' stroke (key 2) and, with ``fill``, fill a region with 'mid' (key 3)."""
     shown = page.locator("#label-sample").inner_text()  # the previous sample's text, if any
@@ -68,6 +82,7 @@ def _label_one(page, index: int, fill: bool) -> None:
     box = page.locator("#label-editor .pixi-target canvas").bounding_box()
     y = box["y"] + box["height"] * 0.5
     x0, x1 = box["x"] + box["width"] * 0.3, box["x"] + box["width"] * 0.7
+    _wait_drawn(page, (x0 + x1) / 2, y)
     _stroke(page, [(x0, y), ((x0 + x1) / 2, y), (x1, y)])
     page.wait_for_timeout(300)
     assert _near(_screen_rgb(page, (x0 + x1) / 2, y), LIGHT), "the stroke is not in the 'light' colour"
