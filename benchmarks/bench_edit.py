@@ -532,8 +532,9 @@ def _resumable(out: Path, result: dict) -> dict:
     old = json.loads(out.read_text())
     differ = [k for k in RESUME_KEYS if old.get(k) != result.get(k)]
     if differ:
-        raise SystemExit(f"--resume: {out} was written with other settings ({', '.join(differ)}); "
-                         "run with those, or give another --out")
+        raise SystemExit(f"--resume: {out} was written with other settings ({', '.join(differ)}): nothing of it "
+                         "can be kept; run without --resume to start over (it is replaced kind by kind), or give "
+                         "another --out")
     return dict(old.get("per_kind", {}))
 
 
