@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app import masks
+from app import gradio_cache, masks
 from app.handler_util import COMPOSE_SLOTS, MODES, NO_BRANCH_HELP, PAINT_HELP, SORT_CHOICES, TAGS_HELP
 from app.handlers import Handlers
 from app.label_handlers import LabelSession
@@ -70,6 +70,7 @@ def queue_options(runtime: Runtime) -> dict:
 
 
 def build_demo(runtime: Runtime) -> gr.Blocks:
+    gradio_cache.install()  # identical pictures returned at once must not truncate each other mid-send
     h = Handlers(runtime)
     cfg = runtime.config
     caps = runtime.capabilities
