@@ -25,32 +25,24 @@ Writes benchmarks/results/arch_cpu.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
 from benchmarks.results_io import write_result
-from core.branch import BranchConfig, SegmentationBranch
-from core.checkpoint import save_generator
 from core.data.faces import ProceduralFaces
-from core.data.palette import NUM_CLASSES
 from core.edit import EditConfig, EditObjective, optimize_edit, region_of_interest
 from core.edit_vector import apply_vectors
 from core.editgan import EditGAN
-from core.encoder import Encoder, EncoderConfig
-from core.generator import Generator, GeneratorConfig
+from core.generator import GeneratorConfig
 from core.mask_edits import apply_scripted
-from core.segmenter import UNetConfig, UNetSegmenter
-from core.train.branch import export_branch, export_reader
+from core.testing import make_tiny_bundle
 from core.train.recipes import ARCHITECTURES
 from core.vector_format import VectorFile
 
@@ -59,25 +51,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def make_bundle(config: GeneratorConfig, folder: Path, min_map_resolution: int = 32, seed: int = 0) -> Path:
     """A model folder of random weights: ``config``'s generator, every other part at faces64's shipped size."""
-    torch.manual_seed(seed)
-    g = Generator(config).eval()
-    g.compute_w_avg(256)
-    save_generator(g, folder, extra={"name": "random-" + folder.name, "note": "random weights, for timing only"})
-    layers = tuple(i for i, r in enumerate(g.feature_resolutions) if r >= min_map_resolution)
-    br = SegmentationBranch(BranchConfig(feature_channels=tuple(g.feature_channels), resolution=config.resolution,
-                                         num_classes=NUM_CLASSES, layers=layers, hidden=(128, 32), ensemble=5))
-    export_branch(br.eval(), folder, {"note": "random weights, for timing only"})
-    enc = Encoder(EncoderConfig(resolution=config.resolution, n_latent=g.n_latent, w_dim=config.style_dim,
-                                base_channels=32, max_channels=256, pyramid_channels=128))  # fmt: skip
-    enc.w_avg.copy_(g.w_avg)
-    save_file({k: v.contiguous() for k, v in enc.state_dict().items()}, str(folder / "encoder.safetensors"))
-    cfg = json.loads((folder / "config.json").read_text())
-    cfg["encoder"] = enc.config.to_dict()
-    (folder / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-    unets = [UNetSegmenter(UNetConfig(resolution=config.resolution, width=16, depth=3, num_classes=NUM_CLASSES))
-             for _ in range(2)]  # fmt: skip
-    export_reader(unets, folder, {"note": "random weights, for timing only"})
-    return folder
+    return make_tiny_bundle(folder, seed=seed, config=config, parts="shipped", min_map_resolution=min_map_resolution,
+                            name="random-" + folder.name, note="random weights, for timing only")  # fmt: skip
 
 
 def _real_region(resolution: int, kind: str = "open_mouth") -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,7 +121,7 @@ def measure(name: str, config: GeneratorConfig, work: Path, runs: int, reps: int
     }
 
 
-def main(argv: Optional[list[str]] = None) -> dict:
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--archs", nargs="*", default=list(ARCHITECTURES), help=f"from {list(ARCHITECTURES)}")
     ap.add_argument("--runs", type=int, default=2, help="timed edits per architecture (after one untimed)")
@@ -164,7 +139,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
         "command": "python -m benchmarks.bench_arch " + " ".join(argv if argv is not None else os.sys.argv[1:]),
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "platform": platform.platform(), "torch": torch.__version__,
-                    "load_avg_at_start": list(os.getloadavg())},  # fmt: skip
+                    "load_avg_at_start": list(os.getloadavg())},
         "targets": {"vector_apply_ms_p95": 150, "edit_30_steps_seconds": 10},
         "note": "random weights; every part but the generator at faces64's shipped size (see the docstring)",
         "archs": {},

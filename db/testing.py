@@ -4,13 +4,17 @@ template, so migrations run once), and the PostgreSQL server named by $EDITGAN_T
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
+import uuid
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Optional
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from db.engine import Database, DatabaseConfig
 from db.models import Base
@@ -58,3 +62,22 @@ def truncate_all(db: Database) -> None:
     names = ", ".join(t.name for t in Base.metadata.sorted_tables)
     with db.engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@contextlib.contextmanager
+def private_schema(url: str, prefix: str = "test") -> Iterator[str]:
+    """A new, empty schema on the PostgreSQL server at ``url``, yielded as a URL whose connections use it
+    (``search_path``; what app processes and ``Database`` take alike), dropped with its contents afterwards."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        try:
+            yield make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+                hide_password=False)  # fmt: skip
+        finally:
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    finally:
+        admin.dispose()

@@ -22,24 +22,13 @@ from core.testing import make_tiny_bundle
 def pg_schema_url():
     """A private schema on the test PostgreSQL server, as a URL app processes use (dropped afterwards); skipped,
     with the reason, when there is no server ($EDITGAN_TEST_PG_URL, which .ci/run sets)."""
-    import uuid
-
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from db.testing import postgres_url
+    from db.testing import postgres_url, private_schema
 
     url, why = postgres_url()
     if url is None:
         pytest.skip(why)
-    schema = f"replicas_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    yield make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    with private_schema(url, "replicas") as schema_url:
+        yield schema_url
 
 
 @pytest.fixture(scope="session")

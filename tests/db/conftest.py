@@ -3,13 +3,10 @@ of $EDITGAN_TEST_PG_URL (skipped, with the reason, when it is unset or down)."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
-from sqlalchemy import create_engine, text
 
 from db import Database, DatabaseConfig
-from db.testing import postgres_url, sqlite_url
+from db.testing import postgres_url, private_schema, sqlite_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -23,14 +20,7 @@ def empty_database(request, tmp_path):
     url, why = postgres_url()
     if url is None:
         pytest.skip(why)
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    engine = create_engine(url, connect_args={"options": f"-csearch_path={schema}"})
-    db = Database(DatabaseConfig(url=url), engine=engine)
-    yield db
-    db.dispose()
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    with private_schema(url) as schema_url:
+        db = Database(DatabaseConfig(url=schema_url))
+        yield db
+        db.dispose()
