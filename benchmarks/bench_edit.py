@@ -76,6 +76,11 @@ def _rate(xs) -> float:
     return round(float(np.mean(xs)), 4)
 
 
+def _median_db(xs: list) -> Optional[float]:
+    xs = [min(x, 99.0) for x in xs if x is not None]
+    return round(float(np.median(xs)), 2) if xs else None
+
+
 def _summary(records: list[dict], noop: Optional[list[dict]] = None, random_step: Optional[list[dict]] = None) -> dict:
     """Success rate and why the others failed; ``noop`` and ``random_step``: the controls' verdicts on the same
     faces (an edit may miss several bars)."""
@@ -90,6 +95,8 @@ def _summary(records: list[dict], noop: Optional[list[dict]] = None, random_step
         "mean_changed_accuracy": _rate([r["changed_accuracy"] for r in records]),
         "mean_kept_agreement": _rate([r["kept_agreement"] for r in records]),
         "mean_psnr_outside_db": round(float(np.mean(ps)), 3),
+        # inside the region where the paint keeps the class (reported, not judged); None where no pixel qualifies
+        "median_psnr_kept_db": _median_db([r.get("psnr_kept") for r in records]),
         "mean_oracle_iou_in_region": _rate([r["oracle_iou"] for r in records]),  # the old judge's measure
         "changed_below_bar_rate": _rate([r["changed_accuracy"] < CHANGED_OK for r in records]),
         "kept_below_bar_rate": _rate([r["kept_agreement"] < KEPT_OK for r in records]),
@@ -147,8 +154,9 @@ def quality_and_transfer(model: EditGAN, oracle, kinds, n_edit: int, n_transfer:
                          refine_steps: int, truncation: float, out_dir: Path, sources: int = 3,
                          transfer: Optional[TransferConfig] = TransferConfig(), carry: bool = True,
                          progress: Optional[Callable[[dict], None]] = None, face_frame: bool = True,
-                         source_by_clarity: bool = True, complete_removal: bool = True) -> dict:  # fmt: skip
-    cfg = EditConfig(steps=steps, context_face_frame=face_frame, complete_removal=complete_removal)
+                         source_by_clarity: bool = True, complete_removal: bool = True,
+                         w_kept: float = EditConfig.w_kept) -> dict:  # fmt: skip
+    cfg = EditConfig(steps=steps, context_face_frame=face_frame, complete_removal=complete_removal, w_kept=w_kept)
     result = {}
     for kind in kinds:
         recs, noop3, rand3, edits = [], [], [], []
@@ -419,6 +427,9 @@ def main(argv: Optional[list[str]] = None) -> dict:
     ap.add_argument("--source-order", choices=["clarity", "seed"], default="clarity",
                     help="which passing mode-3 edits become vectors: the clearest change first, or seed order "
                          "(before #21)")  # fmt: skip
+    ap.add_argument("--w-kept", type=float, default=EditConfig.w_kept,
+                    help="EditConfig.w_kept: the region's pixels whose class the paint keeps keep their colour "
+                         "(0: EditGAN's free region)")  # fmt: skip
     ap.add_argument("--truncation", type=float, default=0.7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default=device_spec_from_env(),
@@ -439,10 +450,14 @@ def main(argv: Optional[list[str]] = None) -> dict:
     ap.add_argument("--formulation", choices=["sampled", "baseline"], help=argparse.SUPPRESS)
     ap.add_argument("--skip-speed", action="store_true", help="quality and transfer only (no speed, no side-by-side)")
     ap.add_argument("--out")
+    ap.add_argument("--merge", nargs="+", metavar="RESULT",
+                    help="combine runs of the same settings over different kinds (one per core) into --out")
     ap.add_argument("--resume", action="store_true",
                     help="keep the kinds --out already holds from a run with the same settings (a run stopped early "
                          "writes each kind as it finishes) and run only the others")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge([Path(p) for p in args.merge], Path(args.out or RESULTS / "edit.json"))
     if args.child:
         _child(args)
         return {}
@@ -467,7 +482,8 @@ def main(argv: Optional[list[str]] = None) -> dict:
                                "kept_agreement_min": KEPT_OK, "psnr_outside_min_db": PSNR_OK},
                   "faces": {"n_edit": args.n_edit, "n_transfer": args.n_transfer},
                   "edit_config": EditConfig(steps=args.steps, context_face_frame=not args.no_face_frame,
-                                            complete_removal=not args.no_complete_removal).to_dict(),
+                                            complete_removal=not args.no_complete_removal,
+                                            w_kept=args.w_kept).to_dict(),
                   "refine_steps": args.refine_steps,
                   "image_reader": model.reader is not None, "refine_carries_painted_change": not args.no_carry,
                   "vector_sources_per_kind": args.sources}  # fmt: skip
@@ -502,20 +518,54 @@ def main(argv: Optional[list[str]] = None) -> dict:
                                                   transfer, carry=not args.no_carry, progress=partial,
                                                   face_frame=not args.no_face_frame,
                                                   source_by_clarity=args.source_order == "clarity",
-                                                  complete_removal=not args.no_complete_removal))  # fmt: skip
-        for key in ("mode3", "transfer_mode1", "transfer_mode2"):
-            recs = [v[key] for v in result["per_kind"].values() if v[key]["n"]]
-            total = sum(r["n"] for r in recs)
-            for rate in ("success_rate", "noop_success_rate"):
-                result[f"overall_{key}_{rate}"] = (
-                    round(sum(r[rate] * r["n"] for r in recs) / total, 4) if total else None
-                )
+                                                  complete_removal=not args.no_complete_removal,
+                                                  w_kept=args.w_kept))  # fmt: skip
+        result.update(_overall(result["per_kind"]))
         if not args.skip_speed:
             result["speed"] = speed(model)
             result["side_by_side_default_model"] = side_by_side(args, 10)
     write_result(out, result)
     if "per_kind" in result:
         print(table(result))
+    return result
+
+
+def _overall(per_kind: dict) -> dict:
+    """Each mode's success and no-op rates over every kind, weighted by the kind's number of cases."""
+    out = {}
+    for key in ("mode3", "transfer_mode1", "transfer_mode2"):
+        recs = [v[key] for v in per_kind.values() if v[key]["n"]]
+        total = sum(r["n"] for r in recs)
+        for rate in ("success_rate", "noop_success_rate"):
+            out[f"overall_{key}_{rate}"] = round(sum(r[rate] * r["n"] for r in recs) / total, 4) if total else None
+    return out
+
+
+def merge(parts: list[Path], out: Path) -> dict:
+    """One result from runs of the same settings (RESUME_KEYS) over different kinds, e.g. two processes on two
+    cores: their kinds in the order given, the overall rates over all of them; a kind in two parts is an error."""
+    if not parts:
+        raise SystemExit("--merge needs at least one result file")
+    loaded = [json.loads(Path(p).read_text()) for p in parts]
+    first = loaded[0]
+    per_kind: dict = {}
+    for path, res in zip(parts, loaded):
+        differ = [k for k in RESUME_KEYS if res.get(k) != first.get(k)]
+        if differ:
+            raise SystemExit(f"--merge: {path} was run with other settings than {parts[0]} ({', '.join(differ)})")
+        both = sorted(set(per_kind) & set(res.get("per_kind", {})))
+        if both:
+            raise SystemExit(f"--merge: {', '.join(both)} in more than one file")
+        per_kind.update(res.get("per_kind", {}))
+    result = {k: v for k, v in first.items() if not k.startswith("overall_") and k not in ("per_kind", "partial")}
+    result["merged_from"] = [str(p) for p in parts]
+    incomplete = [str(p) for p, r in zip(parts, loaded) if "partial" in r]
+    if incomplete:
+        result["partial"] = f"{', '.join(incomplete)} stopped early: {len(per_kind)} kinds"
+    result["per_kind"] = per_kind
+    result.update(_overall(per_kind))
+    write_result(out, result)
+    print(table(result))
     return result
 
 

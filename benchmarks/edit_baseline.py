@@ -51,6 +51,10 @@ def baseline_terms(obj: EditObjective, w: torch.Tensor) -> tuple[torch.Tensor, t
     parts["l2_outside"] = (a - b).pow(2).sum() / (3 * obj.n_outside)
     parts["perceptual_outside"] = obj.perceptual(a, b).mean()
     loss = c.w_ce * parts["ce"] + c.w_l2 * parts["l2_outside"] + c.w_perceptual * parts["perceptual_outside"]
+    if obj.kept is not None:  # the region's kept pixels keep their colour (EditConfig.w_kept)
+        kept = obj.kept[None, None].to(img.dtype)
+        parts["l2_kept"] = ((img - obj.original_image) * kept).pow(2).sum() / (3 * obj.n_kept)
+        loss = loss + c.w_kept * parts["l2_kept"]
     if obj.encoder is not None and c.w_encoder > 0:
         parts["encoder"] = F.mse_loss(obj.encoder(img), w)
         loss = loss + c.w_encoder * parts["encoder"]

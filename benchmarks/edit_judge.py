@@ -17,6 +17,10 @@ cannot succeed. (The judge this replaces asked for the oracle's mean IoU over th
 unedited face reached whenever the region was large and the change small: up to 0.84 of the faces
 for shorten_hair; docs/results_edit_judge.md.) The bars come from the oracle's own accuracy on
 really made procedural edits (benchmarks/judge_calibration.py, results/judge_calibration.json).
+
+Reported beside the verdict, not judged: ``psnr_kept``, the PSNR inside the region over the pixels whose
+class the paint keeps, farther than ``KEPT_BAND`` from any it changes (``core.edit.kept_pixels``). The
+oracle reads a hair recoloured from blond to brown as hair, so the second bar cannot see it; this can.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from typing import Callable
 
 import torch
 
-from core.edit import psnr_outside, region_iou
+from core.edit import kept_pixels, psnr_outside, region_iou
+from core.embed import psnr
 
 # Really made procedural edits (200 per kind) read 0.81-0.99 on their changed pixels (median per kind);
 # at 0.5, 0.98-1.00 of them pass on five kinds (0.6 drops shrink_nose to 0.91), 0.80 of the enlarged
@@ -36,6 +41,7 @@ CHANGED_OK = 0.5
 # per kind 0.86-0.98); an edit that repaints its surroundings falls below.
 KEPT_OK = 0.8
 PSNR_OK = 30.0
+KEPT_BAND = 3  # pixels around the changed ones left out of psnr_kept (EditConfig.dilation)
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class Verdict:
     oracle_iou: float  # the old judge's mean IoU inside the region (reported, not judged)
     changed_pixels: int  # the pixels changed_accuracy counts
     success: bool
+    psnr_kept: float | None = None  # dB inside the region where the paint keeps the class (reported, not judged)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -84,4 +91,7 @@ def judge(
 ) -> dict:
     """:func:`judge_masks` on the oracle's readings of ``image`` and ``original``, as a dict."""
     read = oracle(torch.cat([image, original]).clamp(-1, 1)).argmax(1)
-    return judge_masks(read[0], read[1], before, target, roi, psnr_outside(image, original, roi)).to_dict()
+    verdict = judge_masks(read[0], read[1], before, target, roi, psnr_outside(image, original, roi)).to_dict()
+    kept = kept_pixels(before.to(image.device), target.to(image.device), roi.to(image.device), KEPT_BAND)
+    verdict["psnr_kept"] = psnr(image[..., kept], original[..., kept]) if kept.any() else None
+    return verdict

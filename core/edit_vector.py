@@ -285,7 +285,8 @@ def make_transferable(
     if config.w_target > 0:
         regions = regions | free
     source = EditObjective(generator, branch, encoder, perceptual, src.image.detach(), result.target.to(dev),
-                           result.roi.to(dev), replace(edit_config, lr=config.lr), reader)  # fmt: skip
+                           result.roi.to(dev), replace(edit_config, lr=config.lr), reader,
+                           source_mask=None if result.source_mask is None else result.source_mask.to(dev))  # fmt: skip
     sampled = None if carried is None else _at_most(carried, config.max_carried_pixels, config.seed,
                                                     edit_config.class_balance)  # fmt: skip
     obj = _TransferObjective(source, w_plus, ws, orig.image, ~regions, config.weight, others, sampled, config.w_target)
@@ -513,7 +514,7 @@ def refine(
         first.seconds = time.perf_counter() - t0
         return first
     obj = EditObjective(generator, branch, encoder, perceptual or PerceptualLoss(), orig.image.detach(), target, roi, config,
-                        reader)  # fmt: skip
+                        reader, source_mask=orig_mask)  # fmt: skip
     best_w, losses, _ = optimize_edit(obj, first.w_plus, steps, callback, should_stop)
     with torch.no_grad():
         out = generator.synthesis(best_w)

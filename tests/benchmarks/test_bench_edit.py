@@ -62,3 +62,32 @@ def test_resume_keeps_the_kinds_of_a_run_with_the_same_settings_only(tmp_path):
     assert _resumable(out, settings) == {"smile": {"mode3": {"n": 4}}}
     with pytest.raises(SystemExit, match="faces"):
         _resumable(out, {**settings, "faces": {"n_edit": 20, "n_transfer": 50}})
+
+
+def test_merge_combines_runs_of_the_same_settings_over_different_kinds(tmp_path):
+    """Two processes, one per core, each over half the kinds: one result with the overall rates over both."""
+    import json
+
+    import pytest
+
+    from benchmarks.bench_edit import RESUME_KEYS, main
+
+    settings = {k: f"value of {k}" for k in RESUME_KEYS}
+
+    def kind(n, rate):
+        s = {"n": n, "success_rate": rate, "noop_success_rate": 0.0, "random_step_success_rate": 0.0}
+        return {"mode3": s, "transfer_mode1": s, "transfer_mode2": {**s, "n": 0}}
+
+    a, b, out = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "edit.json"
+    a.write_text(json.dumps({**settings, "per_kind": {"smile": kind(4, 0.5)}, "overall_mode3_success_rate": 0.5}))
+    b.write_text(json.dumps({**settings, "partial": "1 of 2 kinds", "per_kind": {"add_glasses": kind(2, 1.0)}}))
+    merged = main(["--merge", str(a), str(b), "--out", str(out)])
+    assert list(merged["per_kind"]) == ["smile", "add_glasses"]
+    assert merged["overall_mode3_success_rate"] == round((4 * 0.5 + 2 * 1.0) / 6, 4)
+    assert merged["overall_transfer_mode2_success_rate"] is None  # no case in either
+    assert "b.json" in merged["partial"] and json.loads(out.read_text()) == merged
+    with pytest.raises(SystemExit, match="more than one"):
+        main(["--merge", str(a), str(a), "--out", str(out)])
+    b.write_text(json.dumps({**settings, "faces": "other", "per_kind": {"add_glasses": kind(2, 1.0)}}))
+    with pytest.raises(SystemExit, match="faces"):
+        main(["--merge", str(a), str(b), "--out", str(out)])

@@ -62,6 +62,28 @@ def test_pixels_the_oracle_already_read_as_painted_are_not_counted_as_changed():
         judge_masks(before, before, before, before, roi, float("inf"))
 
 
+def test_the_kept_pixels_colour_is_reported_not_judged():
+    """psnr_kept: inside the region, away from the change, the colour of what the paint kept (a recoloured hair the
+    oracle still reads as hair); it does not decide success."""
+    before, target, roi = _face()
+    roi[1:15, 1:15] = True  # room beyond the band around the changed ring
+    img = torch.rand(1, 3, 16, 16) * 2 - 1
+
+    def oracle(x):  # reads every image as the painted target
+        return torch.nn.functional.one_hot(target, 12).permute(2, 0, 1)[None].float().repeat(len(x), 1, 1, 1)
+
+    same = judge(oracle, img, img, before, target, roi)
+    assert same["psnr_kept"] == float("inf")
+    recoloured = img.clone()
+    recoloured[:, :, 1:3, 1:15] += 0.5  # two rows far from the nose, inside the region
+    v = judge(oracle, recoloured, img, before, target, roi)
+    assert v["psnr_kept"] < 30 and v["psnr_outside"] == float("inf")
+    assert v["success"] == same["success"]  # reported only
+    tight = torch.zeros(16, 16, dtype=torch.bool)
+    tight[5:11, 6:10] = True  # the region is the change and its band: no kept pixel
+    assert judge(oracle, img, img, before, target, tight)["psnr_kept"] is None
+
+
 @pytest.fixture(scope="module")
 def faces64():
     from benchmarks.oracle import load_oracle

@@ -10,6 +10,7 @@ from core.edit import (
     EditObjective,
     edit_by_mask,
     edited_region,
+    kept_pixels,
     region_iou,
     region_of_interest,  # fmt: skip
 )
@@ -84,13 +85,15 @@ def test_edit_lowers_loss_and_raises_target_iou(tiny_generator, branch):
     before = region_iou(mask, target, roi)
     # EditGAN's outside weights (1): the tiny random generator cannot paint the square as locally as the
     # shipped weights (5) ask within 40 steps; those are checked against these below
-    r = edit_by_mask(g, branch, w, target, NAMES, EditConfig(steps=40, lr=0.05, w_l2=1.0, w_perceptual=1.0),
-                     PerceptualLoss())  # fmt: skip
+    r = edit_by_mask(g, branch, w, target, NAMES, EditConfig(steps=40, lr=0.05, w_l2=1.0, w_perceptual=1.0,
+                                                            w_kept=0.0), PerceptualLoss())  # fmt: skip
     assert r.losses[r.best_step] < r.losses[0]
     assert r.metrics["target_iou_in_region"] > before
     painted = (r.mask[0, 5:9, 5:9] == 3).float().mean().item()
     assert painted > 0.7 and (mask[5:9, 5:9] == 3).float().mean().item() < 0.2
-    strict = edit_by_mask(g, branch, w, target, NAMES, EditConfig(steps=40, lr=0.05), PerceptualLoss())
+    # the outside weights alone (the kept-colour term, tested below, held at 0 in both: on this random generator
+    # every pixel moves with every other, and 40 steps do not paint the square while holding the region's colour)
+    strict = edit_by_mask(g, branch, w, target, NAMES, EditConfig(steps=40, lr=0.05, w_kept=0.0), PerceptualLoss())
     assert strict.metrics["target_iou_in_region"] > before
     assert strict.metrics["psnr_outside_region"] > r.metrics["psnr_outside_region"]  # what the weights are for
     assert r.delta.shape == (g.n_latent, 32) and r.delta.abs().sum() > 0
@@ -136,7 +139,9 @@ def edit_and_vector(tiny_generator, branch):
     g = tiny_generator
     w = g.sample_w_plus(4)
     _, target = _target(g, branch, w)
-    r = edit_by_mask(g, branch, w, target, NAMES, EditConfig(steps=5, lr=0.05), PerceptualLoss())
+    # w_kept 0 here and in the tests built on this edit: on a random 16 px generator every pixel moves with every
+    # other, so holding the region's kept colour (the default) leaves 5 steps almost no change to build on
+    r = edit_by_mask(g, branch, w, target, NAMES, EditConfig(steps=5, lr=0.05, w_kept=0.0), PerceptualLoss())
     return r, vector_from_edit(r, MODEL_ID, name="paint lips")
 
 
@@ -220,7 +225,7 @@ def test_refinement_steers_towards_the_painted_change_carried_onto_the_image(tin
     half, half_region, _ = carried_target([(v, 0.5)], mask, vec_mask, NAMES)  # the painted change at half its size
     assert torch.equal(half_region, region)
     assert 0 < (half[region] != mask[region]).sum() < (target[region] != mask[region]).sum()
-    cfg = EditConfig(lr=0.05)
+    cfg = EditConfig(lr=0.05, w_kept=0.0)
     on = refine(g, branch, w, [(v, 1.0)], MODEL_ID, NAMES, 15, cfg, PerceptualLoss())
     off = refine(g, branch, w, [(v, 1.0)], MODEL_ID, NAMES, 15, cfg, PerceptualLoss(), carry=False)
     assert on.metrics["carried_changes"] == 1 and off.metrics["carried_changes"] == 0
@@ -255,7 +260,7 @@ def test_make_transferable_keeps_other_faces_outside_their_region(tiny_generator
     r, _ = edit_and_vector
     w = g.sample_w_plus(4)  # the latent the fixture's edit started from
     cfg = TransferConfig(samples=4, steps=15, lr=0.05, weight=10.0, seed=3)
-    t = make_transferable(g, branch, w, r, NAMES, cfg, EditConfig(lr=0.05), PerceptualLoss())
+    t = make_transferable(g, branch, w, r, NAMES, cfg, EditConfig(lr=0.05, w_kept=0.0), PerceptualLoss())
     m = t.metrics
     assert m["transfer_samples"] == 4
     assert m["transfer_psnr_outside_after"] > m["transfer_psnr_outside_before"]
@@ -377,3 +382,47 @@ def test_class_balance_weighs_rare_target_classes_up(tiny_generator, branch):
     torch.testing.assert_close(obj(w2)[0], baseline_loss(obj, w2), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="class_balance"):
         EditConfig(class_balance=-1.0)
+
+
+def test_kept_pixels_are_the_regions_unchanged_classes_away_from_the_change():
+    source = torch.zeros(16, 16, dtype=torch.long)
+    source[2:12, 2:12] = 2  # hair
+    target = source.clone()
+    target[2:12, 10:12] = 0  # cut two columns of it
+    roi, _ = region_of_interest(source, target, NAMES, dilation=1)
+    kept = kept_pixels(source, target, roi, band=2)
+    assert kept[2:12, 2:8].all()  # hair far from the cut
+    assert not kept[:, 8:].any()  # the cut and the two columns beside it
+    assert not (kept & ~roi).any()  # only inside the region
+
+
+def test_kept_term_holds_the_regions_unchanged_pixels_colour(tiny_generator, branch):
+    g = tiny_generator
+    w, target, roi, img = _objective_inputs(g, branch, 2)
+    roi = torch.ones_like(roi)  # the whole image is the region, so only the kept term can hold the colour
+    with torch.no_grad():
+        source = branch(g.synthesis(w).features).argmax(1)[0]
+    w2 = w + 0.1 * torch.randn_like(w)
+    plain = EditObjective(g, branch, None, PerceptualLoss(), img, target, roi, EditConfig())
+    kept = EditObjective(g, branch, None, PerceptualLoss(), img, target, roi, EditConfig(w_kept=4.0),
+                         source_mask=source)  # fmt: skip
+    loss, out, parts = kept(w2)
+    assert kept.kept is not None and parts["l2_kept"] > 0 and "l2_kept" not in plain(w2)[2]
+    m = kept.kept[None, None].float()
+    expected = ((out - img) * m).pow(2).sum() / (3 * m.sum())
+    torch.testing.assert_close(loss, plain(w2)[0] + 4.0 * expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(loss, baseline_loss(kept, w2), rtol=1e-5, atol=1e-6)
+    # without the mask painted on, or at weight 0, there is no such term
+    assert EditObjective(g, branch, None, PerceptualLoss(), img, target, roi, EditConfig(w_kept=4.0)).kept is None
+    assert EditObjective(g, branch, None, PerceptualLoss(), img, target, roi, EditConfig(w_kept=0.0),
+                         source_mask=source).kept is None  # fmt: skip
+    # an edit with it changes the kept pixels less than one without
+    free = edit_by_mask(g, branch, w, target, NAMES, EditConfig(steps=15, lr=0.1, dilation=0, w_kept=0.0,
+                                                               w_l2=0.0, w_perceptual=0.0), PerceptualLoss())  # fmt: skip
+    held = edit_by_mask(g, branch, w, target, NAMES, EditConfig(steps=15, lr=0.1, dilation=0, w_kept=50.0,
+                                                               w_l2=0.0, w_perceptual=0.0), PerceptualLoss())  # fmt: skip
+    region = kept_pixels(free.source_mask, target, free.roi, 0)
+    err = [float(((r.image - img)[0][:, region]).pow(2).mean()) for r in (free, held)]
+    assert err[1] < 0.5 * err[0], err
+    with pytest.raises(ValueError, match="w_kept"):
+        EditConfig(w_kept=-1.0)
