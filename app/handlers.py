@@ -43,7 +43,7 @@ from app.library_handlers import LibraryHandlers
 from app.memory import trim as trim_memory
 from app.runtime import Runtime, to_uint8
 from app.session import EditSession, ShareStore, format_vectors
-from core.edit import EditConfig, edit_by_mask
+from core.edit import edit_by_mask
 from core.edit_vector import TransferConfig, apply_vectors, make_transferable, painted_change, refine, thumbnail
 from core.embed import EmbedConfig
 from core.image_io import CropBox, paste_back
@@ -267,7 +267,7 @@ class Handlers(LibraryHandlers, LabelHandlers):
         def job(callback, should_stop):
             w = torch.from_numpy(w0)[None].to(model.device)
             r = edit_by_mask(model.generator, model.branch, w, torch.from_numpy(target), model.class_names,
-                             EditConfig(steps=steps), model.perceptual, model.encoder, callback, should_stop,
+                             model.edit_config(steps=steps), model.perceptual, model.encoder, callback, should_stop,
                              reader=model.reader)  # fmt: skip
             return {"w": r.w_plus[0].cpu().numpy(), "delta": r.delta.cpu().numpy(), "classes": r.edited_classes,
                     "metrics": dict(r.metrics), "roi": r.roi.cpu().numpy(), "image": r.image, "label": "mask edit",
@@ -280,8 +280,8 @@ class Handlers(LibraryHandlers, LabelHandlers):
             w = torch.from_numpy(w_base)[None].to(model.device)
             if steps > 0:
                 r = refine(model.generator, model.branch, w, vectors, model.model_id, model.class_names, steps,
-                           perceptual=model.perceptual, encoder=model.encoder, callback=callback, reader=model.reader,
-                           should_stop=should_stop)  # fmt: skip
+                           model.edit_config(), perceptual=model.perceptual, encoder=model.encoder, callback=callback,
+                           reader=model.reader, should_stop=should_stop)  # fmt: skip
             else:
                 r = apply_vectors(model.generator, w, vectors, model.model_id)
             classes = tuple(dict.fromkeys(c for v, _ in vectors for c in v.edited_classes))
@@ -458,7 +458,8 @@ class Handlers(LibraryHandlers, LabelHandlers):
             if progress is not None:
                 progress(0, desc="making the vector transfer to other faces")
             r = make_transferable(model.generator, model.branch, w, e["result"], model.class_names, config,
-                                  perceptual=model.perceptual, encoder=model.encoder, reader=model.reader,
+                                  model.edit_config(), perceptual=model.perceptual, encoder=model.encoder,
+                                  reader=model.reader,
                                   other_generator=self.rt.model.generator, callback=cb)  # fmt: skip
             e["transferable"] = {"delta": r.delta.cpu().numpy().astype(np.float32), "preview": thumbnail(r.image),
                                  "metrics": {**e["metrics"], **{k: float(v) for k, v in r.metrics.items() if np.isfinite(v)}}}  # fmt: skip

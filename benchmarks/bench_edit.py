@@ -237,12 +237,12 @@ def speed(model: EditGAN, steps_edit: int = 30, steps_refine: int = 10, reps: in
     mask = model.segment(w)[0]
     kind = next(k for k in SCRIPTED_EDITS if _ok(k, mask))
     target = torch.from_numpy(apply_scripted(kind, mask))
-    edits = [edit_by_mask(model.generator, model.branch, w, target, model.class_names, EditConfig(steps=steps_edit),
+    edits = [edit_by_mask(model.generator, model.branch, w, target, model.class_names, model.edit_config(steps=steps_edit),
                           model.perceptual, model.encoder, reader=model.reader) for _ in range(runs + 1)]  # fmt: skip
     r = edits[-1]
     vec = vector_from_edit(r, model.model_id, name=kind)
     t = time.perf_counter()
-    make_transferable(model.generator, model.branch, w, r, model.class_names, TransferConfig(), EditConfig(),
+    make_transferable(model.generator, model.branch, w, r, model.class_names, TransferConfig(), model.edit_config(),
                       model.perceptual, model.encoder, reader=model.reader)  # fmt: skip
     transferable_s = time.perf_counter() - t
     w2 = model.sample(4)
@@ -255,7 +255,7 @@ def speed(model: EditGAN, steps_edit: int = 30, steps_refine: int = 10, reps: in
     for _ in range(runs + 1):
         t = time.perf_counter()
         refine(model.generator, model.branch, w2, [(vec, 1.0)], model.model_id, model.class_names, steps_refine,
-               EditConfig(), model.perceptual, model.encoder, reader=model.reader)  # fmt: skip
+               model.edit_config(), model.perceptual, model.encoder, reader=model.reader)  # fmt: skip
         refines.append(time.perf_counter() - t)
     return {
         "edit_kind": kind,
@@ -427,9 +427,9 @@ def main(argv: Optional[list[str]] = None) -> dict:
     ap.add_argument("--source-order", choices=["clarity", "seed"], default="clarity",
                     help="which passing mode-3 edits become vectors: the clearest change first, or seed order "
                          "(before #21)")  # fmt: skip
-    ap.add_argument("--w-kept", type=float, default=EditConfig.w_kept,
+    ap.add_argument("--w-kept", type=float, default=None,
                     help="EditConfig.w_kept: the region's pixels whose class the paint keeps keep their colour "
-                         "(0: EditGAN's free region)")  # fmt: skip
+                         "(0: EditGAN's free region; default: the model's edit_defaults, else EditConfig's)")  # fmt: skip
     ap.add_argument("--truncation", type=float, default=0.7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default=device_spec_from_env(),
@@ -477,6 +477,8 @@ def main(argv: Optional[list[str]] = None) -> dict:
     else:
         model = EditGAN.load(args.model, require=("branch",))
         oracle = load_oracle(model.resolution)
+        if args.w_kept is None:
+            args.w_kept = model.edit_config().w_kept
         result = {"model": args.model, "model_id": model.model_id, "perceptual_backend": model.perceptual.backend,
                   "criteria": {"judge": "benchmarks.edit_judge", "changed_accuracy_min": CHANGED_OK,
                                "kept_agreement_min": KEPT_OK, "psnr_outside_min_db": PSNR_OK},

@@ -170,7 +170,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
     model = EditGAN.load(args.model, require=("branch", "encoder"))
     oracle = load_oracle(model.resolution)
     embed_config = EmbedConfig(steps=args.embed_steps, tune_steps=args.tune_steps)
-    edit_config = EditConfig(steps=args.edit_steps)
+    edit_config = model.edit_config(steps=args.edit_steps)
     t0 = time.time()
     rows, pics = run(model, oracle, args.images, args.kinds, embed_config, edit_config, tuple(args.tunings))
     result = {"criteria": {"judge": "benchmarks.edit_judge", "changed_accuracy_min": CHANGED_OK,

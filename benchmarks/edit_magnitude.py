@@ -27,7 +27,7 @@ from benchmarks.edit_judge import judge
 from benchmarks.oracle import load_oracle
 from benchmarks.results_io import write_result
 from core.data.faces import ProceduralFaces
-from core.edit import EditConfig, edit_by_mask
+from core.edit import edit_by_mask
 from core.editgan import EditGAN
 from core.mask_edits import enlarge_eyes
 
@@ -65,7 +65,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
         for w, mask in cases:
             target = torch.from_numpy(enlarge_eyes(mask, factor))
             target_areas.append(eye_areas(target[None], names))
-            r = edit_by_mask(model.generator, model.branch, w, target, model.class_names, EditConfig(),
+            r = edit_by_mask(model.generator, model.branch, w, target, model.class_names, model.edit_config(),
                              model.perceptual, model.encoder, reader=model.reader)  # fmt: skip
             recs.append({**judge(oracle, r.image, model.render(w), mask, target, r.roi),
                          "branch_iou": r.metrics["target_iou_in_region"]})  # fmt: skip

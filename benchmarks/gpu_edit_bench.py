@@ -228,7 +228,7 @@ def default_model(bench: Bench, model_name: str, steps: int, warm_steps: int, de
 
     def edit(graphs: bool) -> dict:
         def once(n):
-            return edit_by_mask(model.generator, model.branch, w, target, model.class_names, EditConfig(steps=n),
+            return edit_by_mask(model.generator, model.branch, w, target, model.class_names, model.edit_config(steps=n),
                                 model.perceptual, model.encoder, reader=model.reader,
                                 accel=AccelConfig(cuda_graphs=graphs))  # fmt: skip
 

@@ -61,7 +61,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
     torch.set_num_threads(args.threads)
     model = EditGAN.load(args.model, require=("branch", "encoder"))
     oracle = load_oracle(model.resolution)
-    cfg = EditConfig()
+    cfg = model.edit_config()
     per_kind = {}
     for kind in args.kinds:
         t0 = time.time()

@@ -105,7 +105,7 @@ def cmd_edit(base: EditGAN, args) -> dict:
             raise ValueError("the target mask equals the current mask: nothing to edit")
     else:
         target = torch.from_numpy(apply_scripted(args.edit, current))
-    cfg = EditConfig(steps=args.steps, lr=args.lr)
+    cfg = model.edit_config(steps=args.steps, lr=args.lr)
     bar = tqdm(total=args.steps, desc="edit")
     result = edit_by_mask(model.generator, model.branch, w, target, model.class_names, cfg, model.perceptual,
                           model.encoder, callback=lambda s, loss, img: bar.update(1), reader=model.reader)  # fmt: skip
@@ -133,7 +133,7 @@ def cmd_apply(base: EditGAN, args) -> dict:
     vectors = _parse_vectors(args.vector)
     if args.refine > 0:
         r = refine(model.generator, model.branch, w, vectors, model.model_id, model.class_names, args.refine,
-                   perceptual=model.perceptual, encoder=model.encoder, reader=model.reader)  # fmt: skip
+                   model.edit_config(), perceptual=model.perceptual, encoder=model.encoder, reader=model.reader)  # fmt: skip
     else:
         r = apply_vectors(model.generator, w, vectors, model.model_id, model.branch)
     _write(Path(args.out), "applied", r.image, r.mask, model)
@@ -157,7 +157,7 @@ def cmd_batch(base: EditGAN, args) -> dict:
             model, emb = _embed(base, f, args)
             if args.refine > 0:
                 r = refine(model.generator, model.branch, emb.w_plus, vectors, model.model_id, model.class_names,
-                           args.refine, perceptual=model.perceptual, encoder=model.encoder,
+                           args.refine, model.edit_config(), perceptual=model.perceptual, encoder=model.encoder,
                            reader=model.reader)  # fmt: skip
             else:
                 r = apply_vectors(model.generator, emb.w_plus, vectors, model.model_id)

@@ -74,9 +74,11 @@ class EditConfig(ConfigMixin):
     complete_removal: bool = True
     # inside the region, the pixels whose class the paint keeps, farther than ``dilation`` from any changed pixel,
     # keep their colour (mean squared error against the original, this weight): EditGAN leaves the region free, and
-    # a shorter cut came with other-coloured hair. At 10, 31 mode-3 edits over 8 kinds passed as often as at 0 and
-    # kept 8-23 dB more of that colour (docs/results_edit_judge.md, kept colour); 0 = EditGAN
-    w_kept: float = 10.0
+    # on faces64 a shorter cut came with other-coloured hair. 0 = EditGAN, for any generator; a model sets its own
+    # in config.json's "edit_defaults" (EditGAN.edit_config), once measured: faces64 10, where 31 mode-3 edits over
+    # 8 kinds passed as often as at 0 and kept 8-23 dB more of that colour (docs/results_edit_judge.md, kept
+    # colour). On a generator whose every pixel moves with every other (the random test bundle) it stops edits.
+    w_kept: float = 0.0
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.lr <= 0 or self.dilation < 0 or self.class_balance < 0 or self.w_kept < 0:

@@ -42,6 +42,7 @@ from core.checkpoint import (
     rosinality_state_dict,
 )
 from core.data.palette import CLASS_NAMES, PALETTE
+from core.edit import EditConfig
 from core.embed import EmbedConfig, EmbedResult, embed, embed_tensor
 from core.encoder import Encoder, EncoderConfig
 from core.generator import Generator
@@ -75,6 +76,23 @@ def _load_part(model_dir: Path, file: str, module: torch.nn.Module) -> torch.nn.
     return module.eval()
 
 
+def check_edit_defaults(values: dict, where: Optional[Path] = None) -> dict:
+    """``config.json``'s "edit_defaults": EditConfig fields and finite numbers (or booleans); a clear error otherwise."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{where or 'the model'}: config.json's edit_defaults must be an object of EditConfig fields")
+    known = set(EditConfig.__dataclass_fields__)
+    unknown = sorted(k for k in values if k not in known)
+    if unknown:
+        raise ValueError(f"{where or 'the model'}: config.json's edit_defaults has unknown field(s) {unknown}; "
+                         f"EditConfig has {sorted(known)}")  # fmt: skip
+    for k, v in values.items():
+        ok = isinstance(v, bool) or (isinstance(v, (int, float)) and np.isfinite(v))
+        if not ok:
+            raise ValueError(f"{where or 'the model'}: edit_defaults.{k} must be a finite number, got {v!r}")
+    EditConfig(**values)  # its own checks (ranges)
+    return dict(values)
+
+
 class EditGAN:
     def __init__(
         self,
@@ -86,8 +104,11 @@ class EditGAN:
         model_id: str = "",
         path: Optional[Path] = None,
         reader: Optional[ImageReader] = None,
+        edit_defaults: Optional[dict] = None,
     ):
         self.generator = generator.eval()
+        # EditConfig fields measured for this model (config.json "edit_defaults"); EditConfig's own elsewhere
+        self.edit_defaults = check_edit_defaults(edit_defaults or {}, path)
         self.branch = branch
         self.encoder = encoder
         self.reader = reader
@@ -136,7 +157,8 @@ class EditGAN:
         if missing:
             raise ValueError(f"model {model_dir.name} has no {', '.join(missing)} (train it; see README)")
         palette = np.array(cfg["palette"], np.uint8) if "palette" in cfg else PALETTE[: len(names)]
-        model = cls(generator, branch, encoder, names, palette, cfg["model_id"], model_dir, reader)
+        model = cls(generator, branch, encoder, names, palette, cfg["model_id"], model_dir, reader,
+                    cfg.get("edit_defaults"))  # fmt: skip
         return model.to(device)
 
     @classmethod
@@ -164,9 +186,15 @@ class EditGAN:
         if reader is not None and reader.config.unet.num_classes != n_out:
             raise ValueError(f"the reader reads {reader.config.unet.num_classes} classes, the branch {n_out}")
         model = EditGAN(self.generator, branch.to(self.device).eval(), self.encoder, class_names, palette,
-                        self.model_id, self.path, reader.to(self.device).eval() if reader is not None else None)  # fmt: skip
+                        self.model_id, self.path, reader.to(self.device).eval() if reader is not None else None,
+                        self.edit_defaults)  # fmt: skip
         model._perceptual, model.tuned = self._perceptual, self.tuned
         return model
+
+    def edit_config(self, **overrides) -> EditConfig:
+        """The EditConfig for edits with this model: EditConfig's defaults, then the model's ``edit_defaults``
+        (measured for it), then ``overrides``."""
+        return EditConfig(**{**self.edit_defaults, **overrides})
 
     def to(self, device: str | torch.device) -> "EditGAN":
         for m in (self.generator, self.branch, self.encoder, self.reader, self._perceptual):
@@ -249,7 +277,7 @@ class EditGAN:
         if self.tuned:
             raise ValueError("this bundle is already tuned to a photo; tune the original bundle")
         model = EditGAN(tuned_generator(self.generator, tuning), self.branch, self.encoder, self.class_names,
-                        self.palette, self.model_id, self.path, self.reader)  # fmt: skip
+                        self.palette, self.model_id, self.path, self.reader, self.edit_defaults)  # fmt: skip
         model._perceptual, model.tuned = self._perceptual, True
         return model
 

@@ -1,4 +1,5 @@
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,15 +86,13 @@ def test_edit_lowers_loss_and_raises_target_iou(tiny_generator, branch):
     before = region_iou(mask, target, roi)
     # EditGAN's outside weights (1): the tiny random generator cannot paint the square as locally as the
     # shipped weights (5) ask within 40 steps; those are checked against these below
-    r = edit_by_mask(g, branch, w, target, NAMES, EditConfig(steps=40, lr=0.05, w_l2=1.0, w_perceptual=1.0,
-                                                            w_kept=0.0), PerceptualLoss())  # fmt: skip
+    r = edit_by_mask(g, branch, w, target, NAMES, EditConfig(steps=40, lr=0.05, w_l2=1.0, w_perceptual=1.0),
+                     PerceptualLoss())  # fmt: skip
     assert r.losses[r.best_step] < r.losses[0]
     assert r.metrics["target_iou_in_region"] > before
     painted = (r.mask[0, 5:9, 5:9] == 3).float().mean().item()
     assert painted > 0.7 and (mask[5:9, 5:9] == 3).float().mean().item() < 0.2
-    # the outside weights alone (the kept-colour term, tested below, held at 0 in both: on this random generator
-    # every pixel moves with every other, and 40 steps do not paint the square while holding the region's colour)
-    strict = edit_by_mask(g, branch, w, target, NAMES, EditConfig(steps=40, lr=0.05, w_kept=0.0), PerceptualLoss())
+    strict = edit_by_mask(g, branch, w, target, NAMES, EditConfig(steps=40, lr=0.05), PerceptualLoss())
     assert strict.metrics["target_iou_in_region"] > before
     assert strict.metrics["psnr_outside_region"] > r.metrics["psnr_outside_region"]  # what the weights are for
     assert r.delta.shape == (g.n_latent, 32) and r.delta.abs().sum() > 0
@@ -139,9 +138,7 @@ def edit_and_vector(tiny_generator, branch):
     g = tiny_generator
     w = g.sample_w_plus(4)
     _, target = _target(g, branch, w)
-    # w_kept 0 here and in the tests built on this edit: on a random 16 px generator every pixel moves with every
-    # other, so holding the region's kept colour (the default) leaves 5 steps almost no change to build on
-    r = edit_by_mask(g, branch, w, target, NAMES, EditConfig(steps=5, lr=0.05, w_kept=0.0), PerceptualLoss())
+    r = edit_by_mask(g, branch, w, target, NAMES, EditConfig(steps=5, lr=0.05), PerceptualLoss())
     return r, vector_from_edit(r, MODEL_ID, name="paint lips")
 
 
@@ -225,7 +222,7 @@ def test_refinement_steers_towards_the_painted_change_carried_onto_the_image(tin
     half, half_region, _ = carried_target([(v, 0.5)], mask, vec_mask, NAMES)  # the painted change at half its size
     assert torch.equal(half_region, region)
     assert 0 < (half[region] != mask[region]).sum() < (target[region] != mask[region]).sum()
-    cfg = EditConfig(lr=0.05, w_kept=0.0)
+    cfg = EditConfig(lr=0.05)
     on = refine(g, branch, w, [(v, 1.0)], MODEL_ID, NAMES, 15, cfg, PerceptualLoss())
     off = refine(g, branch, w, [(v, 1.0)], MODEL_ID, NAMES, 15, cfg, PerceptualLoss(), carry=False)
     assert on.metrics["carried_changes"] == 1 and off.metrics["carried_changes"] == 0
@@ -260,7 +257,7 @@ def test_make_transferable_keeps_other_faces_outside_their_region(tiny_generator
     r, _ = edit_and_vector
     w = g.sample_w_plus(4)  # the latent the fixture's edit started from
     cfg = TransferConfig(samples=4, steps=15, lr=0.05, weight=10.0, seed=3)
-    t = make_transferable(g, branch, w, r, NAMES, cfg, EditConfig(lr=0.05, w_kept=0.0), PerceptualLoss())
+    t = make_transferable(g, branch, w, r, NAMES, cfg, EditConfig(lr=0.05), PerceptualLoss())
     m = t.metrics
     assert m["transfer_samples"] == 4
     assert m["transfer_psnr_outside_after"] > m["transfer_psnr_outside_before"]
@@ -426,3 +423,30 @@ def test_kept_term_holds_the_regions_unchanged_pixels_colour(tiny_generator, bra
     assert err[1] < 0.5 * err[0], err
     with pytest.raises(ValueError, match="w_kept"):
         EditConfig(w_kept=-1.0)
+
+
+def test_a_model_carries_its_measured_edit_defaults(tmp_path):
+    """config.json's "edit_defaults" (faces64: the kept-colour weight measured for it) reach every edit made through
+    EditGAN.edit_config, its tuned and re-branched copies included; a bundle without them edits as EditGAN does;
+    bad values are refused at load."""
+    import json
+
+    from core.editgan import EditGAN
+    from core.testing import make_tiny_bundle
+
+    root = Path(__file__).resolve().parents[2]
+    faces = EditGAN.load(root / "checkpoints" / "faces64")
+    assert faces.edit_config().w_kept == 10.0 and faces.edit_config(w_kept=0.0, steps=3).steps == 3
+    tiny = make_tiny_bundle(tmp_path / "tiny")
+    model = EditGAN.load(tiny)
+    assert model.edit_defaults == {} and model.edit_config() == EditConfig()
+    cfg = json.loads((tiny / "config.json").read_text())
+    for bad, match in (({"w_kept": -1.0}, "w_kept"), ({"w_nonsense": 1.0}, "unknown"),
+                       ({"w_kept": float("nan")}, "finite"), ({"w_kept": "10"}, "finite"), ([1], "object")):  # fmt: skip
+        (tiny / "config.json").write_text(json.dumps({**cfg, "edit_defaults": bad}))
+        with pytest.raises(ValueError, match=match):
+            EditGAN.load(tiny)
+    (tiny / "config.json").write_text(json.dumps({**cfg, "edit_defaults": {"w_kept": 5.0}}))
+    model = EditGAN.load(tiny)
+    again = model.with_branch(model.branch, model.class_names, model.palette)
+    assert again.edit_config().w_kept == 5.0
