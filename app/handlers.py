@@ -464,9 +464,9 @@ class Handlers(LibraryHandlers, LabelHandlers):
             e["transferable"] = {"delta": r.delta.cpu().numpy().astype(np.float32), "preview": thumbnail(r.image),
                                  "metrics": {**e["metrics"], **{k: float(v) for k, v in r.metrics.items() if np.isfinite(v)}}}  # fmt: skip
         m = e["transferable"]["metrics"]
-        text = (f" Made transferable: on {int(m['transfer_samples'])} random faces the vector now changes "
-                f"{m['transfer_psnr_outside_before']:.1f} -> {m['transfer_psnr_outside_after']:.1f} dB PSNR outside "
-                "their edited parts (higher: less spill)")
+        text = (f" Made transferable: on {int(m['transfer_samples'])} random faces{_faces_drawn(m)} the vector now "
+                f"changes {m['transfer_psnr_outside_before']:.1f} -> {m['transfer_psnr_outside_after']:.1f} dB PSNR "
+                "outside their edited parts (higher: less spill)")
         if "transfer_carried_accuracy_after" in m:
             before, after = m["transfer_carried_accuracy_before"], m["transfer_carried_accuracy_after"]
             text += (f", and on the {int(m['transfer_carried_faces'])} that have the edited parts, "
@@ -530,3 +530,15 @@ class Handlers(LibraryHandlers, LabelHandlers):
             gr.Warning(toast_text(f"Could not open the link: {e}"))
         return banner, skip, skip, skip, skip, skip, skip
 
+
+def _faces_drawn(metrics: dict) -> str:
+    """How make_transferable chose its faces, when it had to look for them (core.edit_vector.draw_faces): "" when the
+    first faces drawn all fit the change."""
+    n, drawn = int(metrics.get("transfer_samples", 0)), int(metrics.get("transfer_faces_drawn", 0))
+    fitting = int(metrics.get("transfer_faces_fitting", n))
+    if drawn <= n and fitting >= n:
+        return ""
+    text = f" (looked through {drawn} for faces the change fits: "
+    if fitting >= n:
+        return text + f"{n} do)"
+    return text + f"only {fitting} do, the other {n - fitting} lack what the change needs)"

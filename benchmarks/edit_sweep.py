@@ -1,12 +1,17 @@
-"""How the mask edit's step size and cross-entropy weight trade the change inside the region against the rest.
+"""Mode-3 edits of the same faces under several edit settings, judged side by side.
 
-    python -m benchmarks.edit_sweep --model checkpoints/faces64 --n 4
+    python -m benchmarks.edit_sweep --model checkpoints/faces64 --n 4        # step size / CE weight (the first use)
+    python -m benchmarks.edit_sweep --n 8 --kinds shorten_hair smile \\
+        --settings '{"change_share": 0}' '{"change_share": 0.25}' '{"change_share": 0.5}' --out results/change_share.json
 
-Mode-3 edits (optimisation from scratch) for a few samples of a few edit kinds,
-judged like bench_edit (benchmarks.edit_judge: changed pixels read as painted,
-the region's others kept, PSNR outside it), once per (lr, w_ce) setting. Writes
-benchmarks/results/edit_sweep.json. A quick guide for choosing EditConfig's
-defaults; bench_edit is the measurement of record.
+Each setting is a JSON object of EditConfig fields laid over the model's own edit defaults
+(``EditGAN.edit_config``: faces64's ``w_kept`` included). Every setting edits the same faces (bench_edit's first
+mode-3 seeds per kind), and each edit is judged like bench_edit (benchmarks.edit_judge: changed pixels read as
+painted, the region's other pixels kept, PSNR outside it), so rows compare pair by pair: the JSON keeps every
+edit's verdict with its seed, and ``paired`` counts per setting the edits that pass where the first setting's fail
+and the reverse. Writes the JSON (default benchmarks/results/edit_sweep.json) and, beside it, a picture of
+``--picture-kind``: the original, then each setting's result, one face per row. bench_edit is the measurement of
+record; this is the guide for choosing a default.
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
+from PIL import Image
 
 from benchmarks.bench_edit import RESULTS, _cases, _summary
 from benchmarks.edit_judge import judge
@@ -25,42 +33,86 @@ from benchmarks.results_io import write_result
 from core.edit import EditConfig, edit_by_mask
 from core.editgan import EditGAN
 
-SETTINGS = ((0.02, 1.0), (0.05, 1.0), (0.05, 3.0), (0.1, 3.0))  # (lr, w_ce)
+SETTINGS = ({"lr": 0.02, "w_ce": 1.0}, {"lr": 0.05, "w_ce": 1.0}, {"lr": 0.05, "w_ce": 3.0}, {"lr": 0.1, "w_ce": 3.0})
 KINDS = ("enlarge_eyes", "open_mouth", "shrink_nose")
+
+
+def _setting(text: str) -> dict:
+    """A JSON object of EditConfig fields; a clear error for anything else."""
+    try:
+        over = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"a setting must be a JSON object of EditConfig fields, got {text!r}: {e}")
+    if not isinstance(over, dict):
+        raise argparse.ArgumentTypeError(f"a setting must be a JSON object of EditConfig fields, got {text!r}")
+    unknown = sorted(set(over) - set(EditConfig.__dataclass_fields__))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown EditConfig field(s) {unknown} in {text!r}")
+    return over
+
+
+def _img(t: torch.Tensor) -> np.ndarray:
+    return ((t[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy()
+
+
+def _paired(first: list[dict], other: list[dict]) -> dict:
+    """Edits (same kind, same seed) that pass under ``other`` and not under ``first``, and the reverse."""
+    a = {(e["kind"], e["seed"]): e["success"] for e in first}
+    b = {(e["kind"], e["seed"]): e["success"] for e in other}
+    both = sorted(set(a) & set(b))
+    return {"edits": len(both), "gained": sum(b[k] and not a[k] for k in both),
+            "lost": sum(a[k] and not b[k] for k in both)}  # fmt: skip
 
 
 def main(argv: Optional[list[str]] = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="checkpoints/faces64")
     ap.add_argument("--kinds", nargs="*", default=list(KINDS))
-    ap.add_argument("--n", type=int, default=4, help="samples per kind")
-    ap.add_argument("--steps", type=int, default=EditConfig.steps)
+    ap.add_argument("--n", type=int, default=4, help="mode-3 faces per kind")
+    ap.add_argument("--settings", nargs="+", type=_setting, default=[dict(s) for s in SETTINGS],
+                    help="JSON objects of EditConfig fields over the model's edit defaults; the first is the reference")
+    ap.add_argument("--steps", type=int, default=None, help="edit steps (default: the model's)")
     ap.add_argument("--truncation", type=float, default=0.7)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--picture-kind", default=None, help="the kind pictured (default: the first)")
     ap.add_argument("--out", default=str(RESULTS / "edit_sweep.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = EditGAN.load(args.model, require=("branch", "encoder"))
+    configs = [model.edit_config(**({"steps": args.steps} if args.steps else {}), **s) for s in args.settings]
     oracle = load_oracle(model.resolution)
     cases = {k: _cases(model, k, args.n, 1000, args.truncation) for k in args.kinds}
-    rows = []
-    for lr, w_ce in SETTINGS:
-        cfg = EditConfig(steps=args.steps, lr=lr, w_ce=w_ce)
+    picture_kind = args.picture_kind or args.kinds[0]
+    rows, pics = [], {}
+    for over, cfg in zip(args.settings, configs):
         t0, per_kind, everything = time.time(), {}, []
         for kind, kc in cases.items():
             recs = []
-            for _, w, mask, target in kc:
+            for seed, w, mask, target in kc:
                 r = edit_by_mask(model.generator, model.branch, w, target, model.class_names, cfg, model.perceptual,
                                  model.encoder, reader=model.reader)  # fmt: skip
-                recs.append(judge(oracle, r.image, model.render(w), mask, target, r.roi))
+                orig = model.render(w)
+                recs.append({**judge(oracle, r.image, orig, mask, target, r.roi), "kind": kind, "seed": seed})
+                if kind == picture_kind:
+                    pics.setdefault(seed, [_img(orig)]).append(_img(r.image))
             per_kind[kind] = _summary(recs)
             everything += recs
-        rows.append({"lr": lr, "w_ce": w_ce, "steps": args.steps, "all": _summary(everything), "per_kind": per_kind,
-                     "seconds_per_edit": round((time.time() - t0) / max(1, len(everything)), 2)})  # fmt: skip
-        print(json.dumps(rows[-1]), flush=True)
+        rows.append({"setting": over, "edit_config": cfg.to_dict(), "all": _summary(everything), "per_kind": per_kind,
+                     "seconds_per_edit": round((time.time() - t0) / max(1, len(everything)), 2), "edits": everything})  # fmt: skip
+        print(json.dumps({k: v for k, v in rows[-1].items() if k not in ("edits", "edit_config")}), flush=True)
+    for row in rows[1:]:
+        row["paired"] = _paired(rows[0]["edits"], row["edits"])
+    out = Path(args.out)
+    picture = None
+    if pics:
+        picture = out.with_suffix(".png")
+        grid = np.concatenate([np.concatenate(r, 1) for r in pics.values()], 0)
+        Image.fromarray(grid).resize((grid.shape[1] * 3, grid.shape[0] * 3), Image.NEAREST).save(picture)
     result = {"model": args.model, "model_id": model.model_id, "samples_per_kind": args.n, "truncation": args.truncation,
-              "perceptual_backend": model.perceptual.backend, "torch_threads": args.threads, "settings": rows}  # fmt: skip
-    write_result(args.out, result, echo=False)
+              "perceptual_backend": model.perceptual.backend, "torch_threads": args.threads,
+              "picture": None if picture is None else f"{picture_kind}: the original, then each setting's result",
+              "settings": rows}  # fmt: skip
+    write_result(out, result, echo=False)
     print(json.dumps({k: v for k, v in result.items() if k != "settings"}, indent=2))
     return result
 

@@ -79,11 +79,18 @@ class EditConfig(ConfigMixin):
     # 8 kinds passed as often as at 0 and kept 8-23 dB more of that colour (docs/results_edit_judge.md, kept
     # colour). On a generator whose every pixel moves with every other (the random test bundle) it stops edits.
     w_kept: float = 0.0
+    # the share of the region's cross-entropy weight (branch and reader) that the painted change carries at least:
+    # the pixels whose class the paint changes are weighed up when, after class balance, they hold less. The region
+    # holds every pixel of each edited class, so a cut of a few pixels of hair is a few pixels among thousands the
+    # paint keeps, and EditGAN's loss (0: every region pixel by class balance alone) barely asks for it. The same
+    # share holds on each face for the change make_transferable carries (core.edit_vector)
+    change_share: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.steps < 0 or self.lr <= 0 or self.dilation < 0 or self.class_balance < 0 or self.w_kept < 0:
-            raise ValueError(f"steps >= 0, lr > 0, dilation >= 0, class_balance >= 0 and w_kept >= 0 are required, "
-                             f"got {self}")  # fmt: skip
+        if (self.steps < 0 or self.lr <= 0 or self.dilation < 0 or self.class_balance < 0 or self.w_kept < 0
+                or not 0 <= self.change_share < 1):  # fmt: skip
+            raise ValueError(f"steps >= 0, lr > 0, dilation >= 0, class_balance >= 0, w_kept >= 0 and 0 <= change_share "
+                             f"< 1 are required, got {self}")  # fmt: skip
         object.__setattr__(self, "context_classes", tuple(self.context_classes))
 
 @dataclass
@@ -188,6 +195,28 @@ def balanced_weights(target: torch.Tensor, balance: float) -> Optional[torch.Ten
     return w / w.mean()
 
 
+def change_weighted(weight: Optional[torch.Tensor], changed: torch.Tensor, share: float,
+                    group: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
+    """Per-pixel weights in which the ``changed`` pixels (bool [N]) carry at least ``share`` of the total weight of
+    their ``group`` (long [N], e.g. the face of each pixel; one group when None). ``weight`` [N] (None: all 1) is
+    scaled up on the changed pixels of a group where they carry less, and the group's total is kept, so the mean
+    weight does not move. Groups with no changed pixel, or nothing else, are left as they are."""
+    if share <= 0 or not len(changed) or not changed.any():
+        return weight
+    w = (weight if weight is not None else torch.ones(len(changed), device=changed.device)).clone()
+    ch = changed.to(w.dtype)
+    groups = [None] if group is None else torch.unique(group).tolist()
+    for g in groups:
+        on = torch.ones_like(changed) if g is None else group == g
+        total, part = w[on].sum(), (w * ch)[on].sum()
+        s = float(part / total)
+        if 0 < s < share and s < 1:
+            f = share * (1 - s) / (s * (1 - share))
+            boosted = w[on] * (1 + (f - 1) * ch[on])
+            w[on] = boosted * (total / boosted.sum())
+    return w
+
+
 def weighted_ce(scores: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor], log_probs: bool
                 ) -> torch.Tensor:  # fmt: skip
     """Mean cross-entropy of [N, K] logits (or log-probabilities) against [N] class ids, pixels weighted."""
@@ -223,6 +252,9 @@ class EditObjective:
         self.bi = torch.zeros_like(ys)
         self.roi_target = self.target[ys, xs]
         self.pixel_weight = balanced_weights(self.roi_target, self.config.class_balance)  # per region pixel
+        if self.config.change_share > 0 and self.source_mask is not None:
+            changed = self.source_mask.to(self.target.device)[ys, xs] != self.roi_target
+            self.pixel_weight = change_weighted(self.pixel_weight, changed, self.config.change_share)
         self.outside = ~self.roi
         self.n_outside = max(1, int(self.outside.sum()))
         self.kept = None

@@ -31,6 +31,7 @@ from core.edit import (
     EditObjective,
     EditResult,
     balanced_weights,
+    change_weighted,
     edited_region,
     optimize_edit,
     psnr_outside,
@@ -138,11 +139,15 @@ class _Carried:
     target: torch.Tensor
     pixel_weight: Optional[torch.Tensor]
     faces: int  # how many of the faces had the anchor parts
+    changed: Optional[torch.Tensor] = None  # bool: the carried class differs from the face's own there
+    change_share: float = 0.0  # EditConfig.change_share, kept for re-weighting a subset
 
 
-def _carry(change: Change, before: torch.Tensor, dilation: int, class_balance: float, complete_removal: bool = True
-           ) -> tuple[Optional[_Carried], torch.Tensor]:  # fmt: skip
-    """The change carried onto each face of ``before`` [B, R, R], and the pixels it may touch there [B, R, R]."""
+def _carry(change: Change, before: torch.Tensor, dilation: int, class_balance: float, complete_removal: bool = True,
+           change_share: float = 0.0) -> tuple[Optional[_Carried], torch.Tensor]:  # fmt: skip
+    """The change carried onto each face of ``before`` [B, R, R], and the pixels it may touch there [B, R, R]; the
+    pixels' weights are class-balanced, and on each face the carried change holds at least ``change_share`` of them
+    (:func:`core.edit.change_weighted`)."""
     free = torch.zeros_like(before, dtype=torch.bool)
     parts = []
     for i, mask in enumerate(before):
@@ -151,11 +156,12 @@ def _carry(change: Change, before: torch.Tensor, dilation: int, class_balance: f
             continue
         target, roi, free[i] = carried
         ys, xs = torch.nonzero(roi, as_tuple=True)
-        parts.append((torch.full_like(ys, i), ys, xs, target[ys, xs]))
+        parts.append((torch.full_like(ys, i), ys, xs, target[ys, xs], mask[ys, xs] != target[ys, xs]))
     if not parts or not sum(len(p[1]) for p in parts):
         return None, free
-    bi, ys, xs, target = (torch.cat(t) for t in zip(*parts))
-    return _Carried(bi, ys, xs, target, balanced_weights(target, class_balance), len(parts)), free
+    bi, ys, xs, target, changed = (torch.cat(t) for t in zip(*parts))
+    weight = change_weighted(balanced_weights(target, class_balance), changed, change_share, bi)
+    return _Carried(bi, ys, xs, target, weight, len(parts), changed, change_share), free
 
 
 def _at_most(carried: _Carried, per_face: int, seed: int, class_balance: float) -> _Carried:
@@ -170,9 +176,13 @@ def _at_most(carried: _Carried, per_face: int, seed: int, class_balance: float) 
         on = torch.nonzero(faces == i, as_tuple=True)[0]
         rank[on] = torch.randperm(len(on), generator=g)
     keep = (rank < per_face).to(carried.bi.device)
-    target = carried.target[keep]
-    return replace(carried, bi=carried.bi[keep], ys=carried.ys[keep], xs=carried.xs[keep], target=target,
-                   pixel_weight=balanced_weights(target, class_balance))
+    target, bi = carried.target[keep], carried.bi[keep]
+    changed = None if carried.changed is None else carried.changed[keep]
+    weight = balanced_weights(target, class_balance)
+    if changed is not None:
+        weight = change_weighted(weight, changed, carried.change_share, bi)
+    return replace(carried, bi=bi, ys=carried.ys[keep], xs=carried.xs[keep], target=target, pixel_weight=weight,
+                   changed=changed)
 
 
 class _TransferObjective:
@@ -281,7 +291,7 @@ def make_transferable(
     regions = edited_region(before, after, result.edited_classes, class_names, edit_config.dilation,
                             edit_config.context_classes)  # fmt: skip
     carried, free = _carry(change, before, edit_config.dilation, edit_config.class_balance,
-                           edit_config.complete_removal)  # fmt: skip
+                           edit_config.complete_removal, edit_config.change_share)  # fmt: skip
     if config.w_target > 0:
         regions = regions | free
     source = EditObjective(generator, branch, encoder, perceptual, src.image.detach(), result.target.to(dev),

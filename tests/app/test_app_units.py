@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from app import masks
-from app.identity import Identity, read_users_file
 from app.handler_util import image_file
+from app.identity import Identity, read_users_file
 from app.session import EditSession, ShareStore, format_vectors, parse_vectors
 from core.data.palette import PALETTE, class_index
 
@@ -173,3 +173,16 @@ def test_previews_are_files_written_once_under_their_content_hash():
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     assert np.array_equal(np.asarray(Image.open(path).convert("RGB")), a)
     assert image_file(a[::-1]) != path
+
+
+def test_save_message_says_how_the_transfer_faces_were_found():
+    from app.handlers import _faces_drawn
+
+    assert _faces_drawn({"transfer_samples": 16, "transfer_faces_drawn": 16, "transfer_faces_fitting": 16}) == ""
+    assert _faces_drawn({"transfer_samples": 16}) == ""  # a vector made before the draw existed
+    found = _faces_drawn({"transfer_samples": 16, "transfer_faces_drawn": 32, "transfer_faces_fitting": 16})
+    assert "looked through 32" in found and "16 do" in found
+    rare = _faces_drawn({"transfer_samples": 16, "transfer_faces_drawn": 160, "transfer_faces_fitting": 7})
+    assert "only 7 do" in rare and "other 9" in rare
+    # the first 16 drawn, some of which do not fit, and no more to draw (max_draws <= samples)
+    assert "only 12 do" in _faces_drawn({"transfer_samples": 16, "transfer_faces_drawn": 16, "transfer_faces_fitting": 12})

@@ -9,6 +9,7 @@ from benchmarks.edit_baseline import baseline_loss
 from core.edit import (
     EditConfig,
     EditObjective,
+    change_weighted,
     edit_by_mask,
     edited_region,
     kept_pixels,
@@ -18,6 +19,7 @@ from core.edit import (
 from core.edit_vector import (
     TransferConfig,
     _at_most,
+    _carry,
     _Carried,
     apply_vectors,
     carried_target,
@@ -379,6 +381,80 @@ def test_class_balance_weighs_rare_target_classes_up(tiny_generator, branch):
     torch.testing.assert_close(obj(w2)[0], baseline_loss(obj, w2), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="class_balance"):
         EditConfig(class_balance=-1.0)
+
+
+def test_change_weighted_gives_the_changed_pixels_their_share_of_each_group():
+    changed = torch.tensor([True, False, False, False, False, False, False, False, False, False])
+    w = change_weighted(None, changed, 0.5)
+    torch.testing.assert_close(w[changed].sum() / w.sum(), torch.tensor(0.5))
+    torch.testing.assert_close(w.mean(), torch.tensor(1.0))  # the total is kept
+    assert torch.allclose(w[~changed], w[~changed][0])  # the unchanged pixels keep their proportions
+    base = torch.linspace(0.5, 1.5, 10)
+    wb = change_weighted(base, changed, 0.5)
+    torch.testing.assert_close(wb[~changed] / base[~changed], (wb[~changed] / base[~changed])[:1].expand(9))
+    # already above the share, none changed, all changed, or no share: the weights are as they were
+    assert torch.equal(change_weighted(base, changed, 0.04), base)
+    assert change_weighted(base, torch.zeros(10, dtype=torch.bool), 0.5) is base
+    assert torch.equal(change_weighted(base, torch.ones(10, dtype=torch.bool), 0.5), base)
+    assert change_weighted(None, changed, 0.0) is None
+    # per group: each face's changed pixels get the share of that face's weight, and each face keeps its total
+    group = torch.tensor([0] * 5 + [1] * 5)
+    changed = torch.tensor([True, False, False, False, False, True, True, False, False, False])
+    wg = change_weighted(None, changed, 0.6, group)
+    for g in (0, 1):
+        on = group == g
+        torch.testing.assert_close(wg[on & changed].sum() / wg[on].sum(), torch.tensor(0.6))
+        torch.testing.assert_close(wg[on].sum(), torch.tensor(5.0))
+
+
+def test_change_share_weighs_the_painted_change_inside_the_region(tiny_generator, branch):
+    g = tiny_generator
+    w, target, roi, img = _objective_inputs(g, branch, 2)
+    with torch.no_grad():
+        source = branch(g.synthesis(w).features).argmax(1)[0]
+    plain = EditObjective(g, branch, None, PerceptualLoss(), img, target, roi, EditConfig(), source_mask=source)
+    share = EditObjective(g, branch, None, PerceptualLoss(), img, target, roi, EditConfig(change_share=0.9),
+                          source_mask=source)  # fmt: skip
+    changed = source[plain.ys, plain.xs] != plain.roi_target
+    assert changed.any() and not changed.all()
+    before = float(plain.pixel_weight[changed].sum() / plain.pixel_weight.sum())
+    assert before < 0.9
+    torch.testing.assert_close(share.pixel_weight[changed].sum() / share.pixel_weight.sum(), torch.tensor(0.9))
+    w2 = w + 0.1 * torch.randn_like(w)
+    assert abs(share(w2)[2]["ce"] - plain(w2)[2]["ce"]) > 1e-6
+    torch.testing.assert_close(share(w2)[0], baseline_loss(share, w2), rtol=1e-5, atol=1e-6)
+    # without the mask the paint was made on there is no change to weigh: EditGAN's region term
+    blind = EditObjective(g, branch, None, PerceptualLoss(), img, target, roi, EditConfig(change_share=0.9))
+    assert torch.equal(blind.pixel_weight, plain.pixel_weight)
+    for bad in (-0.1, 1.0, 1.5):
+        with pytest.raises(ValueError, match="change_share"):
+            EditConfig(change_share=bad)
+
+
+def test_carried_change_keeps_its_share_on_each_face_and_in_a_subset(tiny_generator, branch):
+    from core.mask_transfer import describe_change
+
+    g = tiny_generator
+    w = g.sample_w_plus(2)
+    mask, target = _target(g, branch, w)
+    roi, _ = region_of_interest(mask, target, NAMES, 2)
+    change = describe_change(mask, target, roi, NAMES)
+    with torch.no_grad():
+        before = branch(g.synthesis(g.sample_w_plus(7, 4)).features).argmax(1)
+    plain, _ = _carry(change, before, 2, 0.5)
+    shared, _ = _carry(change, before, 2, 0.5, change_share=0.7)
+    assert plain is not None and torch.equal(plain.changed, shared.changed) and shared.changed.any()
+    for face in torch.unique(shared.bi).tolist():
+        on = shared.bi == face
+        if shared.changed[on].any() and not shared.changed[on].all():
+            part = shared.pixel_weight[on & shared.changed].sum() / shared.pixel_weight[on].sum()
+            assert float(part) >= 0.7 - 1e-5
+    sub = _at_most(shared, 3, seed=0, class_balance=0.5)
+    assert sub.change_share == 0.7 and len(sub.changed) == len(sub.bi)
+    for face in torch.unique(sub.bi).tolist():
+        on = sub.bi == face
+        if sub.changed[on].any() and not sub.changed[on].all():
+            assert float(sub.pixel_weight[on & sub.changed].sum() / sub.pixel_weight[on].sum()) >= 0.7 - 1e-5
 
 
 def test_kept_pixels_are_the_regions_unchanged_classes_away_from_the_change():
