@@ -155,8 +155,10 @@ def quality_and_transfer(model: EditGAN, oracle, kinds, n_edit: int, n_transfer:
                          transfer: Optional[TransferConfig] = TransferConfig(), carry: bool = True,
                          progress: Optional[Callable[[dict], None]] = None, face_frame: bool = True,
                          source_by_clarity: bool = True, complete_removal: bool = True,
-                         w_kept: float = EditConfig.w_kept) -> dict:  # fmt: skip
-    cfg = EditConfig(steps=steps, context_face_frame=face_frame, complete_removal=complete_removal, w_kept=w_kept)
+                         w_kept: float = EditConfig.w_kept, change_share: float = EditConfig.change_share
+                         ) -> dict:  # fmt: skip
+    cfg = EditConfig(steps=steps, context_face_frame=face_frame, complete_removal=complete_removal, w_kept=w_kept,
+                     change_share=change_share)
     result = {}
     for kind in kinds:
         recs, noop3, rand3, edits = [], [], [], []
@@ -430,6 +432,9 @@ def main(argv: Optional[list[str]] = None) -> dict:
     ap.add_argument("--w-kept", type=float, default=None,
                     help="EditConfig.w_kept: the region's pixels whose class the paint keeps keep their colour "
                          "(0: EditGAN's free region; default: the model's edit_defaults, else EditConfig's)")  # fmt: skip
+    ap.add_argument("--change-share", type=float, default=None,
+                    help="EditConfig.change_share: the share of the region's cross-entropy the painted change holds "
+                         "at least (0: EditGAN's; default: the model's edit_defaults, else EditConfig's)")  # fmt: skip
     ap.add_argument("--truncation", type=float, default=0.7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default=device_spec_from_env(),
@@ -479,13 +484,15 @@ def main(argv: Optional[list[str]] = None) -> dict:
         oracle = load_oracle(model.resolution)
         if args.w_kept is None:
             args.w_kept = model.edit_config().w_kept
+        if args.change_share is None:
+            args.change_share = model.edit_config().change_share
         result = {"model": args.model, "model_id": model.model_id, "perceptual_backend": model.perceptual.backend,
                   "criteria": {"judge": "benchmarks.edit_judge", "changed_accuracy_min": CHANGED_OK,
                                "kept_agreement_min": KEPT_OK, "psnr_outside_min_db": PSNR_OK},
                   "faces": {"n_edit": args.n_edit, "n_transfer": args.n_transfer},
                   "edit_config": EditConfig(steps=args.steps, context_face_frame=not args.no_face_frame,
                                             complete_removal=not args.no_complete_removal,
-                                            w_kept=args.w_kept).to_dict(),
+                                            w_kept=args.w_kept, change_share=args.change_share).to_dict(),
                   "refine_steps": args.refine_steps,
                   "image_reader": model.reader is not None, "refine_carries_painted_change": not args.no_carry,
                   "vector_sources_per_kind": args.sources}  # fmt: skip
@@ -521,7 +528,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
                                                   face_frame=not args.no_face_frame,
                                                   source_by_clarity=args.source_order == "clarity",
                                                   complete_removal=not args.no_complete_removal,
-                                                  w_kept=args.w_kept))  # fmt: skip
+                                                  w_kept=args.w_kept, change_share=args.change_share))  # fmt: skip
         result.update(_overall(result["per_kind"]))
         if not args.skip_speed:
             result["speed"] = speed(model)

@@ -91,3 +91,17 @@ def test_merge_combines_runs_of_the_same_settings_over_different_kinds(tmp_path)
     b.write_text(json.dumps({**settings, "faces": "other", "per_kind": {"add_glasses": kind(2, 1.0)}}))
     with pytest.raises(SystemExit, match="faces"):
         main(["--merge", str(a), str(b), "--out", str(out)])
+
+
+def test_a_small_run_records_the_edit_settings_it_used(tmp_path):
+    """End to end on faces64 (one face per mode, two steps, plain vectors): the settings it reports are those it ran
+    with, the model's edit defaults where no flag is given."""
+    from benchmarks.bench_edit import main
+
+    out = tmp_path / "edit.json"
+    r = main(["--kinds", "open_mouth", "--n-edit", "1", "--n-transfer", "1", "--sources", "1", "--steps", "2",
+              "--refine-steps", "1", "--transfer-samples", "0", "--skip-speed", "--threads", "1",
+              "--change-share", "0.3", "--out", str(out)])  # fmt: skip
+    assert r["edit_config"]["change_share"] == 0.3 and r["edit_config"]["w_kept"] == 10.0  # faces64's w_kept
+    assert r["per_kind"]["open_mouth"]["mode3"]["n"] == 1
+    assert r["per_kind"]["open_mouth"]["transfer_mode1"]["n"] == 1
