@@ -271,7 +271,7 @@ class Handlers(LibraryHandlers, LabelHandlers):
                              reader=model.reader)  # fmt: skip
             return {"w": r.w_plus[0].cpu().numpy(), "delta": r.delta.cpu().numpy(), "classes": r.edited_classes,
                     "metrics": dict(r.metrics), "roi": r.roi.cpu().numpy(), "image": r.image, "label": "mask edit",
-                    "edit": {"start_w": w0, "result": r}}  # fmt: skip
+                    "edit": {"start_w": w0, "result": r}, "warnings": edit_warnings(r)}  # fmt: skip
 
         return job
 
@@ -542,3 +542,20 @@ def _faces_drawn(metrics: dict) -> str:
     if fitting >= n:
         return text + f"{n} do)"
     return text + f"only {fitting} do, the other {n - fitting} lack what the change needs)"
+
+
+# below this share of the painted pixels reading as painted after a mask edit, the app says the change fell short
+REACHED_WARN = 0.5
+
+
+def edit_warnings(result) -> list[str]:
+    """What a user should know about a mask edit's result (core.edit.EditResult): that nothing changed, or that the
+    branch reads little of the painted change in the result."""
+    if result.best_step == 0:
+        return ["No step improved on the image, so it is unchanged: the generator may not be able to draw this "
+                "change here. Try painting a larger or simpler change, or more steps."]  # fmt: skip
+    reached = result.metrics.get("painted_change_reached")
+    if reached is not None and reached < REACHED_WARN:
+        return [f"Only {100 * reached:.0f}% of the painted change reads as painted in the result: the generator may "
+                "not draw it fully here. More steps, or a larger or simpler change, may help."]  # fmt: skip
+    return []

@@ -401,6 +401,9 @@ def edit_by_mask(
         "psnr_outside_region": psnr_outside(new.image, out.image, roi),
         "region_pixels": int(roi.sum()),
         "steps_run": len(losses),
+        # the painted change as the branch reads the result: the share of the pixels whose class the paint changed
+        # that now read as painted (the app warns when it is low)
+        "painted_change_reached": float((new_mask == target)[original_mask != target].float().mean()),
     }
     return EditResult(image=new.image, mask=new_mask[None], w_plus=best_w, delta=(best_w - w_plus)[0].detach(),
                       roi=roi, edited_classes=edited, target=target, source_mask=original_mask, losses=losses,

@@ -186,3 +186,16 @@ def test_save_message_says_how_the_transfer_faces_were_found():
     assert "only 7 do" in rare and "other 9" in rare
     # the first 16 drawn, some of which do not fit, and no more to draw (max_draws <= samples)
     assert "only 12 do" in _faces_drawn({"transfer_samples": 16, "transfer_faces_drawn": 16, "transfer_faces_fitting": 12})
+
+
+def test_a_mask_edit_that_fell_short_says_so():
+    from types import SimpleNamespace
+
+    from app.handlers import edit_warnings
+
+    unchanged = SimpleNamespace(best_step=0, metrics={"painted_change_reached": 0.0})
+    assert "unchanged" in edit_warnings(unchanged)[0]
+    short = SimpleNamespace(best_step=12, metrics={"painted_change_reached": 0.2})
+    assert "Only 20%" in edit_warnings(short)[0]
+    assert edit_warnings(SimpleNamespace(best_step=12, metrics={"painted_change_reached": 0.9})) == []
+    assert edit_warnings(SimpleNamespace(best_step=5, metrics={})) == []  # a result without the figure

@@ -94,6 +94,9 @@ def test_edit_lowers_loss_and_raises_target_iou(tiny_generator, branch):
     assert r.metrics["target_iou_in_region"] > before
     painted = (r.mask[0, 5:9, 5:9] == 3).float().mean().item()
     assert painted > 0.7 and (mask[5:9, 5:9] == 3).float().mean().item() < 0.2
+    changed = mask != target  # the painted change as the result reads it, reported for the app's warning
+    assert r.metrics["painted_change_reached"] == pytest.approx((r.mask[0] == target)[changed].float().mean().item())
+    assert r.metrics["painted_change_reached"] > 0.7
     strict = edit_by_mask(g, branch, w, target, NAMES, EditConfig(steps=40, lr=0.05), PerceptualLoss())
     assert strict.metrics["target_iou_in_region"] > before
     assert strict.metrics["psnr_outside_region"] > r.metrics["psnr_outside_region"]  # what the weights are for
