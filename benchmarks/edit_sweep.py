@@ -2,16 +2,17 @@
 
     python -m benchmarks.edit_sweep --model checkpoints/faces64 --n 4        # step size / CE weight (the first use)
     python -m benchmarks.edit_sweep --n 8 --kinds shorten_hair smile \\
-        --settings '{"change_share": 0}' '{"change_share": 0.25}' '{"change_share": 0.5}' --out results/change_share.json
+        --settings '{"change_share": 0}' '{"change_share": 0.25}' --out benchmarks/results/change_share.json
 
 Each setting is a JSON object of EditConfig fields laid over the model's own edit defaults
 (``EditGAN.edit_config``: faces64's ``w_kept`` included). Every setting edits the same faces (bench_edit's first
 mode-3 seeds per kind), and each edit is judged like bench_edit (benchmarks.edit_judge: changed pixels read as
 painted, the region's other pixels kept, PSNR outside it), so rows compare pair by pair: the JSON keeps every
 edit's verdict with its seed, and ``paired`` counts per setting the edits that pass where the first setting's fail
-and the reverse. Writes the JSON (default benchmarks/results/edit_sweep.json) and, beside it, a picture of
-``--picture-kind``: the original, then each setting's result, one face per row. bench_edit is the measurement of
-record; this is the guide for choosing a default.
+and the reverse (with ``--reference``, the first setting of an earlier run on the same faces). Writes the JSON
+(default benchmarks/results/edit_sweep.json) and, beside it, a picture of ``--picture-kind``: the original, then
+each setting's result, one face per row. bench_edit is the measurement of record; this is the guide for choosing
+a default.
 """
 
 from __future__ import annotations
@@ -75,6 +76,9 @@ def main(argv: Optional[list[str]] = None) -> dict:
     ap.add_argument("--truncation", type=float, default=0.7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--picture-kind", default=None, help="the kind pictured (default: the first)")
+    ap.add_argument("--reference", default=None,
+                    help="an earlier sweep's JSON (same model and faces) whose first setting every setting here is "
+                         "paired with, instead of this run's first")  # fmt: skip
     ap.add_argument("--out", default=str(RESULTS / "edit_sweep.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -100,8 +104,14 @@ def main(argv: Optional[list[str]] = None) -> dict:
         rows.append({"setting": over, "edit_config": cfg.to_dict(), "all": _summary(everything), "per_kind": per_kind,
                      "seconds_per_edit": round((time.time() - t0) / max(1, len(everything)), 2), "edits": everything})  # fmt: skip
         print(json.dumps({k: v for k, v in rows[-1].items() if k not in ("edits", "edit_config")}), flush=True)
-    for row in rows[1:]:
-        row["paired"] = _paired(rows[0]["edits"], row["edits"])
+    reference = rows[0]
+    if args.reference:
+        ref = json.loads(Path(args.reference).read_text())
+        if ref.get("model_id") != model.model_id:
+            raise SystemExit(f"--reference {args.reference} was made with another model ({ref.get('model_id')})")
+        reference = ref["settings"][0]
+    for row in rows if args.reference else rows[1:]:
+        row["paired"] = {"with": reference["setting"], **_paired(reference["edits"], row["edits"])}
     out = Path(args.out)
     picture = None
     if pics:
@@ -111,7 +121,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
     result = {"model": args.model, "model_id": model.model_id, "samples_per_kind": args.n, "truncation": args.truncation,
               "perceptual_backend": model.perceptual.backend, "torch_threads": args.threads,
               "picture": None if picture is None else f"{picture_kind}: the original, then each setting's result",
-              "settings": rows}  # fmt: skip
+              "reference": args.reference, "settings": rows}  # fmt: skip
     write_result(out, result, echo=False)
     print(json.dumps({k: v for k, v in result.items() if k != "settings"}, indent=2))
     return result

@@ -18,6 +18,11 @@ def test_each_setting_edits_the_same_faces_over_the_models_defaults(tmp_path):
     assert "paired" not in a and b["paired"]["edits"] == 1 and b["paired"]["gained"] + b["paired"]["lost"] <= 1
     assert json.loads(out.read_text())["settings"][1]["per_kind"]["shorten_hair"]["n"] == 1
     assert out.with_suffix(".png").exists()
+    # a later run of one more setting, paired with the first run's reference setting
+    later = main(["--kinds", "shorten_hair", "--n", "1", "--steps", "2", "--threads", "1", "--reference", str(out),
+                  "--out", str(tmp_path / "later.json"), "--settings", '{"change_share": 0.5, "lr": 0.05}'])  # fmt: skip
+    (c,) = later["settings"]
+    assert c["paired"] == {"with": {"change_share": 0}, **{k: b["paired"][k] for k in ("edits", "gained", "lost")}}
 
 
 @pytest.mark.parametrize("bad", ['{"no_such_field": 1}', "[1, 2]", "not json"])
