@@ -516,6 +516,7 @@ def test_a_model_carries_its_measured_edit_defaults(tmp_path):
     root = Path(__file__).resolve().parents[2]
     faces = EditGAN.load(root / "checkpoints" / "faces64")
     assert faces.edit_config().w_kept == 10.0 and faces.edit_config(w_kept=0.0, steps=3).steps == 3
+    assert faces.edit_config().change_share == 0.15 and faces.edit_config(change_share=0.0).change_share == 0.0
     tiny = make_tiny_bundle(tmp_path / "tiny")
     model = EditGAN.load(tiny)
     assert model.edit_defaults == {} and model.edit_config() == EditConfig()
