@@ -5,9 +5,9 @@
 bench_edit applies each vector at scale 1. A user drags the slider, so a vector that makes the right change
 too weakly or too strongly on another face is rescued by the scale; one that draws the wrong shape there is
 not. For each edit kind, one vector is made as bench_edit makes its vectors (the best of four mode-3 edits,
-then made transferable) and applied in mode 1 to bench_edit's transfer faces at several scales, judged like
-bench_edit (oracle IoU against that face's own scripted edit inside its region >= 0.7 and PSNR outside
->= 30 dB). Beside the success at each scale: the success with each face's best scale (a ceiling no slider
+then made transferable, with the model's edit defaults) and applied in mode 1 to bench_edit's transfer faces at
+several scales, judged like bench_edit against that face's own scripted edit (benchmarks.edit_judge: its changed
+pixels read as painted, the region's other pixels kept, PSNR outside >= 30 dB). Beside the success at each scale: the success with each face's best scale (a ceiling no slider
 position beats) and with the scale a machine could pick without the answer (the one whose branch mask best
 matches the vector's painted change carried onto that face, core.mask_transfer). About 4 minutes for three
 kinds on a 2-core CPU. Writes benchmarks/results/transfer_scale.json.
