@@ -19,7 +19,17 @@ if ! pg_lsclusters -h 2>/dev/null | grep -q "^${version} main"; then
 fi
 if ! pg_lsclusters -h | grep -q "^${version} main .* online"; then
     log "starting cluster ${version}/main"
-    pg_ctlcluster "${version}" main start >&2 || { log "pg_ctlcluster start failed"; exit 1; }
+    if ! pg_ctlcluster "${version}" main start >&2; then
+        # pg_ctl gives up after 60 s, but a server recovering from an unclean stop (a machine that was cut off
+        # with the server running) goes on syncing its data directory and comes up later: wait for it
+        log "pg_ctlcluster start did not finish in time; waiting up to 5 minutes for the server to come up"
+        for _ in $(seq 60); do
+            pg_lsclusters -h | grep -q "^${version} main .* online" && break
+            sleep 5
+        done
+        pg_lsclusters -h | grep -q "^${version} main .* online" || { log "pg_ctlcluster start failed"; exit 1; }
+        log "cluster ${version}/main is online"
+    fi
 fi
 
 db="editgan_test"
