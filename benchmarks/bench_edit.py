@@ -482,10 +482,11 @@ def main(argv: Optional[list[str]] = None) -> dict:
     else:
         model = EditGAN.load(args.model, require=("branch",))
         oracle = load_oracle(model.resolution)
+        defaults = model.edit_config()  # the model's own, where no flag says otherwise
         if args.w_kept is None:
-            args.w_kept = model.edit_config().w_kept
+            args.w_kept = defaults.w_kept
         if args.change_share is None:
-            args.change_share = model.edit_config().change_share
+            args.change_share = defaults.change_share
         result = {"model": args.model, "model_id": model.model_id, "perceptual_backend": model.perceptual.backend,
                   "criteria": {"judge": "benchmarks.edit_judge", "changed_accuracy_min": CHANGED_OK,
                                "kept_agreement_min": KEPT_OK, "psnr_outside_min_db": PSNR_OK},

@@ -28,6 +28,7 @@ import torch
 from PIL import Image
 
 from benchmarks.bench_edit import RESULTS, _cases, _summary
+from benchmarks.bench_kept_colour import _img
 from benchmarks.edit_judge import judge
 from benchmarks.oracle import load_oracle
 from benchmarks.results_io import write_result
@@ -50,10 +51,6 @@ def _setting(text: str) -> dict:
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown EditConfig field(s) {unknown} in {text!r}")
     return over
-
-
-def _img(t: torch.Tensor) -> np.ndarray:
-    return ((t[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy()
 
 
 def _paired(first: list[dict], other: list[dict]) -> dict:

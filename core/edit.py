@@ -207,10 +207,10 @@ def change_weighted(weight: Optional[torch.Tensor], changed: torch.Tensor, share
     ch = changed.to(w.dtype)
     groups = [None] if group is None else torch.unique(group).tolist()
     for g in groups:
-        on = torch.ones_like(changed) if g is None else group == g
+        on = slice(None) if g is None else group == g
         total, part = w[on].sum(), (w * ch)[on].sum()
         s = float(part / total)
-        if 0 < s < share and s < 1:
+        if 0 < s < share:  # share < 1 (EditConfig checks it), so the rest of the group keeps some weight
             f = share * (1 - s) / (s * (1 - share))
             boosted = w[on] * (1 + (f - 1) * ch[on])
             w[on] = boosted * (total / boosted.sum())
