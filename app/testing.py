@@ -25,9 +25,30 @@ from PIL import Image
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)
+
+
+def free_ports(n: int, low: int = 20000, high: int = 32000, tries: int = 200) -> int:
+    """The first of ``n`` consecutive ports on 127.0.0.1 that are free now, below Linux's ephemeral range
+    (32768-60999), where outgoing connections of other tests cannot take one of them after the check."""
+    import random
+
+    rnd = random.Random()
+    for _ in range(tries):
+        base = rnd.randrange(low, high - n)
+        socks = []
+        try:
+            for p in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise OSError(f"no {n} consecutive free ports in {low}-{high}")
 
 
 @dataclass

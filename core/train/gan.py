@@ -483,6 +483,37 @@ class GANTrainer:
             max_seconds: Optional[float] = None) -> TrainState:  # fmt: skip
         """Train up to ``config.iterations`` steps or, with ``max_seconds``, until that much wall time has passed
         (a sitting on a lent machine); either way the run folder ends with a checkpoint of the last step."""
+        lock = self._lock_run_folder()
+        try:
+            return self._fit(data, progress, max_seconds)
+        finally:
+            if lock is not None:
+                lock.close()  # closing the file drops its lock
+
+    def _lock_run_folder(self):
+        """Hold an exclusive lock on the run folder while training (rank 0), so that a second sitting started
+        on the same folder stops at once instead of interleaving its checkpoints with this one's."""
+        if self.rank != 0:
+            return None
+        import fcntl
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        f = open(self.out / ".train.lock", "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip()
+            f.close()
+            raise RuntimeError(f"{self.out} is being trained by another process ({holder or 'unknown'}); "
+                               "stop it first or train into another --out folder") from None  # fmt: skip
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}\n")
+        f.flush()
+        return f
+
+    def _fit(self, data: Optional[Iterator[torch.Tensor]], progress: bool, max_seconds: Optional[float]) -> TrainState:
         c = self.config
         path = c.data if c.data != "auto" else ("device" if self.device.type == "cuda" else "loader")
         if data is None and path == "device":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from app.testing import free_port
+from app.testing import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
@@ -37,7 +37,8 @@ def _get(url: str, cookie: str | None = None) -> tuple[str | None, str | None]:
 
 @pytest.fixture(scope="module")
 def served(tiny_bundle, pg_schema_url, tmp_path_factory):
-    port, first = free_port(), free_port()
+    port = free_ports(3)  # nginx, then the two replicas: FIRST_PORT+1 must be free too
+    first = port + 1
     run = tmp_path_factory.mktemp("run")
     env = dict(os.environ, REPLICAS="2", PORT=str(port), FIRST_PORT=str(first), RUN_DIR=str(run), NGINX=NGINX,
                EDITGAN_MODEL=str(tiny_bundle), EDITGAN_DATABASE_URL=pg_schema_url, EDITGAN_LOCAL_USER="alice",
@@ -58,7 +59,10 @@ def served(tiny_bundle, pg_schema_url, tmp_path_factory):
                 time.sleep(0.5)
         yield url, first
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:  # the script exited already (the failure above says why)
+            pass
         proc.wait(timeout=60)
         log.close()
     for p in (port, first, first + 1):  # nginx and both replicas are gone

@@ -51,6 +51,28 @@ def test_a_time_budget_stops_early_with_a_checkpoint_that_resumes(tmp_path):
         parse_args(["--out", str(tmp_path), "--max-minutes", "0"])
 
 
+def test_a_second_process_training_the_same_folder_is_refused_while_the_first_trains(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import fcntl, sys, time
+        f = open({str(tmp_path / ".train.lock")!r}, "a+")
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        f.write("pid 4242 (a stand-in sitting)\\n"); f.flush()
+        print("held", flush=True)
+        sys.stdin.read()
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        t = GANTrainer(tiny_train_config(iterations=2), tmp_path)
+        with pytest.raises(RuntimeError, match=r"being trained by another process \(pid 4242"):
+            t.fit(progress=False)
+        assert not (tmp_path / "optim.pt").exists()  # it wrote nothing
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert t.fit(progress=False).step == 2  # the folder is free again
+    assert GANTrainer(tiny_train_config(iterations=3), tmp_path).fit(progress=False).step == 3  # and after a fit
+
+
 def test_ema_generator_moves_towards_g(tmp_path):
     t = GANTrainer(tiny_train_config(iterations=2), tmp_path)
     before = [p.clone() for p in t.g_ema.parameters()]
