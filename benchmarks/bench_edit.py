@@ -102,11 +102,22 @@ def _summary(records: list[dict], noop: Optional[list[dict]] = None, random_step
         "kept_below_bar_rate": _rate([r["kept_agreement"] < KEPT_OK for r in records]),
         "psnr_below_bar_rate": _rate([r["psnr_outside"] < PSNR_OK for r in records]),
     }
+    # the judge without its removal rule (only the painted pixels count as changed), where a paint removes a class
+    if any(r.get("removed_pixels") for r in records + (noop or []) + (random_step or [])):
+        out["painted_only_success_rate"] = _rate([_painted_only(r) for r in records])
+        for name, rs in (("noop", noop), ("random_step", random_step)):
+            if rs:
+                out[f"painted_only_{name}_success_rate"] = _rate([_painted_only(r) for r in rs])
     # the judge this one replaced (oracle mIoU in the region >= 0.7 and the PSNR bar), for comparison
     out["old_judge_success_rate"] = _rate([_old_judge(r) for r in records])
     if noop:
         out["old_judge_noop_success_rate"] = _rate([_old_judge(r) for r in noop])
     return out
+
+
+def _painted_only(verdict: dict) -> bool:
+    v = verdict.get("success_painted_only")
+    return verdict["success"] if v is None else v
 
 
 def _old_judge(verdict: dict) -> bool:
@@ -489,7 +500,10 @@ def main(argv: Optional[list[str]] = None) -> dict:
             args.change_share = defaults.change_share
         result = {"model": args.model, "model_id": model.model_id, "perceptual_backend": model.perceptual.backend,
                   "criteria": {"judge": "benchmarks.edit_judge", "changed_accuracy_min": CHANGED_OK,
-                               "kept_agreement_min": KEPT_OK, "psnr_outside_min_db": PSNR_OK},
+                               "kept_agreement_min": KEPT_OK, "psnr_outside_min_db": PSNR_OK,
+                               # since 2026-12-05: a class painted off the mask entirely counts where the oracle
+                               # read it in the region (edit_judge.judge_masks); painted_only_* rates: without it
+                               "removed_class_counts": True},
                   "faces": {"n_edit": args.n_edit, "n_transfer": args.n_transfer},
                   "edit_config": EditConfig(steps=args.steps, context_face_frame=not args.no_face_frame,
                                             complete_removal=not args.no_complete_removal,

@@ -9,6 +9,9 @@ An edit succeeds when, read by the oracle (never by the branch that drove the ed
    of the original agree there, ``kept_agreement >= KEPT_OK``;
 3. the image **outside the region** stays what it was: PSNR against the original >= ``PSNR_OK``.
 
+When the paint takes a class off the mask entirely, the region's pixels the oracle read as that class count
+as changed too (:func:`judge_masks`).
+
 The first bar is what makes a no-op fail, by construction: its changed-pixel accuracy is 0. (Counting
 every painted pixel instead let a no-op pass where the branch's mask, which the user paints on, and
 the oracle disagree about a part's edge: shrink_nose paints nose -> skin on pixels the oracle
@@ -53,9 +56,19 @@ class Verdict:
     changed_pixels: int  # the pixels changed_accuracy counts
     success: bool
     psnr_kept: float | None = None  # dB inside the region where the paint keeps the class (reported, not judged)
+    # pixels of a class the paint takes off the mask entirely that the oracle read there, beyond the painted
+    # ones: counted as changed (they must read as the paint has them), not as kept
+    removed_pixels: int = 0
+    success_painted_only: bool | None = None  # the verdict that counts only the painted pixels as changed
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def removed_classes(before: torch.Tensor, target: torch.Tensor) -> list[int]:
+    """The classes the mask had before and the paint takes off it entirely."""
+    had, has = set(torch.unique(before).tolist()), set(torch.unique(target).tolist())
+    return sorted(had - has)
 
 
 def judge_masks(
@@ -66,18 +79,34 @@ def judge_masks(
     roi: torch.Tensor,  # [R, R] bool, the region the edit may change
     psnr_outside: float,
 ) -> Verdict:
-    """The verdict from the oracle's readings; ``ValueError`` when nothing was painted."""
+    """The verdict from the oracle's readings; ``ValueError`` when nothing was painted.
+
+    A paint that takes a class off the mask entirely (the glasses, all of them) asks for that class to be gone
+    wherever it is, not only where the mask the user painted on had it: the pixels inside the region that the
+    oracle read as that class before the edit count as changed and must read as what the paint has there. (The
+    branch and the oracle disagree about a part's edge; without this, glasses the branch missed and the edit
+    removed anyway counted as kept pixels that changed, and failed the kept bar.) A no-op still fails: those
+    pixels read as the removed class after it too. ``success_painted_only`` is the verdict without this rule."""
     before, target, roi = before.to(read_after.device), target.to(read_after.device), roi.to(read_after.device)
     painted = before != target
     if not painted.any():
         raise ValueError("the painted mask equals the mask before: there is no change to judge")
-    changed = painted & (read_before != target)  # what the oracle must see change
-    n = int(changed.sum())
-    acc = float((read_after[changed] == target[changed]).float().mean()) if n else 0.0
-    kept = roi & ~changed
-    agree = float((read_after[kept] == read_before[kept]).float().mean()) if kept.any() else 1.0
-    ok = n > 0 and acc >= CHANGED_OK and agree >= KEPT_OK and psnr_outside >= PSNR_OK
-    return Verdict(round(acc, 4), round(agree, 4), psnr_outside, region_iou(read_after, target, roi), n, bool(ok))
+    iou = region_iou(read_after, target, roi)
+
+    def verdict(changed: torch.Tensor) -> tuple[float, float, int, bool]:
+        n = int(changed.sum())
+        acc = float((read_after[changed] == target[changed]).float().mean()) if n else 0.0
+        kept = roi & ~changed
+        agree = float((read_after[kept] == read_before[kept]).float().mean()) if kept.any() else 1.0
+        return acc, agree, n, n > 0 and acc >= CHANGED_OK and agree >= KEPT_OK and psnr_outside >= PSNR_OK
+
+    literal = painted & (read_before != target)  # what the oracle must see change where it was painted
+    gone = removed_classes(before, target)
+    removed = roi & torch.isin(read_before, torch.tensor(gone, device=read_before.device)) & ~literal
+    acc, agree, n, ok = verdict(literal | removed)
+    painted_only = verdict(literal)[3] if gone else ok
+    return Verdict(round(acc, 4), round(agree, 4), psnr_outside, iou, n, bool(ok),
+                   removed_pixels=int(removed.sum()), success_painted_only=bool(painted_only))  # fmt: skip
 
 
 @torch.no_grad()

@@ -11,7 +11,7 @@ from core.edit import EditConfig, edit_by_mask
 from core.mask_edits import SCRIPTED_EDITS
 
 ROOT = Path(__file__).resolve().parents[2]
-SKIN, NOSE, HAIR = 1, 8, 3
+SKIN, NOSE, HAIR, GLASSES = 1, 8, 3, 11
 
 
 def _face():
@@ -60,6 +60,49 @@ def test_pixels_the_oracle_already_read_as_painted_are_not_counted_as_changed():
     assert v.changed_pixels == 4 and v.changed_accuracy == 1.0 and v.success
     with pytest.raises(ValueError):
         judge_masks(before, before, before, before, roi, float("inf"))
+
+
+def _glasses():
+    """Skin with a glasses bar the branch drew (rows 7-8, cols 4-11); the oracle reads the bar a row thicker
+    (row 9 too); the paint takes the glasses off the mask entirely (skin where they were)."""
+    before = torch.full((16, 16), SKIN)
+    before[7:9, 4:12] = GLASSES
+    read_before = before.clone()
+    read_before[9, 4:12] = GLASSES  # glasses the branch missed
+    target = before.clone()
+    target[before == GLASSES] = SKIN
+    roi = torch.zeros(16, 16, dtype=torch.bool)
+    roi[6:11, 3:13] = True
+    return before, read_before, target, roi
+
+
+def test_a_class_painted_off_the_mask_entirely_must_be_gone_where_the_oracle_saw_it():
+    before, read_before, target, roi = _glasses()
+    removed = read_before.clone()
+    removed[read_before == GLASSES] = SKIN  # the edit took off all the glasses, the missed row too
+    v = judge_masks(removed, read_before, before, target, roi, float("inf"))
+    assert v.success and v.changed_pixels == 24 and v.removed_pixels == 8 and v.changed_accuracy == 1.0
+    # counting only the painted pixels, the missed row turning to skin broke the kept bar (its old verdict)
+    assert v.success_painted_only is False
+    literal = removed.clone()
+    literal[9, 4:12] = GLASSES  # only the painted glasses went: the missed row still reads as glasses
+    v = judge_masks(literal, read_before, before, target, roi, float("inf"))
+    assert v.changed_accuracy == pytest.approx(16 / 24, abs=1e-4) and v.success  # two thirds gone: above the changed bar
+    literal[8, 4:12] = GLASSES  # half of the glasses left
+    assert not judge_masks(literal, read_before, before, target, roi, float("inf")).success
+    noop = judge_masks(read_before, read_before, before, target, roi, float("inf"))
+    assert noop.changed_accuracy == 0.0 and not noop.success and noop.success_painted_only is False
+    outside = read_before.clone()
+    outside[12:14, 0:2] = GLASSES  # the oracle's glasses outside the region are the PSNR bar's business
+    assert judge_masks(removed, outside, before, target, roi, float("inf")).removed_pixels == 8
+
+
+def test_a_paint_that_keeps_every_class_is_judged_on_its_painted_pixels_only():
+    before, target, roi = _face()  # the nose shrinks but stays
+    read_before = before.clone()
+    read_before[4, 6:10] = NOSE  # the oracle's nose is a row longer: it is not asked to change
+    v = judge_masks(target, read_before, before, target, roi, float("inf"))
+    assert v.removed_pixels == 0 and v.success_painted_only == v.success
 
 
 def test_the_kept_pixels_colour_is_reported_not_judged():
