@@ -26,7 +26,14 @@ from benchmarks.edit_judge import judge
 from benchmarks.oracle import load_oracle
 from benchmarks.results_io import write_result
 from core.edit import EditConfig, edit_by_mask, region_iou, region_of_interest
-from core.edit_vector import apply_vectors, carried_target, make_transferable, vector_from_edit
+from core.edit_vector import (
+    ScaleCalibration,
+    apply_vectors,
+    carried_target,
+    make_transferable,
+    pick_scale,
+    vector_from_edit,
+)
 from core.editgan import EditGAN
 
 SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
@@ -52,6 +59,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
     ap.add_argument("--faces", type=int, default=30)
     ap.add_argument("--candidates", type=int, default=4, help="mode-3 edits the vector's source is picked from")
     ap.add_argument("--scales", type=float, nargs="*", default=list(SCALES))
+    ap.add_argument("--calibration-faces", type=int, default=8, help="held-out faces a vector's scale is picked on")
     ap.add_argument("--truncation", type=float, default=0.7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(RESULTS / "transfer_scale.json"))
@@ -79,12 +87,25 @@ def main(argv: Optional[list[str]] = None) -> dict:
             best.append(max(judged.values(), key=lambda j: (j["success"], j["changed_accuracy"])))
             fit = {s: region_iou(a.mask[0].cpu(), carried, region) if region.any() else 0.0 for s, a in applied.items()}
             picked.append(judged[max(fit, key=fit.get)])
-        per_kind[kind] = {"source_edit": src, "per_scale": {str(s): _summary(v) for s, v in at.items()},
+        per_scale = {str(s): _summary(v) for s, v in at.items()}
+        per_kind[kind] = {"source_edit": src, "per_scale": per_scale,
                           "best_scale_per_face": _summary(best), "scale_picked_by_carried_change": _summary(picked),
                           "seconds": round(time.time() - t0, 1)}  # fmt: skip
+        # one scale per vector, picked on held-out faces from the branch's (or the image reader's) reading of the
+        # carried change (core.edit_vector.pick_scale): what a saved vector's default scale could be
+        cal = ScaleCalibration(scales=tuple(args.scales), faces=args.calibration_faces)
+        for name, reader in (("branch", None), ("reader", model.reader)):
+            if name == "reader" and reader is None:
+                continue
+            s, table = pick_scale(model.generator, model.branch, vec, model.class_names, cal, cfg, reader)
+            per_kind[kind][f"vector_scale_picked_by_{name}"] = {
+                "scale": s, "calibration": table,
+                "success_rate": per_scale[str(s)]["success_rate"] if s is not None else None}  # fmt: skip
         print(kind, {k: v["success_rate"] for k, v in per_kind[kind]["per_scale"].items()},
               "best", per_kind[kind]["best_scale_per_face"]["success_rate"],
-              "picked", per_kind[kind]["scale_picked_by_carried_change"]["success_rate"], flush=True)  # fmt: skip
+              "picked", per_kind[kind]["scale_picked_by_carried_change"]["success_rate"],
+              {k: (v["scale"], v["success_rate"]) for k, v in per_kind[kind].items() if k.startswith("vector_scale")},
+              flush=True)  # fmt: skip
     result = {"model": args.model, "model_id": model.model_id, "faces": args.faces, "truncation": args.truncation,
               "perceptual_backend": model.perceptual.backend, "scales": args.scales, "per_kind": per_kind}  # fmt: skip
     write_result(args.out, result, echo=False)

@@ -538,3 +538,79 @@ def refine(
     }
     return ApplyResult(image=out.image, mask=mask, w_plus=best_w, warnings=first.warnings, losses=losses,
                        metrics=metrics, seconds=time.perf_counter() - t0)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ScaleCalibration(ConfigMixin):
+    """How :func:`pick_scale` looks for the scale at which a vector makes its painted change on faces it was not
+    optimised on."""
+
+    scales: tuple[float, ...] = (0.75, 1.0, 1.25, 1.5, 2.0)
+    faces: int = 8  # held-out faces, drawn like make_transferable's (faces the change fits first)
+    seed: int = 1  # make_transferable draws from seed 0
+    truncation: float = 0.7
+    max_draws: int = 160
+    changed_ok: float = 0.5  # a face reads the change made when this share of its changed pixels reads as carried
+    psnr_ok: float = 30.0  # dB outside the carried region
+
+    def __post_init__(self) -> None:
+        if not self.scales or any(not (s > 0 and np.isfinite(s)) for s in self.scales) or self.faces < 1:
+            raise ValueError(f"scales must be positive and finite, faces >= 1, got {self}")
+
+
+@torch.no_grad()
+def pick_scale(
+    generator: Generator,
+    branch: SegmentationBranch,
+    vector: VectorFile,
+    class_names: Sequence[str],
+    config: ScaleCalibration = ScaleCalibration(),
+    edit_config: EditConfig = EditConfig(),
+    reader: Optional[ImageReader] = None,
+) -> tuple[Optional[float], dict]:
+    """The scale at which ``vector`` makes its painted change on held-out faces, read without any oracle: for each
+    scale, the share of faces on which ``reader`` (the image reader, else the branch) reads at least
+    ``changed_ok`` of the carried change's changed pixels as carried, with PSNR outside the carried region >=
+    ``psnr_ok``; the scale with the most such faces wins, the nearest to 1 among equals. Returns (scale, a table
+    per scale); (None, table) when the vector carries no change or no face takes it."""
+    table: dict = {"faces": 0, "per_scale": {}}
+    if vector.change is None:
+        return None, table
+    dev = next(generator.parameters()).device
+    before, after = torch.from_numpy(vector.change.astype(np.int64)).to(dev)
+    roi, _ = region_of_interest(before, after, class_names, edit_config.dilation, edit_config.context_classes)
+    change = describe_change(before, after, roi, class_names, edit_config.context_classes,
+                             edit_config.context_face_frame)  # fmt: skip
+    draw = TransferConfig(samples=config.faces, seed=config.seed, truncation=config.truncation,
+                          max_draws=config.max_draws)  # fmt: skip
+    ws, _ = draw_faces(generator, branch, change, draw, dev)
+    orig = generator.synthesis(ws)
+    masks = branch(orig.features).argmax(1)
+    faces = []
+    for i, mask in enumerate(masks):
+        carried = transfer_change(change, mask, 0, edit_config.complete_removal)
+        if carried is None:
+            continue
+        target, region, _ = carried
+        changed = region & (target != mask)
+        if changed.any():
+            faces.append((i, target, region, changed))
+    table["faces"] = len(faces)
+    if not faces:
+        return None, table
+    idx = torch.tensor([f[0] for f in faces], device=dev)
+    delta = torch.from_numpy(np.array(vector.delta)).to(dev, ws.dtype)
+    scores = {}
+    for s in config.scales:
+        out = generator.synthesis(ws[idx] + s * delta[None], return_features=reader is None)
+        read = (reader(out.image) if reader is not None else branch(out.features)).argmax(1)
+        ok, accs = [], []
+        for j, (i, target, region, changed) in enumerate(faces):
+            acc = float((read[j][changed] == target[changed]).float().mean())
+            kept = psnr_outside(out.image[j : j + 1], orig.image[i : i + 1], region) >= config.psnr_ok
+            ok.append(acc >= config.changed_ok and kept)
+            accs.append(acc)
+        scores[s] = (float(np.mean(ok)), float(np.mean(accs)))
+        table["per_scale"][f"{s:g}"] = {"made": round(scores[s][0], 4), "changed_accuracy": round(scores[s][1], 4)}
+    best = max(scores, key=lambda s: (scores[s][0], -abs(s - 1.0)))
+    return float(best), table

@@ -1,16 +1,19 @@
 """make_transferable draws faces the painted change can be made on (issue #21: taking glasses off)."""
 
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
 from core.data.palette import CLASS_NAMES
 from core.edit import region_of_interest
-from core.edit_vector import TransferConfig, draw_faces
+from core.edit_vector import ScaleCalibration, TransferConfig, draw_faces, pick_scale
 from core.mask_edits import remove_glasses
 from core.mask_transfer import describe_change, fits
+from core.vector_format import VectorFile
 
 ROOT = Path(__file__).resolve().parents[2]
 GLASSES = 11
@@ -84,3 +87,49 @@ def test_on_faces64_a_glasses_removal_draws_faces_with_glasses():
 
     assert wearing(0) == 1
     assert wearing(48) == 2
+
+
+class _Amounts(_Faces):
+    """Faces as above; the W+ row 1 holds how far a glasses-removal vector has moved them: the glasses read gone
+    from 1.4 on, and from 1.8 on the whole image changes (the vector overshoots)."""
+
+    def parameters(self):
+        yield torch.zeros(1)
+
+    def sample_w_plus(self, seed, batch=1, truncation=1.0):
+        w = torch.zeros(batch, 2, 4)
+        w[:, 0] = torch.arange(batch, dtype=torch.float32)[:, None]
+        return w
+
+    def synthesis(self, w, return_features=True):
+        amount = w[:, 1, 0]
+        image = torch.zeros(len(w), 3, 16, 16)
+        image[amount >= 1.8] = 0.5
+        return SimpleNamespace(features=w, image=image)
+
+    def branch(self, w):
+        index, amount = w[:, 0, 0].long(), w[:, 1, 0]
+        logits = super().branch(index)
+        gone = (amount >= 1.4) & (logits.argmax(1) == GLASSES).flatten(1).any(1)
+        logits[gone, 1] += 0.5  # skin wins where the glasses were
+        logits[gone, GLASSES] = -1.0
+        return logits
+
+
+def test_pick_scale_finds_the_scale_that_makes_the_change_on_held_out_faces_without_spilling():
+    faces = _Amounts()
+    src = faces.branch(torch.tensor([[[3.0, 0, 0, 0], [0, 0, 0, 0]]])).argmax(1)[0]
+    after = torch.from_numpy(remove_glasses(src))
+    delta = np.zeros((2, 4), np.float32)
+    delta[1, 0] = 1.0
+    v = VectorFile(delta=delta, model_id="0" * 16, change=np.stack([src.numpy(), after.numpy()]).astype(np.uint8))
+    cal = ScaleCalibration(faces=3, max_draws=40)
+    scale, table = pick_scale(faces, faces.branch, v, CLASS_NAMES, cal)
+    assert table["faces"] == 3  # three faces with glasses drawn
+    assert {k: r["made"] for k, r in table["per_scale"].items()} == {"0.75": 0, "1": 0, "1.25": 0, "1.5": 1, "2": 0}
+    assert scale == 1.5  # 2 also takes the glasses off, but changes the whole image
+    assert table["per_scale"]["2"]["changed_accuracy"] == table["per_scale"]["1.5"]["changed_accuracy"] >= 0.5
+    assert pick_scale(faces, faces.branch, replace(v, change=None), CLASS_NAMES, cal) == (None, {"faces": 0,
+                                                                                              "per_scale": {}})
+    with pytest.raises(ValueError, match="positive"):
+        ScaleCalibration(scales=(1.0, -1.0))
