@@ -60,7 +60,15 @@ from core.branch import BranchConfig, SegmentationBranch
 from core.data.palette import colorize
 from benchmarks.edit_baseline import baseline_loss
 from core.edit import EditConfig, EditObjective, edit_by_mask, region_of_interest
-from core.edit_vector import REFINE_STEPS, TransferConfig, apply_vectors, make_transferable, refine, vector_from_edit
+from core.edit_vector import (
+    REFINE_STEPS,
+    TransferConfig,
+    apply_vectors,
+    calibrated,
+    make_transferable,
+    refine,
+    vector_from_edit,
+)
 from core.device import device_spec_from_env, resolve_device
 from core.editgan import EditGAN
 from core.generator import Generator, GeneratorConfig
@@ -166,8 +174,8 @@ def quality_and_transfer(model: EditGAN, oracle, kinds, n_edit: int, n_transfer:
                          transfer: Optional[TransferConfig] = TransferConfig(), carry: bool = True,
                          progress: Optional[Callable[[dict], None]] = None, face_frame: bool = True,
                          source_by_clarity: bool = True, complete_removal: bool = True,
-                         w_kept: float = EditConfig.w_kept, change_share: float = EditConfig.change_share
-                         ) -> dict:  # fmt: skip
+                         w_kept: float = EditConfig.w_kept, change_share: float = EditConfig.change_share,
+                         calibrate: bool = True) -> dict:  # fmt: skip
     cfg = EditConfig(steps=steps, context_face_frame=face_frame, complete_removal=complete_removal, w_kept=w_kept,
                      change_share=change_share)
     result = {}
@@ -198,6 +206,9 @@ def quality_and_transfer(model: EditGAN, oracle, kinds, n_edit: int, n_transfer:
                                             "seconds": round(time.perf_counter() - t0, 2),
                                             **{k: round(v, 3) for k, v in r.metrics.items() if k.startswith("transfer_")}}  # fmt: skip
             vec = vector_from_edit(r, model.model_id, name=kind)
+            if transfer is not None and calibrate:  # and its strength set, as saving it does
+                vec = calibrated(vec, model.generator, model.branch, model.class_names, edit_config=cfg)
+                src["calibration"] = {k: v for k, v in vec.metrics.items() if k.startswith("calibrat")}
             s1, s2, n0, rs = [], [], [], []
             for seed, w, mask, target in cases:
                 orig = model.render(w)
@@ -446,6 +457,9 @@ def main(argv: Optional[list[str]] = None) -> dict:
     ap.add_argument("--change-share", type=float, default=None,
                     help="EditConfig.change_share: the share of the region's cross-entropy the painted change holds "
                          "at least (0: EditGAN's; default: the model's edit_defaults, else EditConfig's)")  # fmt: skip
+    ap.add_argument("--no-calibrate-scale", action="store_true",
+                    help="keep each transferable vector's strength as its edit left it (before 2026-12-05), instead "
+                         "of scaling it so that scale 1 makes its change on held-out faces, as saving one does")  # fmt: skip
     ap.add_argument("--truncation", type=float, default=0.7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default=device_spec_from_env(),
@@ -467,13 +481,16 @@ def main(argv: Optional[list[str]] = None) -> dict:
     ap.add_argument("--skip-speed", action="store_true", help="quality and transfer only (no speed, no side-by-side)")
     ap.add_argument("--out")
     ap.add_argument("--merge", nargs="+", metavar="RESULT",
-                    help="combine runs of the same settings over different kinds (one per core) into --out")
+                    help="combine runs of the same settings over different kinds (one per core) into --out; "
+                         "RESULT:KIND,KIND takes only those kinds from RESULT")  # fmt: skip
+    ap.add_argument("--removal-scope", help="with --merge: benchmarks.removal_rule_scope's JSON, to merge runs "
+                                            "judged before the removal rule for kinds it does not apply to")
     ap.add_argument("--resume", action="store_true",
                     help="keep the kinds --out already holds from a run with the same settings (a run stopped early "
                          "writes each kind as it finishes) and run only the others")  # fmt: skip
     args = ap.parse_args(argv)
     if args.merge:
-        return merge([Path(p) for p in args.merge], Path(args.out or RESULTS / "edit.json"))
+        return merge(args.merge, Path(args.out or RESULTS / "edit.json"), args.removal_scope)
     if args.child:
         _child(args)
         return {}
@@ -516,6 +533,8 @@ def main(argv: Optional[list[str]] = None) -> dict:
                     if args.transfer_samples > 0 else None)  # fmt: skip
         result["source_order"] = args.source_order
         result["vectors_made_transferable"] = transfer.to_dict() if transfer else None
+        # each made-transferable vector's strength set on held-out faces (core.edit_vector.calibrated), as saving does
+        result["vectors_calibrated"] = bool(transfer) and not args.no_calibrate_scale
         folder = RESULTS if transfer else RESULTS / "plain_vectors"  # pictures and JSON of the comparison run
         if args.out:  # a variant's pictures go beside its JSON, in a folder of the same name
             folder = Path(args.out).with_suffix("")
@@ -543,7 +562,8 @@ def main(argv: Optional[list[str]] = None) -> dict:
                                                   face_frame=not args.no_face_frame,
                                                   source_by_clarity=args.source_order == "clarity",
                                                   complete_removal=not args.no_complete_removal,
-                                                  w_kept=args.w_kept, change_share=args.change_share))  # fmt: skip
+                                                  w_kept=args.w_kept, change_share=args.change_share,
+                                                  calibrate=not args.no_calibrate_scale))  # fmt: skip
         result.update(_overall(result["per_kind"]))
         if not args.skip_speed:
             result["speed"] = speed(model)
@@ -565,25 +585,66 @@ def _overall(per_kind: dict) -> dict:
     return out
 
 
-def merge(parts: list[Path], out: Path) -> dict:
+def _part(spec: str) -> tuple[Path, Optional[list[str]]]:
+    """``PATH`` or ``PATH:KIND,KIND``: a result file and, optionally, the kinds to take from it."""
+    path, _, kinds = spec.partition(":") if not Path(spec).exists() else (spec, "", "")
+    return Path(path), [k for k in kinds.split(",") if k] if kinds else None
+
+
+def merge(parts: list, out: Path, removal_scope: Optional[Path] = None) -> dict:
     """One result from runs of the same settings (RESUME_KEYS) over different kinds, e.g. two processes on two
-    cores: their kinds in the order given, the overall rates over all of them; a kind in two parts is an error."""
+    cores: their kinds in the order given, the overall rates over all of them; a kind in two parts is an error.
+    A part given as ``PATH:KIND,KIND`` gives only those kinds.
+
+    Parts judged before the judge's removal rule (criteria without ``removed_class_counts``) merge with parts
+    judged under it only with ``removal_scope`` (benchmarks.removal_rule_scope's JSON for the same model and
+    faces) showing that none of the kinds taken from them has a case the rule applies to: on those the two
+    judges give the same verdicts. The merged result names them (``judged_before_removal_rule``)."""
     if not parts:
         raise SystemExit("--merge needs at least one result file")
-    loaded = [json.loads(Path(p).read_text()) for p in parts]
-    first = loaded[0]
+    specs = [_part(str(p)) for p in parts]
+    loaded = [json.loads(path.read_text()) for path, _ in specs]
+    ruled = [isinstance(r.get("criteria"), dict) and bool(r["criteria"].get("removed_class_counts")) for r in loaded]
+    first = loaded[ruled.index(True)] if any(ruled) else loaded[0]
+    scope = json.loads(Path(removal_scope).read_text()) if removal_scope else None
     per_kind: dict = {}
-    for path, res in zip(parts, loaded):
+    before_rule: dict = {}
+    for (path, take), res, has_rule in zip(specs, loaded, ruled):
         differ = [k for k in RESUME_KEYS if res.get(k) != first.get(k)]
+        if differ == ["criteria"] and any(ruled) and not has_rule and res.get("criteria") == {
+                k: v for k, v in first["criteria"].items() if k != "removed_class_counts"}:  # fmt: skip
+            differ = []
+            kinds = take if take is not None else list(res.get("per_kind", {}))
+            if scope is None:
+                raise SystemExit(f"--merge: {path} was judged before the removal rule; give --removal-scope "
+                                 "(python -m benchmarks.removal_rule_scope) to show the rule does not apply to its kinds")  # fmt: skip
+            if (scope.get("model_id"), scope.get("n_edit"), scope.get("n_transfer")) != (
+                    res.get("model_id"), res["faces"]["n_edit"], res["faces"]["n_transfer"]):  # fmt: skip
+                raise SystemExit(f"--merge: {removal_scope} is not of {path}'s model and faces")
+            for k in kinds:
+                row = scope["per_kind"].get(k)
+                if row is None or any(row[f]["removing_a_class"] for f in ("mode3_faces", "transfer_faces")):
+                    raise SystemExit(f"--merge: the removal rule applies to {k} (or {removal_scope} lacks it): "
+                                     f"take {k} from a run judged under it")  # fmt: skip
+                before_rule[k] = str(path)
         if differ:
-            raise SystemExit(f"--merge: {path} was run with other settings than {parts[0]} ({', '.join(differ)})")
-        both = sorted(set(per_kind) & set(res.get("per_kind", {})))
+            raise SystemExit(f"--merge: {path} was run with other settings than {specs[0][0]} ({', '.join(differ)})")
+        got = res.get("per_kind", {})
+        if take is not None:
+            missing = [k for k in take if k not in got]
+            if missing:
+                raise SystemExit(f"--merge: {path} holds no {', '.join(missing)}")
+            got = {k: got[k] for k in take}
+        both = sorted(set(per_kind) & set(got))
         if both:
             raise SystemExit(f"--merge: {', '.join(both)} in more than one file")
-        per_kind.update(res.get("per_kind", {}))
+        per_kind.update(got)
     result = {k: v for k, v in first.items() if not k.startswith("overall_") and k not in ("per_kind", "partial")}
     result["merged_from"] = [str(p) for p in parts]
-    incomplete = [str(p) for p, r in zip(parts, loaded) if "partial" in r]
+    if before_rule:
+        result["judged_before_removal_rule"] = before_rule
+        result["removal_rule_scope"] = str(removal_scope)
+    incomplete = [str(path) for (path, take), r in zip(specs, loaded) if "partial" in r and take is None]
     if incomplete:
         result["partial"] = f"{', '.join(incomplete)} stopped early: {len(per_kind)} kinds"
     result["per_kind"] = per_kind
@@ -595,7 +656,8 @@ def merge(parts: list[Path], out: Path) -> dict:
 
 # what must match for a stopped run's kinds to be kept by --resume
 RESUME_KEYS = ("model_id", "criteria", "faces", "edit_config", "refine_steps", "image_reader",
-               "refine_carries_painted_change", "vector_sources_per_kind", "source_order", "vectors_made_transferable")
+               "refine_carries_painted_change", "vector_sources_per_kind", "source_order", "vectors_made_transferable",
+               "vectors_calibrated")
 
 
 def _resumable(out: Path, result: dict) -> dict:

@@ -66,9 +66,17 @@ class Verdict:
 
 
 def removed_classes(before: torch.Tensor, target: torch.Tensor) -> list[int]:
-    """The classes the mask had before and the paint takes off it entirely."""
+    """The classes the paint takes off the mask: the mask had them before and has none of them after, and they were
+    not covered by a class the paint brings in. (Glasses put on cover the eyes, which then leave the mask: most of
+    the eyes' pixels turn into the new class, and the eyes are occluded, not taken off.)"""
     had, has = set(torch.unique(before).tolist()), set(torch.unique(target).tolist())
-    return sorted(had - has)
+    new = torch.tensor(sorted(has - had), device=target.device, dtype=target.dtype)
+    out = []
+    for c in sorted(had - has):
+        covered = float(torch.isin(target[before == c], new).float().mean()) if len(new) else 0.0
+        if covered <= 0.5:
+            out.append(c)
+    return out
 
 
 def judge_masks(
@@ -81,9 +89,10 @@ def judge_masks(
 ) -> Verdict:
     """The verdict from the oracle's readings; ``ValueError`` when nothing was painted.
 
-    A paint that takes a class off the mask entirely (the glasses, all of them) asks for that class to be gone
-    wherever it is, not only where the mask the user painted on had it: the pixels inside the region that the
-    oracle read as that class before the edit count as changed and must read as what the paint has there. (The
+    A paint that takes a class off the mask entirely (the glasses, all of them; :func:`removed_classes`) asks for
+    that class to be gone wherever it is, not only where the mask the user painted on had it: the pixels inside
+    the region that the oracle read as that class before the edit count as changed and must read as what the
+    paint has there. (The
     branch and the oracle disagree about a part's edge; without this, glasses the branch missed and the edit
     removed anyway counted as kept pixels that changed, and failed the kept bar.) A no-op still fails: those
     pixels read as the removed class after it too. ``success_painted_only`` is the verdict without this rule."""

@@ -91,6 +91,44 @@ def test_merge_combines_runs_of_the_same_settings_over_different_kinds(tmp_path)
     b.write_text(json.dumps({**settings, "faces": "other", "per_kind": {"add_glasses": kind(2, 1.0)}}))
     with pytest.raises(SystemExit, match="faces"):
         main(["--merge", str(a), str(b), "--out", str(out)])
+    # PATH:KINDS takes only those kinds from a part
+    b.write_text(json.dumps({**settings, "per_kind": {"add_glasses": kind(2, 1.0), "smile": kind(9, 0.0)}}))
+    merged = main(["--merge", str(a), f"{b}:add_glasses", "--out", str(out)])
+    assert list(merged["per_kind"]) == ["smile", "add_glasses"] and merged["per_kind"]["smile"]["mode3"]["n"] == 4
+    with pytest.raises(SystemExit, match="holds no open_mouth"):
+        main(["--merge", str(a), f"{b}:open_mouth", "--out", str(out)])
+
+
+def test_merge_takes_kinds_judged_before_the_removal_rule_only_where_it_does_not_apply(tmp_path):
+    import json
+
+    import pytest
+
+    from benchmarks.bench_edit import RESUME_KEYS, main
+
+    old = {k: f"value of {k}" for k in RESUME_KEYS} | {"model_id": "m", "faces": {"n_edit": 2, "n_transfer": 3},
+                                                        "criteria": {"changed_accuracy_min": 0.5}}  # fmt: skip
+    new = old | {"criteria": {"changed_accuracy_min": 0.5, "removed_class_counts": True}}
+    s = {"n": 2, "success_rate": 0.5, "noop_success_rate": 0.0, "random_step_success_rate": 0.0}
+    kind = {"mode3": s, "transfer_mode1": s, "transfer_mode2": s}
+    a, b, scope, out = (tmp_path / n for n in ("a.json", "b.json", "scope.json", "edit.json"))
+    a.write_text(json.dumps(old | {"per_kind": {"smile": kind, "remove_glasses": kind}}))
+    b.write_text(json.dumps(new | {"per_kind": {"remove_glasses": kind}}))
+    none = {"cases": 2, "removing_a_class": 0, "classes_removed": []}
+    some = {"cases": 2, "removing_a_class": 2, "classes_removed": ["glasses"]}
+    scope.write_text(json.dumps({"model_id": "m", "n_edit": 2, "n_transfer": 3, "per_kind": {
+        "smile": {"mode3_faces": none, "transfer_faces": none},
+        "remove_glasses": {"mode3_faces": some, "transfer_faces": none}}}))  # fmt: skip
+    with pytest.raises(SystemExit, match="removal-scope"):
+        main(["--merge", str(b), f"{a}:smile", "--out", str(out)])
+    merged = main(["--merge", str(b), f"{a}:smile", "--removal-scope", str(scope), "--out", str(out)])
+    assert merged["criteria"]["removed_class_counts"] is True and list(merged["per_kind"]) == ["remove_glasses", "smile"]
+    assert merged["judged_before_removal_rule"] == {"smile": str(a)}
+    with pytest.raises(SystemExit, match="applies to remove_glasses"):  # the rule changes its verdicts
+        main(["--merge", str(b), f"{a}:remove_glasses", "--removal-scope", str(scope), "--out", str(out)])
+    scope.write_text(json.dumps({"model_id": "m", "n_edit": 20, "n_transfer": 3, "per_kind": {}}))
+    with pytest.raises(SystemExit, match="not of"):
+        main(["--merge", str(b), f"{a}:smile", "--removal-scope", str(scope), "--out", str(out)])
 
 
 def test_a_small_run_records_the_edit_settings_it_used(tmp_path):

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from benchmarks.bench_edit import _cases, random_step
-from benchmarks.edit_judge import CHANGED_OK, KEPT_OK, PSNR_OK, judge, judge_masks
+from benchmarks.edit_judge import CHANGED_OK, KEPT_OK, PSNR_OK, judge, judge_masks, removed_classes
 from core.edit import EditConfig, edit_by_mask
 from core.mask_edits import SCRIPTED_EDITS
 
 ROOT = Path(__file__).resolve().parents[2]
-SKIN, NOSE, HAIR, GLASSES = 1, 8, 3, 11
+SKIN, HAIR, EYE, NOSE, GLASSES = 1, 3, 4, 8, 11
 
 
 def _face():
@@ -95,6 +95,25 @@ def test_a_class_painted_off_the_mask_entirely_must_be_gone_where_the_oracle_saw
     outside = read_before.clone()
     outside[12:14, 0:2] = GLASSES  # the oracle's glasses outside the region are the PSNR bar's business
     assert judge_masks(removed, outside, before, target, roi, float("inf")).removed_pixels == 8
+
+
+def test_a_class_covered_by_one_the_paint_brings_in_is_occluded_not_removed():
+    eyes = torch.full((16, 16), SKIN)
+    eyes[7:9, 4:7] = EYE
+    glasses_on = eyes.clone()
+    glasses_on[6:10, 3:8] = GLASSES  # the frames cover the whole eye: it leaves the mask
+    assert removed_classes(eyes, glasses_on) == []
+    read_before = eyes.clone()
+    read_before[9, 4:7] = EYE  # the oracle's eye is a row taller, below the frames
+    read_after = glasses_on.clone()
+    read_after[10, 4:7] = EYE  # the glasses on and the eye's lower edge kept
+    roi = torch.zeros(16, 16, dtype=torch.bool)
+    roi[5:12, 2:9] = True
+    v = judge_masks(read_after, read_before, eyes, glasses_on, roi, float("inf"))
+    assert v.removed_pixels == 0 and v.success == v.success_painted_only
+    off = glasses_on.clone()
+    off[off == GLASSES] = SKIN  # taking glasses off: skin, which the mask had, where they were
+    assert removed_classes(glasses_on, off) == [GLASSES]
 
 
 def test_a_paint_that_keeps_every_class_is_judged_on_its_painted_pixels_only():
