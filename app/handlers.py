@@ -44,7 +44,15 @@ from app.memory import trim as trim_memory
 from app.runtime import Runtime, to_uint8
 from app.session import EditSession, ShareStore, format_vectors
 from core.edit import edit_by_mask
-from core.edit_vector import TransferConfig, apply_vectors, make_transferable, painted_change, refine, thumbnail
+from core.edit_vector import (
+    TransferConfig,
+    apply_vectors,
+    calibrated_delta,
+    make_transferable,
+    painted_change,
+    refine,
+    thumbnail,
+)
 from core.embed import EmbedConfig
 from core.image_io import CropBox, paste_back
 from core.vector_format import VectorFile
@@ -461,8 +469,16 @@ class Handlers(LibraryHandlers, LabelHandlers):
                                   model.edit_config(), perceptual=model.perceptual, encoder=model.encoder,
                                   reader=model.reader,
                                   other_generator=self.rt.model.generator, callback=cb)  # fmt: skip
-            e["transferable"] = {"delta": r.delta.cpu().numpy().astype(np.float32), "preview": thumbnail(r.image),
-                                 "metrics": {**e["metrics"], **{k: float(v) for k, v in r.metrics.items() if np.isfinite(v)}}}  # fmt: skip
+            delta, calibration = r.delta.cpu().numpy().astype(np.float32), {}
+            change = painted_change(e["result"])
+            if change is not None:  # its strength, picked on other faces of the untuned model
+                if progress is not None:
+                    progress(None, desc="setting the vector's strength on other faces")
+                delta, calibration = calibrated_delta(self.rt.model.generator, self.rt.model.branch, delta, change,
+                                                      model.class_names, edit_config=model.edit_config())  # fmt: skip
+            e["transferable"] = {"delta": delta, "preview": thumbnail(r.image),
+                                 "metrics": {**e["metrics"], **{k: float(v) for k, v in r.metrics.items() if np.isfinite(v)},
+                                             **calibration}}  # fmt: skip
         m = e["transferable"]["metrics"]
         text = (f" Made transferable: on {int(m['transfer_samples'])} random faces{_faces_drawn(m)} the vector now "
                 f"changes {m['transfer_psnr_outside_before']:.1f} -> {m['transfer_psnr_outside_after']:.1f} dB PSNR "
@@ -472,7 +488,7 @@ class Handlers(LibraryHandlers, LabelHandlers):
             text += (f", and on the {int(m['transfer_carried_faces'])} that have the edited parts, "
                      f"{100 * before:.0f}% -> {100 * after:.0f}% of the painted change, carried over, "
                      "reads as painted")  # fmt: skip
-        return text + "."
+        return text + "." + _calibration_note(m)
 
     @gpu_task(SAVE_S)  # a ZeroGPU while it runs; a no-op elsewhere (app/gpu.py)
     def save_edit(self, name, description, tags, visibility, transfer, state: EditSession, request: gr.Request,
@@ -529,6 +545,20 @@ class Handlers(LibraryHandlers, LabelHandlers):
         except (ValueError, LibraryError) as e:
             gr.Warning(toast_text(f"Could not open the link: {e}"))
         return banner, skip, skip, skip, skip, skip, skip
+
+
+def _calibration_note(metrics: dict) -> str:
+    """What the strength calibration did (core.edit_vector.calibrated_delta), for the save message."""
+    if "calibrated_scale" not in metrics or not metrics.get("calibration_faces"):
+        return ""
+    n, scale = int(metrics["calibration_faces"]), float(metrics["calibrated_scale"])
+    made = round(n * float(metrics.get("calibration_made", 0.0)))
+    if scale == 1.0:
+        return f" Its strength is as the edit left it: at scale 1 it makes the change on {made} of {n} other faces."
+    at1 = metrics.get("calibration_made_at_1")
+    was = f", {round(n * float(at1))} at the edit's own strength" if at1 is not None else ""
+    return (f" Its strength was set to {scale:g}x the edit's, so that scale 1 makes the change on {made} of {n} "
+            f"other faces{was}.")
 
 
 def _faces_drawn(metrics: dict) -> str:

@@ -31,7 +31,15 @@ from tqdm import tqdm
 from core.data.palette import colorize
 from core.device import ENV_DEVICE, device_spec_from_env, resolve_device
 from core.edit import EditConfig, edit_by_mask
-from core.edit_vector import REFINE_STEPS, TransferConfig, apply_vectors, make_transferable, refine, vector_from_edit
+from core.edit_vector import (
+    REFINE_STEPS,
+    TransferConfig,
+    apply_vectors,
+    calibrated,
+    make_transferable,
+    refine,
+    vector_from_edit,
+)
 from core.editgan import DEFAULT_MODEL, EditGAN
 from core.embed import EmbedConfig, EmbedResult
 from core.image_io import paste_back, read_painted_mask, to_pil
@@ -124,7 +132,10 @@ def cmd_edit(base: EditGAN, args) -> dict:
                                        model.perceptual, model.encoder, lambda s, loss, img: bar.update(1),
                                        reader=model.reader, other_generator=base.generator)  # fmt: skip
             bar.close()
-        vector_from_edit(result, model.model_id, name=args.name or (args.edit or "edit")).save(args.save_vector)
+        vector = vector_from_edit(result, model.model_id, name=args.name or (args.edit or "edit"))
+        if args.transfer_samples > 0 and not args.no_calibrate:  # other faces: the untuned model's
+            vector = calibrated(vector, base.generator, base.branch, model.class_names, edit_config=cfg)
+        vector.save(args.save_vector)
     return {"edited_classes": result.edited_classes, "metrics": result.metrics, "seconds": round(result.seconds, 2)}
 
 
@@ -209,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="before saving, make the vector leave this many random faces alone outside their "
                         "edited parts (0: save the edit's delta as it is)")  # fmt: skip
     p.add_argument("--transfer-steps", type=int, default=TransferConfig.steps)
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="keep the transferable vector's strength as the edit left it (by default it is scaled so "
+                        "that scale 1 makes the painted change on 8 held-out faces, as the branch reads them)")  # fmt: skip
     p = sub.add_parser("apply", help="apply edit vectors (mode 1, or mode 2 with --refine)")
     common(p)
     vectors(p)

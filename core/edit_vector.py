@@ -499,8 +499,14 @@ def refine(
     should_stop=None,
     reader: Optional[ImageReader] = None,
     carry: bool = True,
+    free: str = "edited",
 ) -> ApplyResult:
     """Mode 2: apply the vectors, then ``steps`` of self-supervised refinement (see module docstring).
+
+    ``free``: where the refinement may change the image. "edited" (EditGAN): the region of the classes the vectors
+    edit, before and after they were applied, plus the carried changes' regions; "carried": only the carried
+    changes' regions where any change was carried (else as "edited"), so that what a vector changed elsewhere on
+    this face is pulled back to the original.
 
     The target inside the region is the mask the vectors produced, as in EditGAN; with ``carry`` (the default),
     where a vector carries the painted change it was made from, that change carried onto this image
@@ -508,6 +514,8 @@ def refine(
     and refinement towards it keeps the shape. At a positive scale other than 1 that change is scaled with it (its
     classes' boundaries moved that share of the way, :func:`core.mask_transfer.scale_change`); at a negative
     scale the target is the vector's own result."""
+    if free not in ("edited", "carried"):
+        raise ValueError(f"free must be 'edited' or 'carried', got {free!r}")
     t0 = time.perf_counter()
     first = apply_vectors(generator, w_plus, vectors, model_id, branch)
     with torch.no_grad():
@@ -519,7 +527,7 @@ def refine(
     target, carried = vec_mask, 0
     if carry:
         target, region, carried = carried_target(vectors, orig_mask, vec_mask, class_names, config)
-        roi = roi | region
+        roi = region if free == "carried" and carried else roi | region
     if not roi.any() or steps <= 0:
         first.seconds = time.perf_counter() - t0
         return first
@@ -573,11 +581,59 @@ def pick_scale(
     ``changed_ok`` of the carried change's changed pixels as carried, with PSNR outside the carried region >=
     ``psnr_ok``; the scale with the most such faces wins, the nearest to 1 among equals. Returns (scale, a table
     per scale); (None, table) when the vector carries no change or no face takes it."""
-    table: dict = {"faces": 0, "per_scale": {}}
+    return _pick_scale(generator, branch, np.asarray(vector.delta), vector.change, class_names, config, edit_config,
+                       reader)  # fmt: skip
+
+
+def calibrated_delta(
+    generator: Generator,
+    branch: SegmentationBranch,
+    delta: np.ndarray,  # [n_latent, w_dim] float32
+    change: Optional[np.ndarray],  # [2, R, R] the painted change (before, after)
+    class_names: Sequence[str],
+    config: ScaleCalibration = ScaleCalibration(),
+    edit_config: EditConfig = EditConfig(),
+) -> tuple[np.ndarray, dict[str, float]]:
+    """``delta`` scaled by :func:`pick_scale`'s scale (the branch's reading), so that a vector saved from it makes
+    its painted change on other faces at scale 1, and the metrics that say so: ``calibrated_scale`` (1 when no
+    scale was picked), ``calibration_faces``, and ``calibration_made`` / ``calibration_made_at_1`` (the share of
+    those faces that read the change made at that scale and at 1)."""
+    scale, table = _pick_scale(generator, branch, np.asarray(delta), change, class_names, config, edit_config)
+    metrics = {"calibration_faces": float(table["faces"])}
+    if scale is None:
+        return np.asarray(delta, np.float32), {**metrics, "calibrated_scale": 1.0}
+    rows = table["per_scale"]
+    metrics.update(calibrated_scale=scale, calibration_made=rows[f"{scale:g}"]["made"])
+    if "1" in rows:
+        metrics["calibration_made_at_1"] = rows["1"]["made"]
+    return (np.asarray(delta, np.float32) * np.float32(scale)).astype(np.float32), metrics
+
+
+def calibrated(
+    vector: VectorFile,
+    generator: Generator,
+    branch: SegmentationBranch,
+    class_names: Sequence[str],
+    config: ScaleCalibration = ScaleCalibration(),
+    edit_config: EditConfig = EditConfig(),
+) -> VectorFile:
+    """``vector`` with its delta scaled by :func:`calibrated_delta` and the calibration in its metrics; a vector
+    that carries no painted change comes back as it is."""
     if vector.change is None:
+        return vector
+    delta, metrics = calibrated_delta(generator, branch, np.asarray(vector.delta), vector.change, class_names, config,
+                                      edit_config)  # fmt: skip
+    return replace(vector, delta=delta, metrics={**vector.metrics, **metrics})
+
+
+@torch.no_grad()
+def _pick_scale(generator, branch, delta_np: np.ndarray, change_np: Optional[np.ndarray], class_names, config,
+                edit_config, reader=None) -> tuple[Optional[float], dict]:  # fmt: skip
+    table: dict = {"faces": 0, "per_scale": {}}
+    if change_np is None:
         return None, table
     dev = next(generator.parameters()).device
-    before, after = torch.from_numpy(vector.change.astype(np.int64)).to(dev)
+    before, after = torch.from_numpy(change_np.astype(np.int64)).to(dev)
     roi, _ = region_of_interest(before, after, class_names, edit_config.dilation, edit_config.context_classes)
     change = describe_change(before, after, roi, class_names, edit_config.context_classes,
                              edit_config.context_face_frame)  # fmt: skip
@@ -599,7 +655,7 @@ def pick_scale(
     if not faces:
         return None, table
     idx = torch.tensor([f[0] for f in faces], device=dev)
-    delta = torch.from_numpy(np.array(vector.delta)).to(dev, ws.dtype)
+    delta = torch.from_numpy(np.array(delta_np)).to(dev, ws.dtype)
     scores = {}
     for s in config.scales:
         out = generator.synthesis(ws[idx] + s * delta[None], return_features=reader is None)

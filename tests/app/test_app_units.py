@@ -188,6 +188,19 @@ def test_save_message_says_how_the_transfer_faces_were_found():
     assert "only 12 do" in _faces_drawn({"transfer_samples": 16, "transfer_faces_drawn": 16, "transfer_faces_fitting": 12})
 
 
+def test_save_message_says_how_the_vectors_strength_was_set():
+    from app.handlers import _calibration_note
+
+    assert _calibration_note({}) == ""  # made before the calibration existed
+    assert _calibration_note({"calibrated_scale": 1.0, "calibration_faces": 0.0}) == ""  # no face took the change
+    same = _calibration_note({"calibrated_scale": 1.0, "calibration_faces": 8.0, "calibration_made": 0.75,
+                              "calibration_made_at_1": 0.75})  # fmt: skip
+    assert "as the edit left it" in same and "6 of 8" in same
+    up = _calibration_note({"calibrated_scale": 1.5, "calibration_faces": 8.0, "calibration_made": 0.375,
+                            "calibration_made_at_1": 0.25})  # fmt: skip
+    assert "1.5x the edit's" in up and "3 of 8" in up and "2 at the edit's own strength" in up
+
+
 def test_a_mask_edit_that_fell_short_says_so():
     from types import SimpleNamespace
 

@@ -28,7 +28,16 @@ def test_sample_edit_apply_batch(bundle, tmp_path, capsys):
                "--steps", "3", "--out", str(out), "--save-vector", str(vec), "--name", "lips",
                "--transfer-samples", "2", "--transfer-steps", "2"])  # fmt: skip
     assert rc == 0 and vec.exists() and (out / "after.png").exists() and (out / "target_mask.png").exists()
-    assert VectorFile.load(vec).metrics["transfer_samples"] == 2  # made transferable before saving
+    saved = VectorFile.load(vec)
+    assert saved.metrics["transfer_samples"] == 2  # made transferable before saving
+    assert "calibrated_scale" in saved.metrics and saved.metrics["calibration_faces"] >= 0  # and its strength set
+    raw = tmp_path / "raw.safetensors"
+    assert main(["--model", str(bundle), "edit", "--seed", "1", "--target-mask", str(tmp_path / "paint.png"),
+                 "--steps", "3", "--out", str(out), "--save-vector", str(raw), "--transfer-samples", "2",
+                 "--transfer-steps", "2", "--no-calibrate"]) == 0  # fmt: skip
+    unscaled = VectorFile.load(raw)
+    assert "calibrated_scale" not in unscaled.metrics
+    assert np.allclose(saved.delta, unscaled.delta * saved.metrics["calibrated_scale"], atol=1e-6)
     plain = tmp_path / "plain.safetensors"
     assert main(["--model", str(bundle), "edit", "--seed", "1", "--target-mask", str(tmp_path / "paint.png"),
                  "--steps", "3", "--out", str(out), "--save-vector", str(plain), "--transfer-samples", "0"]) == 0  # fmt: skip

@@ -13,6 +13,7 @@ from core.edit import (
     edit_by_mask,
     edited_region,
     kept_pixels,
+    psnr_outside,
     region_iou,
     region_of_interest,  # fmt: skip
 )
@@ -232,6 +233,14 @@ def test_refinement_steers_towards_the_painted_change_carried_onto_the_image(tin
     off = refine(g, branch, w, [(v, 1.0)], MODEL_ID, NAMES, 15, cfg, PerceptualLoss(), carry=False)
     assert on.metrics["carried_changes"] == 1 and off.metrics["carried_changes"] == 0
     assert region_iou(on.mask[0], target, region) > region_iou(off.mask[0], target, region)
+    # free="carried": only the carried region may change; outside it the image is pulled back to the original
+    held = refine(g, branch, w, [(v, 1.0)], MODEL_ID, NAMES, 15, cfg, PerceptualLoss(), free="carried")
+    with torch.no_grad():
+        original = g.synthesis(w).image
+    assert held.metrics["psnr_outside_region"] == pytest.approx(psnr_outside(held.image, original, region))
+    assert psnr_outside(held.image, original, region) > psnr_outside(on.image, original, region)
+    with pytest.raises(ValueError, match="free must be"):
+        refine(g, branch, w, [(v, 1.0)], MODEL_ID, NAMES, 1, cfg, PerceptualLoss(), free="everywhere")
     small = np.zeros((2, 8, 8), np.uint8)
     small[1, 2:4, 2:4] = 3
     with pytest.raises(VectorFormatError, match="8 px change"):
