@@ -13,7 +13,7 @@ the scale :func:`core.edit_vector.pick_scale` picks for it on held-out faces (``
 For each kind, one vector is made as bench_edit makes its vectors (the best of ``--candidates`` mode-3 edits,
 made transferable, with the model's edit defaults) and refined on bench_edit's transfer faces under each
 setting, judged like bench_edit (benchmarks.edit_judge) against the face's own scripted edit, with the no-op
-control. Writes benchmarks/results/refine_free.json.
+control. Writes benchmarks/results/refine_free.json after each kind (``partial`` until the last).
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ def main(argv: Optional[list[str]] = None) -> dict:
     model = EditGAN.load(args.model, require=("branch", "encoder"))
     oracle = load_oracle(model.resolution)
     cfg = model.edit_config()
+    head = {"model": args.model, "model_id": model.model_id, "faces": args.faces, "steps": args.steps,
+            "truncation": args.truncation, "perceptual_backend": model.perceptual.backend, "edit_config": cfg.to_dict()}
     per_kind = {}
     for kind in args.kinds:
         t0 = time.time()
@@ -88,13 +90,13 @@ def main(argv: Optional[list[str]] = None) -> dict:
                           "seconds": round(time.time() - t0, 1)}  # fmt: skip
         print(kind, scale, {k: per_kind[kind][k]["success_rate"] for k in judged},
               per_kind[kind]["paired_against_edited"], flush=True)  # fmt: skip
+        write_result(args.out, {**head, "partial": f"{len(per_kind)} of {len(args.kinds)} kinds",
+                                "per_kind": per_kind}, echo=False)  # fmt: skip
     keys = [name for name, _, _ in SETTINGS] + ["mode1", "mode1_picked"]
     n = {k: sum(v[k]["n"] for v in per_kind.values()) for k in keys}
     overall = {k: round(sum(v[k]["success_rate"] * v[k]["n"] for v in per_kind.values()) / n[k], 4) if n[k] else None
                for k in keys}  # fmt: skip
-    result = {"model": args.model, "model_id": model.model_id, "faces": args.faces, "steps": args.steps,
-              "truncation": args.truncation, "perceptual_backend": model.perceptual.backend,
-              "edit_config": cfg.to_dict(), "overall_success_rate": overall, "per_kind": per_kind}  # fmt: skip
+    result = {**head, "overall_success_rate": overall, "per_kind": per_kind}
     write_result(args.out, result, echo=False)
     return result
 
