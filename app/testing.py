@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -31,8 +32,6 @@ def free_port() -> int:
 def free_ports(n: int, low: int = 20000, high: int = 32000, tries: int = 200) -> int:
     """The first of ``n`` consecutive ports on 127.0.0.1 that are free now, below Linux's ephemeral range
     (32768-60999), where outgoing connections of other tests cannot take one of them after the check."""
-    import random
-
     rnd = random.Random()
     for _ in range(tries):
         base = rnd.randrange(low, high - n)

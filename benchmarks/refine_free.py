@@ -67,7 +67,8 @@ def main(argv: Optional[list[str]] = None) -> dict:
     for kind in args.kinds:
         t0 = time.time()
         src, vec = _vector(model, oracle, kind, args.candidates, args.truncation, cfg)
-        scale, calibration = pick_scale(model.generator, model.branch, vec, model.class_names, edit_config=cfg)
+        scale, calibration = pick_scale(model.generator, model.branch, vec.delta, vec.change, model.class_names,
+                                        edit_config=cfg)
         picked = vec if scale is None else replace(vec, delta=(np.array(vec.delta) * scale).astype(np.float32))
         names = [name for name, _, _ in SETTINGS]
         judged: dict[str, list[dict]] = {name: [] for name in names + ["mode1", "mode1_picked"]}

@@ -97,7 +97,8 @@ def main(argv: Optional[list[str]] = None) -> dict:
         for name, reader in (("branch", None), ("reader", model.reader)):
             if name == "reader" and reader is None:
                 continue
-            s, table = pick_scale(model.generator, model.branch, vec, model.class_names, cal, cfg, reader)
+            s, table = pick_scale(model.generator, model.branch, vec.delta, vec.change, model.class_names, cal, cfg,
+                                  reader)
             per_kind[kind][f"vector_scale_picked_by_{name}"] = {
                 "scale": s, "calibration": table,
                 "success_rate": per_scale[str(s)]["success_rate"] if s is not None else None}  # fmt: skip

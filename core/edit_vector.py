@@ -566,25 +566,6 @@ class ScaleCalibration(ConfigMixin):
             raise ValueError(f"scales must be positive and finite, faces >= 1, got {self}")
 
 
-@torch.no_grad()
-def pick_scale(
-    generator: Generator,
-    branch: SegmentationBranch,
-    vector: VectorFile,
-    class_names: Sequence[str],
-    config: ScaleCalibration = ScaleCalibration(),
-    edit_config: EditConfig = EditConfig(),
-    reader: Optional[ImageReader] = None,
-) -> tuple[Optional[float], dict]:
-    """The scale at which ``vector`` makes its painted change on held-out faces, read without any oracle: for each
-    scale, the share of faces on which ``reader`` (the image reader, else the branch) reads at least
-    ``changed_ok`` of the carried change's changed pixels as carried, with PSNR outside the carried region >=
-    ``psnr_ok``; the scale with the most such faces wins, the nearest to 1 among equals. Returns (scale, a table
-    per scale); (None, table) when the vector carries no change or no face takes it."""
-    return _pick_scale(generator, branch, np.asarray(vector.delta), vector.change, class_names, config, edit_config,
-                       reader)  # fmt: skip
-
-
 def calibrated_delta(
     generator: Generator,
     branch: SegmentationBranch,
@@ -598,7 +579,7 @@ def calibrated_delta(
     its painted change on other faces at scale 1, and the metrics that say so: ``calibrated_scale`` (1 when no
     scale was picked), ``calibration_faces``, and ``calibration_made`` / ``calibration_made_at_1`` (the share of
     those faces that read the change made at that scale and at 1)."""
-    scale, table = _pick_scale(generator, branch, np.asarray(delta), change, class_names, config, edit_config)
+    scale, table = pick_scale(generator, branch, np.asarray(delta), change, class_names, config, edit_config)
     metrics = {"calibration_faces": float(table["faces"])}
     if scale is None:
         return np.asarray(delta, np.float32), {**metrics, "calibrated_scale": 1.0}
@@ -627,8 +608,21 @@ def calibrated(
 
 
 @torch.no_grad()
-def _pick_scale(generator, branch, delta_np: np.ndarray, change_np: Optional[np.ndarray], class_names, config,
-                edit_config, reader=None) -> tuple[Optional[float], dict]:  # fmt: skip
+def pick_scale(
+    generator: Generator,
+    branch: SegmentationBranch,
+    delta_np: np.ndarray,  # [n_latent, w_dim] a vector's delta
+    change_np: Optional[np.ndarray],  # [2, R, R] its painted change (before, after)
+    class_names: Sequence[str],
+    config: ScaleCalibration = ScaleCalibration(),
+    edit_config: EditConfig = EditConfig(),
+    reader: Optional[ImageReader] = None,
+) -> tuple[Optional[float], dict]:
+    """The scale at which a vector (``delta_np``, ``change_np``) makes its painted change on held-out faces, read
+    without any oracle: for each scale, the share of faces on which ``reader`` (the image reader, else the branch)
+    reads at least ``changed_ok`` of the carried change's changed pixels as carried, with PSNR outside the carried
+    region >= ``psnr_ok``; the scale with the most such faces wins, the nearest to 1 among equals. Returns (scale, a
+    table per scale); (None, table) when there is no change or no face takes it."""
     table: dict = {"faces": 0, "per_scale": {}}
     if change_np is None:
         return None, table

@@ -1,6 +1,5 @@
 """make_transferable draws faces the painted change can be made on (issue #21: taking glasses off)."""
 
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -124,12 +123,11 @@ def test_pick_scale_finds_the_scale_that_makes_the_change_on_held_out_faces_with
     delta[1, 0] = 1.0
     v = VectorFile(delta=delta, model_id="0" * 16, change=np.stack([src.numpy(), after.numpy()]).astype(np.uint8))
     cal = ScaleCalibration(faces=3, max_draws=40)
-    scale, table = pick_scale(faces, faces.branch, v, CLASS_NAMES, cal)
+    scale, table = pick_scale(faces, faces.branch, v.delta, v.change, CLASS_NAMES, cal)
     assert table["faces"] == 3  # three faces with glasses drawn
     assert {k: r["made"] for k, r in table["per_scale"].items()} == {"0.75": 0, "1": 0, "1.25": 0, "1.5": 1, "2": 0}
     assert scale == 1.5  # 2 also takes the glasses off, but changes the whole image
     assert table["per_scale"]["2"]["changed_accuracy"] == table["per_scale"]["1.5"]["changed_accuracy"] >= 0.5
-    assert pick_scale(faces, faces.branch, replace(v, change=None), CLASS_NAMES, cal) == (None, {"faces": 0,
-                                                                                              "per_scale": {}})
+    assert pick_scale(faces, faces.branch, v.delta, None, CLASS_NAMES, cal) == (None, {"faces": 0, "per_scale": {}})
     with pytest.raises(ValueError, match="positive"):
         ScaleCalibration(scales=(1.0, -1.0))
