@@ -175,9 +175,9 @@ def quality_and_transfer(model: EditGAN, oracle, kinds, n_edit: int, n_transfer:
                          progress: Optional[Callable[[dict], None]] = None, face_frame: bool = True,
                          source_by_clarity: bool = True, complete_removal: bool = True,
                          w_kept: float = EditConfig.w_kept, change_share: float = EditConfig.change_share,
-                         calibrate: bool = True) -> dict:  # fmt: skip
+                         calibrate: bool = True, by_transition: bool = True) -> dict:  # fmt: skip
     cfg = EditConfig(steps=steps, context_face_frame=face_frame, complete_removal=complete_removal, w_kept=w_kept,
-                     change_share=change_share)
+                     change_share=change_share, carry_by_transition=by_transition)
     result = {}
     for kind in kinds:
         recs, noop3, rand3, edits = [], [], [], []
@@ -448,6 +448,9 @@ def main(argv: Optional[list[str]] = None) -> dict:
                     help="carry a context-only change on the parts near it, not in the face's frame (before #21)")
     ap.add_argument("--no-complete-removal", action="store_true",
                     help="a removed part is carried only where the source's change maps (before #21)")
+    ap.add_argument("--no-by-transition", action="store_true",
+                    help="carry the painted classes near the change, not what it does to each class (before "
+                         "2026-12-05; EditConfig.carry_by_transition)")
     ap.add_argument("--source-order", choices=["clarity", "seed"], default="clarity",
                     help="which passing mode-3 edits become vectors: the clearest change first, or seed order "
                          "(before #21)")  # fmt: skip
@@ -524,6 +527,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
                   "faces": {"n_edit": args.n_edit, "n_transfer": args.n_transfer},
                   "edit_config": EditConfig(steps=args.steps, context_face_frame=not args.no_face_frame,
                                             complete_removal=not args.no_complete_removal,
+                                            carry_by_transition=not args.no_by_transition,
                                             w_kept=args.w_kept, change_share=args.change_share).to_dict(),
                   "refine_steps": args.refine_steps,
                   "image_reader": model.reader is not None, "refine_carries_painted_change": not args.no_carry,
@@ -563,7 +567,8 @@ def main(argv: Optional[list[str]] = None) -> dict:
                                                   source_by_clarity=args.source_order == "clarity",
                                                   complete_removal=not args.no_complete_removal,
                                                   w_kept=args.w_kept, change_share=args.change_share,
-                                                  calibrate=not args.no_calibrate_scale))  # fmt: skip
+                                                  calibrate=not args.no_calibrate_scale,
+                                                  by_transition=not args.no_by_transition))  # fmt: skip
         result.update(_overall(result["per_kind"]))
         if not args.skip_speed:
             result["speed"] = speed(model)

@@ -72,6 +72,11 @@ class EditConfig(ConfigMixin):
     # a part the painted change removes entirely (glasses taken off) goes entirely on the faces it is carried to,
     # though theirs be larger than the source's (core.mask_transfer.transfer_change); False: as before issue #21
     complete_removal: bool = True
+    # a painted change is carried as what it does to each class: a change of the parts around the face (hair) is
+    # placed in the face's frame, only the classes it painted over take the painted classes on another face, and a
+    # part it cuts back (hair shortened) goes wherever it reaches past the cut there (core.mask_transfer;
+    # docs/results_edit_judge.md, a cut carried by what it does). False: as before 2026-12-05
+    carry_by_transition: bool = True
     # inside the region, the pixels whose class the paint keeps, farther than ``dilation`` from any changed pixel,
     # keep their colour (mean squared error against the original, this weight): EditGAN leaves the region free, and
     # on faces64 a shorter cut came with other-coloured hair. 0 = EditGAN, for any generator; a model sets its own

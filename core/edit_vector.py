@@ -144,14 +144,14 @@ class _Carried:
 
 
 def _carry(change: Change, before: torch.Tensor, dilation: int, class_balance: float, complete_removal: bool = True,
-           change_share: float = 0.0) -> tuple[Optional[_Carried], torch.Tensor]:  # fmt: skip
+           change_share: float = 0.0, by_transition: bool = True) -> tuple[Optional[_Carried], torch.Tensor]:
     """The change carried onto each face of ``before`` [B, R, R], and the pixels it may touch there [B, R, R]; the
     pixels' weights are class-balanced, and on each face the carried change holds at least ``change_share`` of them
     (:func:`core.edit.change_weighted`)."""
     free = torch.zeros_like(before, dtype=torch.bool)
     parts = []
     for i, mask in enumerate(before):
-        carried = transfer_change(change, mask, dilation, complete_removal)
+        carried = transfer_change(change, mask, dilation, complete_removal, by_transition)
         if carried is None:
             continue
         target, roi, free[i] = carried
@@ -275,7 +275,8 @@ def make_transferable(
         src_mask = branch(src.features).argmax(1)[0]
     # the change carried onto the faces: a term of the loss when w_target > 0, a measure of the vector either way
     change = describe_change(src_mask, result.target.to(dev), result.roi.to(dev), class_names,
-                             edit_config.context_classes, edit_config.context_face_frame)  # fmt: skip
+                             edit_config.context_classes, edit_config.context_face_frame,
+                             edit_config.carry_by_transition)  # fmt: skip
     ws = others.sample_w_plus(config.seed, config.samples, config.truncation).to(dev)
     with torch.no_grad():
         orig = others.synthesis(ws)
@@ -291,7 +292,8 @@ def make_transferable(
     regions = edited_region(before, after, result.edited_classes, class_names, edit_config.dilation,
                             edit_config.context_classes)  # fmt: skip
     carried, free = _carry(change, before, edit_config.dilation, edit_config.class_balance,
-                           edit_config.complete_removal, edit_config.change_share)  # fmt: skip
+                           edit_config.complete_removal, edit_config.change_share,
+                           edit_config.carry_by_transition)  # fmt: skip
     if config.w_target > 0:
         regions = regions | free
     source = EditObjective(generator, branch, encoder, perceptual, src.image.detach(), result.target.to(dev),
@@ -471,8 +473,10 @@ def carried_target(
                                     f"{len(class_names)} classes")  # fmt: skip
         before, after = torch.from_numpy(v.change.astype(np.int64)).to(mask.device)
         roi, _ = region_of_interest(before, after, class_names, config.dilation, config.context_classes)
-        change = describe_change(before, after, roi, class_names, config.context_classes, config.context_face_frame)
-        carried = transfer_change(change, mask, complete_removal=config.complete_removal)
+        change = describe_change(before, after, roi, class_names, config.context_classes, config.context_face_frame,
+                                 config.carry_by_transition)  # fmt: skip
+        carried = transfer_change(change, mask, complete_removal=config.complete_removal,
+                                  by_transition=config.carry_by_transition)
         if carried is None:
             continue
         t, r, _ = carried
@@ -630,7 +634,7 @@ def pick_scale(
     before, after = torch.from_numpy(change_np.astype(np.int64)).to(dev)
     roi, _ = region_of_interest(before, after, class_names, edit_config.dilation, edit_config.context_classes)
     change = describe_change(before, after, roi, class_names, edit_config.context_classes,
-                             edit_config.context_face_frame)  # fmt: skip
+                             edit_config.context_face_frame, edit_config.carry_by_transition)  # fmt: skip
     draw = TransferConfig(samples=config.faces, seed=config.seed, truncation=config.truncation,
                           max_draws=config.max_draws)  # fmt: skip
     ws, _ = draw_faces(generator, branch, change, draw, dev)
@@ -638,7 +642,7 @@ def pick_scale(
     masks = branch(orig.features).argmax(1)
     faces = []
     for i, mask in enumerate(masks):
-        carried = transfer_change(change, mask, 0, edit_config.complete_removal)
+        carried = transfer_change(change, mask, 0, edit_config.complete_removal, edit_config.carry_by_transition)
         if carried is None:
             continue
         target, region, _ = carried

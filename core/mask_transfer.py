@@ -6,11 +6,14 @@ sit over the other face's eyes. :func:`transfer_change` makes that target mask w
 is: it aligns the two faces on the *anchor* of the change (the edited parts as they were before the edit or, for a
 part that is added, such as glasses, the parts it covers) by matching their centroids and spreads, each connected
 piece of the anchor on its own when both faces show the same number of pieces (each lens over its own eye, sized to
-that eye), and copies the painted classes near the changed pixels through that alignment
-(benchmarks/carry_check.py measures how well the result matches the same scripted edit made on that face).
-A change made only of context classes (the face's outline moved: skin <-> background) has no edited part to
-align on; it is carried in the face's own frame, the face being every class but background, hair and neck
-(issue #21: anchored on the neck and hair instead, a slimmed face landed as flaps beside the other face).
+that eye), and carries what the change does to each class through that alignment: a pixel of a class the
+change painted over takes the painted class near the changed pixels, and a part the change cuts back goes
+wherever it reaches past the cut on the other face (benchmarks/carry_check.py measures how well the result
+matches the same scripted edit made on that face). A change made only of context classes (the face's outline
+moved: skin <-> background) or of the parts around the face (hair, neck) is carried in the face's own frame,
+the face being every class but background, hair and neck (issue #21: anchored on the neck and hair instead, a
+slimmed face landed as flaps beside the other face; anchored on the hair's own mass, a haircut landed at
+another height on a face with longer hair).
 
 Mode 2 (:func:`core.edit_vector.refine`) refines a vector's result towards these targets, and
 :func:`core.edit_vector.make_transferable` asks random faces to show them, so that a saved vector makes the change
@@ -54,6 +57,7 @@ class Change:
     part_ids: tuple[int, ...]  # the edited classes (on either side of a changed pixel) that are not context
     removed_ids: tuple[int, ...] = ()  # parts the source showed and the painted target no longer does
     added_ids: tuple[int, ...] = ()  # parts the painted target shows and the source did not, save where it removed one
+    painted_over_ids: tuple[int, ...] = ()  # the classes the changed pixels had before the edit
 
 
 def _frame(mask: torch.Tensor, ids: Sequence[int]) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
@@ -80,6 +84,7 @@ def describe_change(
     class_names: Sequence[str],
     context_classes: Sequence[str] = CONTEXT_CLASSES,
     face_frame: bool = True,
+    around_face: bool = True,
 ) -> Change:
     """The change ``before -> after`` inside ``roi`` and the anchor other faces are aligned on.
 
@@ -87,8 +92,11 @@ def describe_change(
     classes (``face_frame``) is anchored on the face: every class but :data:`FACE_FRAME_EXCLUDED`, so that an
     outline moved in lands on the other face's outline. When the edit only adds a part, the anchor is the parts
     under the pixels it painted over (e.g. the eyes under new glasses); failing that, the whole face (every class
-    but the first, the background). ``face_frame=False`` gives the anchors before issue #21 (a context-only change
-    anchored on what lay near it: neck, hair)."""
+    but the first, the background). With ``around_face``, the parts around the face (:data:`FACE_FRAME_EXCLUDED`:
+    hair, neck) count as context here: a cut of the hair is placed by the face it frames, not by the hair's own
+    mass, which moves with the hair's length (False: anchored on the hair, as before 2026-12-05).
+    ``face_frame=False`` gives the anchors before issue #21 (a context-only change anchored on what lay near it:
+    neck, hair)."""
     before, after = before.long(), after.long()
     changed = before != after
     if not changed.any():
@@ -96,7 +104,8 @@ def describe_change(
     context = {i for i, n in enumerate(class_names) if n in context_classes}
     edited = sorted(set(torch.unique(torch.cat([before[changed], after[changed]])).tolist()))
     anchor = [i for i in edited if i not in context and int((before == i).sum()) >= MIN_ANCHOR_PIXELS]
-    if not anchor and face_frame and set(edited) <= context:
+    around = context | {i for i, n in enumerate(class_names) if n in FACE_FRAME_EXCLUDED}
+    if face_frame and (set(edited) <= context or (around_face and set(edited) <= around)):
         anchor = [i for i, n in enumerate(class_names) if n not in FACE_FRAME_EXCLUDED]
     if not anchor:
         under = before[dilate(changed, 1)]
@@ -110,8 +119,9 @@ def describe_change(
     gone = torch.isin(before, torch.tensor(removed, dtype=torch.long, device=before.device))
     added = tuple(i for i, (b, a) in zip(parts, shown) if b < MIN_ANCHOR_PIXELS and a >= MIN_ANCHOR_PIXELS
                   and not bool(gone[after == i].float().mean() > 0.5))  # fmt: skip
+    painted_over = tuple(sorted(set(torch.unique(before[changed]).tolist())))
     return Change(before, after, roi.bool(), tuple(anchor), tuple(sorted(set(edited) | context)), parts, removed,
-                  added)  # fmt: skip
+                  added, painted_over)  # fmt: skip
 
 
 def fits(change: Change, other: torch.Tensor) -> bool:
@@ -186,8 +196,8 @@ def _source_coordinates(change: Change, other: torch.Tensor) -> Optional[torch.T
     return q
 
 
-def transfer_change(change: Change, other: torch.Tensor, dilation: int = 0, complete_removal: bool = True
-                    ) -> Optional[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:  # fmt: skip
+def transfer_change(change: Change, other: torch.Tensor, dilation: int = 0, complete_removal: bool = True,
+                    by_transition: bool = True) -> Optional[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """The change carried onto a face whose mask is ``other`` [R, R].
 
     Returns ``(target, roi, free)``: the target mask, the region where it should hold (the source region carried
@@ -195,6 +205,13 @@ def transfer_change(change: Change, other: torch.Tensor, dilation: int = 0, comp
     of the edited parts, dilated by ``dilation`` (what lies outside ``free`` should stay as it was).
     None when this face lacks the anchor parts. With ``complete_removal``, a part the change removes entirely
     (glasses taken off) goes entirely on this face too, whatever its shape (:func:`_complete_removal`).
+
+    With ``by_transition``, the change is carried as what it does to each class rather than as the painted
+    classes: only a pixel of a class the source's change painted over may take a carried class (a haircut does
+    not paint the face's skin as background where this face's skin lies under the source's hair), and a part the
+    change cuts back goes wherever it reaches past the cut on this face (:func:`_cut_back`). ``False``: the
+    painted classes copied near the change, as before (issue #21: a shorter cut carried to a longer-haired face
+    left the hair below the source's hair line, and painted that face's cheeks as background).
     """
     other = other.long()
     q = _source_coordinates(change, other)
@@ -208,13 +225,41 @@ def transfer_change(change: Change, other: torch.Tensor, dilation: int = 0, comp
     carried = change.after[qy, qx]
     keep = torch.tensor(change.keep_ids, device=other.device)
     near = dilate(change.before != change.after, CHANGE_MARGIN)[qy, qx]
-    take = roi & near & torch.isin(carried, keep) & torch.isin(other, keep)
+    takers = change.painted_over_ids if by_transition and change.painted_over_ids else change.keep_ids
+    take = roi & near & torch.isin(carried, keep) & torch.isin(other, torch.tensor(takers, device=other.device))
     target = torch.where(take, carried, other)
     if complete_removal:
         target, roi = _complete_removal(change, target, roi, carried)
+    if by_transition:
+        target, roi = _cut_back(change, other, target, roi, qy, qx, inside)
     own = torch.isin(other, torch.tensor(change.part_ids, device=other.device, dtype=torch.long))
     free = dilate(roi | own, dilation)
     return target, roi, free
+
+
+def _cut_back(change: Change, other: torch.Tensor, target: torch.Tensor, roi: torch.Tensor, qy: torch.Tensor,
+              qx: torch.Tensor, inside: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """A part the change cuts back (some of its pixels painted as another class, the rest kept; hair shortened)
+    is cut back on this face wherever it lies past the cut: its pixels whose place on the source face (``qy``,
+    ``qx``) is nearer the source's cut-away pixels of it than its kept ones take the class painted at the nearest
+    cut-away pixel, and join the region. Hair that this face has and the source had not, below the source's
+    hair line, goes with the rest. Context classes (skin, background) are not cut back: they are what the
+    other face is, not a part."""
+    b, a = change.before.cpu().numpy(), change.after.cpu().numpy()
+    context = set(change.keep_ids) - set(change.part_ids)
+    for i in change.part_ids:
+        if i in change.removed_ids or i in context:
+            continue
+        cut, kept = (b == i) & (a != i), (b == i) & (a == i)
+        if not cut.any() or not kept.any():
+            continue
+        to_cut, nearest = ndimage.distance_transform_edt(~cut, return_indices=True)
+        past = torch.from_numpy(to_cut < ndimage.distance_transform_edt(~kept)).to(other.device)
+        fill = torch.from_numpy(a[nearest[0], nearest[1]]).to(other.device)
+        go = inside & past[qy, qx] & (other == i)
+        target = torch.where(go, fill[qy, qx].to(target.dtype), target)
+        roi = roi | go
+    return target, roi
 
 
 def _complete_removal(change: Change, target: torch.Tensor, roi: torch.Tensor, carried: torch.Tensor

@@ -229,3 +229,79 @@ def test_glasses_taken_off_go_entirely_though_the_other_faces_reach_beyond_the_c
     assert set(target[other == FID["glasses"]].tolist()) <= {FID["skin"], FID["left_eye"], FID["right_eye"]}
     partial, _, _ = transfer_change(change, other, complete_removal=False)
     assert (partial == FID["glasses"]).any()  # before issue #21: the rims outside the source's lenses stayed
+
+
+def _long_hair(face, to_row, cx=24, half=11):
+    """``face`` with hair falling beside the face, over the background, down to ``to_row``."""
+    m = face.clone()
+    rows = torch.arange(R)[:, None]
+    cols = torch.arange(R)[None, :]
+    sides = ((cols - cx).abs() <= half + 3) & (rows >= 4) & (rows < to_row) & (m == FID["background"])
+    m[sides] = FID["hair"]
+    return m
+
+
+def test_a_haircut_is_placed_by_the_face_and_cuts_the_other_faces_longer_hair_past_the_cut():
+    """The source's hair reaches row 30 and is cut below its eyes (row 20). The other face sits 4 px lower and
+    its hair falls to row 44: its hair below its own eyes (row 24) goes, though the source had none there; its
+    cheeks and neck are not painted as background; before (copying the painted classes near the change, anchored
+    on the hair's own mass) the hair below the source's reach stayed."""
+    from core.mask_edits import shorten_hair
+
+    src = _long_hair(_full_face(), 30)
+    change = _real_change(src, torch.from_numpy(shorten_hair(src)))
+    assert {CLASS_NAMES[i] for i in change.anchor_ids} == set(CLASS_NAMES) - set(FACE_FRAME_EXCLUDED)
+    assert change.painted_over_ids == (FID["hair"],)
+    other = torch.full((R, R), FID["background"], dtype=torch.long)
+    other[4:] = _long_hair(_full_face(), 48)[:-4]  # the same face 4 px lower, its hair down to row 44 there
+    own = torch.from_numpy(shorten_hair(other)) != other  # the other face's own haircut
+    target, roi, _ = transfer_change(change, other)
+    cut = target != other
+    assert (other[cut] == FID["hair"]).all()  # only hair is cut: no skin or neck painted over
+    assert (target[cut] == FID["background"]).all()
+    assert float((cut & own).sum() / own.sum()) >= 0.9 and float((cut & ~own).sum() / own.sum()) <= 0.15
+    assert roi[own].all()
+    assert not (target[30:] == FID["hair"]).any()  # past the source's reach too
+    roi, _ = region_of_interest(src, torch.from_numpy(shorten_hair(src)), CLASS_NAMES, dilation=2)
+    old_change = describe_change(src, torch.from_numpy(shorten_hair(src)), roi, CLASS_NAMES, around_face=False)
+    assert old_change.anchor_ids == (FID["hair"],)
+    old, _, _ = transfer_change(old_change, other, by_transition=False)
+    assert float(((old != other) & own).sum() / own.sum()) < 0.7  # before: much of the hair stayed
+
+
+def test_a_pixel_takes_a_carried_class_only_if_the_change_painted_over_its_class():
+    """Glasses taken off paint the lenses as skin; on a face whose eye lies where the source's lens rim was, the
+    eye is not painted as skin (before, any pixel of an edited or context class could take the carried class)."""
+    src = _full_face(glasses=True)
+    change = _real_change(src, torch.from_numpy(remove_glasses(src)))
+    assert FID["glasses"] in change.painted_over_ids and FID["left_eye"] not in change.painted_over_ids
+    other = _full_face(glasses=True)
+    other[_ellipse(20, 19, 1, 2)] = FID["skin"]
+    other[_ellipse(22, 17, 1, 1.5)] = FID["left_eye"]  # an eye peeking out below the left lens
+    eye = (other == FID["left_eye"]) & (src != FID["left_eye"])
+    assert eye.any()
+    target, _, _ = transfer_change(change, other)
+    assert (target[eye] == FID["left_eye"]).all()
+    old, _, _ = transfer_change(change, other, by_transition=False)
+    assert (old[eye] != FID["left_eye"]).any()
+
+
+def test_a_saved_haircut_refines_towards_the_other_faces_own_cut_unless_switched_off():
+    """Mode 2's target (core.edit_vector.carried_target) follows EditConfig.carry_by_transition."""
+    import numpy as np
+
+    from core.edit import EditConfig
+    from core.edit_vector import carried_target
+    from core.mask_edits import shorten_hair
+    from core.vector_format import VectorFile
+
+    src = _long_hair(_full_face(), 30)
+    change = np.stack([src.numpy(), shorten_hair(src)]).astype(np.uint8)
+    v = VectorFile(delta=np.zeros((4, 8), np.float32), model_id="0123456789abcdef", change=change)
+    other = _long_hair(_full_face(), 44)
+    own = torch.from_numpy(shorten_hair(other)) != other
+    new, _, used = carried_target([(v, 1.0)], other, other, CLASS_NAMES)
+    old, _, _ = carried_target([(v, 1.0)], other, other, CLASS_NAMES, EditConfig(carry_by_transition=False))
+    assert used == 1
+    assert float(((new != other) & own).sum() / own.sum()) >= 0.9
+    assert float(((old != other) & own).sum() / own.sum()) < 0.7
