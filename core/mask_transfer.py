@@ -38,7 +38,7 @@ MIN_ANCHOR_PIXELS = 3
 CHANGE_MARGIN = 1
 # an anchor piece smaller than this share of the largest one is a speck of the branch's mask, not a part
 MIN_PIECE_SHARE = 0.1
-# the classes that are not the face, for the frame a context-only change is carried in
+# the classes that are not the face, for the frame a change of context or of these classes is carried in
 FACE_FRAME_EXCLUDED = ("background", "hair", "neck")
 # a face shows a part the change removes when it has at least this share of the source's pixels of it (a 5-pixel
 # speck of glasses is not glasses to take off; :func:`fits`)
