@@ -104,8 +104,8 @@ def describe_change(
     context = {i for i, n in enumerate(class_names) if n in context_classes}
     edited = sorted(set(torch.unique(torch.cat([before[changed], after[changed]])).tolist()))
     anchor = [i for i in edited if i not in context and int((before == i).sum()) >= MIN_ANCHOR_PIXELS]
-    around = context | {i for i, n in enumerate(class_names) if n in FACE_FRAME_EXCLUDED}
-    if face_frame and (set(edited) <= context or (around_face and set(edited) <= around)):
+    frame = context | ({i for i, n in enumerate(class_names) if n in FACE_FRAME_EXCLUDED} if around_face else set())
+    if face_frame and set(edited) <= frame:
         anchor = [i for i, n in enumerate(class_names) if n not in FACE_FRAME_EXCLUDED]
     if not anchor:
         under = before[dilate(changed, 1)]
@@ -246,9 +246,8 @@ def _cut_back(change: Change, other: torch.Tensor, target: torch.Tensor, roi: to
     hair line, goes with the rest. Context classes (skin, background) are not cut back: they are what the
     other face is, not a part."""
     b, a = change.before.cpu().numpy(), change.after.cpu().numpy()
-    context = set(change.keep_ids) - set(change.part_ids)
-    for i in change.part_ids:
-        if i in change.removed_ids or i in context:
+    for i in change.part_ids:  # the edited classes that are not context
+        if i in change.removed_ids:
             continue
         cut, kept = (b == i) & (a != i), (b == i) & (a == i)
         if not cut.any() or not kept.any():
