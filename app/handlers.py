@@ -54,7 +54,7 @@ from core.edit_vector import (
     thumbnail,
 )
 from core.embed import EmbedConfig
-from core.image_io import CropBox, paste_back
+from core.image_io import CropBox, open_image, paste_back
 from core.vector_format import VectorFile
 from vector_library import LibraryError, PermissionDenied, VectorMetadata
 
@@ -148,12 +148,7 @@ class Handlers(LibraryHandlers, LabelHandlers):
         the generator to it (pivotal tuning, ``AppConfig.tune_steps`` steps) so that edits start from the photo
         itself rather than the nearest face the generator draws."""
         try:
-            model = self.rt.require("photo upload")
-            if not path:
-                raise ValueError("choose an image file to upload")
-            steps = whole_number(steps, "embedding steps", 0, self.rt.config.max_embed_steps)
-            tune = tune if isinstance(tune, bool) else str(tune).strip().lower() in ("1", "true", "yes")
-            tune_steps = self.rt.config.tune_steps if tune else 0
+            model, steps, tune_steps = self._upload_args(path, steps, tune)
             total = steps + tune_steps
             progress(0, desc="embedding the photo")
 
@@ -185,24 +180,56 @@ class Handlers(LibraryHandlers, LabelHandlers):
         except (ValueError, OSError) as e:
             raise readable(e) from None
 
+    def _upload_args(self, path, steps, tune, read: bool = False):
+        """The upload's model, embedding steps and tuning steps, checked; with ``read``, the file is opened as the
+        embedding opens it (format, size), so that what would be refused is refused before any work."""
+        model = self.rt.require("photo upload")
+        if not path:
+            raise ValueError("choose an image file to upload")
+        steps = whole_number(steps, "embedding steps", 0, self.rt.config.max_embed_steps)
+        tune = tune if isinstance(tune, bool) else str(tune).strip().lower() in ("1", "true", "yes")
+        if read:
+            open_image(str(path))
+        return model, steps, self.rt.config.tune_steps if tune else 0
+
+    def check_upload(self, path, steps, tune=True) -> None:
+        """The upload's refusals that need no model pass (no file, not an image, too small or too large, bad steps),
+        run as a quick event before /upload: a refusal there leaves the workspace on screen (a failed event covers
+        its outputs with an error badge). /upload makes the same checks for API callers."""
+        try:
+            self._upload_args(path, steps, tune, read=True)
+        except (ValueError, OSError) as e:
+            raise readable(e) from None
+
+    def check_tune(self, state: EditSession) -> None:
+        """/tune's refusals, run as a quick event before it (see :meth:`check_upload`)."""
+        try:
+            self._tune_source(state)
+        except (ValueError, OSError) as e:
+            raise readable(e) from None
+
+    def _tune_source(self, state: EditSession):
+        model = self.rt.require("photo upload")
+        if state is None or state.w is None:
+            raise ValueError("there is no photo yet: upload one first")
+        if state.tuning is not None:
+            raise ValueError("the generator is already tuned to this photo")
+        if state.source.get("kind") != "photo":
+            raise ValueError("only a photo uploaded in this session can be tuned (share links carry no photo)")
+        if self.rt.config.tune_steps <= 0:
+            raise ValueError("this server does not tune photos (AppConfig.tune_steps is 0)")
+        if "photo" not in state.source:
+            raise ValueError("this photo was not kept for tuning on this server: upload it again with tuning on")
+        return model
+
     @gpu_task(TUNE_S)  # a ZeroGPU while it runs; a no-op elsewhere (app/gpu.py)
     def tune(self, state: EditSession, request: gr.Request, progress=gr.Progress()):
         """api: /tune -- tune the generator to this session's uploaded photo now (pivotal tuning at the latent the
         upload found, ``AppConfig.tune_steps`` steps), for a photo uploaded without tuning. Changes already made
         stay: they are latent changes, and the tuned generator draws them on the photo itself."""
         try:
-            model = self.rt.require("photo upload")
-            if state is None or state.w is None:
-                raise ValueError("there is no photo yet: upload one first")
-            if state.tuning is not None:
-                raise ValueError("the generator is already tuned to this photo")
-            if state.source.get("kind") != "photo":
-                raise ValueError("only a photo uploaded in this session can be tuned (share links carry no photo)")
+            model = self._tune_source(state)
             steps = self.rt.config.tune_steps
-            if steps <= 0:
-                raise ValueError("this server does not tune photos (AppConfig.tune_steps is 0)")
-            if "photo" not in state.source:
-                raise ValueError("this photo was not kept for tuning on this server: upload it again with tuning on")
             image, pivot = self.rt.load_photo(state.source["photo"])
             progress(0, desc="tuning the generator to the photo")
 

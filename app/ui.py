@@ -28,6 +28,8 @@ CSS = """
 .legend-item {display: inline-flex; align-items: center; gap: 5px;}
 /* scoped to the legend: Gradio's own colour menu also uses a .swatch class */
 .legend .legend-swatch {width: 16px; height: 16px; border: 1px solid #888; border-radius: 3px; display: inline-block;}
+/* the editor's colour menu: an outline on every swatch, or a white class (teeth) vanishes on the white menu */
+#mask-editor menu.swatch button {box-shadow: inset 0 0 0 1px rgba(0, 0, 0, 0.45);}
 .pixel img {image-rendering: pixelated;}
 .pix img {image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain;}
 #results .grid-container {grid-template-columns: repeat(auto-fill, minmax(120px, 140px)) !important;}
@@ -378,19 +380,27 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         view = [image, mask_img, overlay, editor, info, state]
         edit_outputs = [before, after, image, mask_img, overlay, editor, result_md, info, state]
 
-        sample_btn.click(h.sample, [seed, state], view, api_name="sample", **light)
-        random_btn.click(h.random_sample, [state], [seed, *view], api_name="random_sample", **light)
+        # A failed event covers every component it shows progress on with an error badge until its next success
+        # (whatever show_progress says), so the quick events that may be refused show it on their own button, which
+        # has none: a refusal is a toast and the workspace stays on screen. The slow ones (upload, tune) show
+        # progress on the image, so their refusals are made first by a quick check that gates them.
+        sample_btn.click(h.sample, [seed, state], view, api_name="sample", show_progress_on=[sample_btn], **light)
+        random_btn.click(h.random_sample, [state], [seed, *view], api_name="random_sample",
+                         show_progress_on=[random_btn], **light)  # fmt: skip
         examples.select(h.pick_example, [state], [seed, *view], api_name="pick_example",
-                        api_visibility="private", **light)  # fmt: skip
-        upload_btn.click(h.upload, [photo, embed_steps, state, tune_photo], view, api_name="upload", show_progress_on=[image],
-                         **heavy)  # fmt: skip
-        tune_btn.click(h.tune, [state], view, api_name="tune", show_progress_on=[image], **heavy)
+                        api_visibility="private", show_progress_on=[random_btn], **light)  # fmt: skip
+        upload_btn.click(h.check_upload, [photo, embed_steps, tune_photo], None, api_name=False,
+                         show_progress_on=[upload_btn], **light).success(
+            h.upload, [photo, embed_steps, state, tune_photo], view, api_name="upload", show_progress_on=[image],
+            **heavy)  # fmt: skip
+        tune_btn.click(h.check_tune, [state], None, api_name=False, show_progress_on=[tune_btn], **light).success(
+            h.tune, [state], view, api_name="tune", show_progress_on=[image], **heavy)  # fmt: skip
         # the progress bar sits on the result text, so the streamed intermediate images stay visible
         run_btn.click(h.edit, [editor, mask_file, mode, steps, state], edit_outputs, api_name="edit",
                       show_progress_on=[result_md], **heavy)  # fmt: skip
         stop_btn.click(h.stop, None, result_md, api_name="stop", queue=False)
-        undo_btn.click(h.undo, [state], view, api_name="undo", **light)
-        redo_btn.click(h.redo, [state], view, api_name="redo", **light)
+        undo_btn.click(h.undo, [state], view, api_name="undo", show_progress_on=[undo_btn], **light)
+        redo_btn.click(h.redo, [state], view, api_name="redo", show_progress_on=[redo_btn], **light)
         export_btn.click(h.export, [state], [files, pasted], api_name="export", **light)
         save_btn.click(h.save_edit, [save_name, save_desc, save_tags, save_vis, save_transfer, state], [save_msg, saved_id],
                        api_name="save_edit", show_progress_on=[save_msg], **heavy).success(h.vector_choices, None, slot_ids, api_name=False)  # fmt: skip
@@ -406,7 +416,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         apply_btn.click(h.apply, [vid, scale, state], [applied_img, state], api_name="apply", **light)
         scale.input(h.apply, [vid, scale, state], [applied_img, state], api_name=False, trigger_mode="always_last",
                     show_progress="hidden", **light)  # fmt: skip
-        keep_btn.click(h.keep, [state], view, api_name="keep", **light)
+        keep_btn.click(h.keep, [state], view, api_name="keep", show_progress_on=[keep_btn], **light)
         dl_btn.click(h.download_vector, [vid], [dl_file], api_name="download_vector")
         up_btn.click(h.upload_vector, [up_file, up_name, up_tags, up_vis], [up_msg, up_id],
                      api_name="upload_vector").success(h.vector_choices, None, slot_ids, api_name=False)  # fmt: skip

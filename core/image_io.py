@@ -92,7 +92,10 @@ def open_image(source: ImageLike) -> Image.Image:
             img.load()
         except Image.DecompressionBombError:
             raise ValueError(f"image is larger than the {MAX_PIXELS / 1e6:.0f} MP limit") from None
-        except (UnidentifiedImageError, OSError, SyntaxError, EOFError) as e:
+        except UnidentifiedImageError:
+            raise ValueError("not a readable image: its content is in no image format this server reads (PNG, JPEG, "
+                             "WebP, BMP, TIFF, GIF and the like)") from None  # fmt: skip
+        except (OSError, SyntaxError, EOFError) as e:
             raise ValueError(f"not a readable image ({type(e).__name__}: {str(e)[:120]})") from None
         img = ImageOps.exif_transpose(img)
     _check_size(img)

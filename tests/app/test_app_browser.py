@@ -62,6 +62,9 @@ def _pick_colour(page, rgb) -> None:
                             "return e ? (e.getAttribute('style') || '') + '|' + e.tagName : null; }", [x, y])  # fmt: skip
     assert topmost is not None and f"rgb({rgb[0]}, {rgb[1]}, {rgb[2]})" in topmost and topmost.endswith("BUTTON"), \
         f"the swatch {rgb} is covered by {topmost}"
+    # and it is seen: outlined, so that a colour like the menu's own (white teeth on a white menu) still shows
+    outline = swatch.evaluate("e => getComputedStyle(e).boxShadow")
+    assert outline and outline != "none" and "rgba(0, 0, 0, 0.45)" in outline, f"the swatch {rgb} has no outline"
     page.mouse.click(x, y)  # at the point, as a person clicks: no scrolling into view
     editor.locator("button[aria-label='Brush']").click()
 
@@ -227,3 +230,43 @@ def test_the_first_screen_holds_image_mask_editor_and_run_button(page, app_serve
     colours = page.evaluate("[getComputedStyle(document.querySelector('#mode-help p') || document.querySelector("
                             "'#mode-help')).color, getComputedStyle(document.querySelector('#info')).color]")  # fmt: skip
     assert colours[0] == colours[1], colours  # the same colour as the session line beside the image
+
+
+def _error_badges(page, selector: str) -> int:
+    """Visible 'Error' status badges over a component (Gradio covers an output with one when its event fails)."""
+    return page.evaluate(f"[...document.querySelectorAll('{selector} *')].filter(e => e.children.length === 0 && "
+                         "e.textContent.trim() === 'Error' && e.offsetParent !== null).length")  # fmt: skip
+
+
+def test_refused_actions_say_why_and_keep_the_workspace(page, app_server, tmp_path):
+    """Undo on a fresh sample, Redo with nothing undone, Embed photo with a text file named .png and Tune with no
+    photo are refused with a message; the image, its mask, the overlay and the mask editor stay on screen (a failed
+    Gradio event covers what it shows progress on), and the session goes on working."""
+    fake = tmp_path / "notes.png"
+    fake.write_text("not an image")
+    page.goto(app_server.url + "?seed=4")
+    page.locator("#info").get_by_text("seed 4").wait_for()
+    page.wait_for_selector("#image img")
+    page.wait_for_selector("#mask-editor canvas")
+    shown = _src(page, "#image")
+
+    def upload_text_file():
+        page.locator("#photo input[type=file]").set_input_files(str(fake))
+        page.wait_for_timeout(500)
+        page.locator("#upload-btn").click()
+
+    actions = (("undo", lambda: page.locator("#undo-btn").click(), "nothing to undo"),
+               ("redo", lambda: page.locator("#redo-btn").click(), "nothing to redo"),
+               ("upload", upload_text_file, "in no image format this server reads"),
+               ("tune", lambda: page.locator("#tune-btn").click(), "only a photo uploaded"))  # fmt: skip
+    for what, act, message in actions:
+        act()
+        page.get_by_text(message).first.wait_for()
+        page.wait_for_timeout(300)
+        for where in ("#image", "#mask", "#overlay", "#mask-editor", "#info"):
+            assert _error_badges(page, where) == 0, f"{where} is covered by an error badge after {what}"
+        assert page.locator("#image img").first.is_visible() and _src(page, "#image") == shown, what
+        assert page.locator("#mask-editor canvas").first.is_visible(), what
+        assert "seed 4" in page.locator("#info").inner_text(), what
+    page.locator("#random-btn").click()  # and the next action works as ever
+    page.locator("#info").get_by_text("no changes yet").wait_for()

@@ -79,3 +79,9 @@ def test_crop_and_pad_policies_and_paste_back():
 def test_to_pil_round_trip():
     x, _ = to_model_input(np.full((16, 16, 3), 128, np.uint8), 16)
     assert np.asarray(to_pil(x))[0, 0].tolist() == [128, 128, 128]
+
+
+def test_a_file_in_no_image_format_is_named_so_without_python_internals():
+    with pytest.raises(ValueError) as e:
+        load_image(b"plain text, saved as photo.png")
+    assert "no image format" in str(e.value) and "0x" not in str(e.value) and "BytesIO" not in str(e.value)
