@@ -175,6 +175,10 @@ class Handlers(LibraryHandlers, LabelHandlers):
                 mask = "; the mask held to the image reader's reading" if res.tune_branch_guided else ""
                 note += (f" Generator tuned to the photo ({len(res.tune_losses)} steps, {res.tune_seconds:.1f} s{mask}): "
                          f"PSNR {res.psnr:.2f} dB.")  # fmt: skip
+            unlike = model.unlike_its_samples(res.target)
+            if unlike:
+                gr.Warning(toast_text(unlike))
+                note = unlike + " " + note
             out = self.view(new)
             return (*out[:4], out[4] + " " + note, new)
         except (ValueError, OSError) as e:

@@ -56,6 +56,9 @@ def _embed(model: EditGAN, image, args) -> tuple[EditGAN, EmbedResult]:
     tuned = f", {r.psnr:.2f} dB with the generator tuned to it" if r.tuning is not None else ""
     tuned += " (its mask held to the reader's reading)" if r.tune_branch_guided else ""
     print(f"embedded {image}: PSNR {r.psnr_untuned:.2f} dB{tuned} ({r.perceptual_backend}{parts})", file=sys.stderr)
+    unlike = model.unlike_its_samples(r.target)
+    if unlike:
+        print(f"warning: {image}: {unlike}", file=sys.stderr)
     return (model.with_tuning(r.tuning) if r.tuning is not None else model), r
 
 
