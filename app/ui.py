@@ -30,6 +30,8 @@ CSS = """
 .legend .legend-swatch {width: 16px; height: 16px; border: 1px solid #888; border-radius: 3px; display: inline-block;}
 /* the editor's colour menu: an outline on every swatch, or a white class (teeth) vanishes on the white menu */
 #mask-editor menu.swatch button {box-shadow: inset 0 0 0 1px rgba(0, 0, 0, 0.45);}
+/* the edit's metrics: the numbers on one line, the long metric names wrap instead */
+#result table td:last-child, #result table th:last-child {white-space: nowrap;}
 .pixel img {image-rendering: pixelated;}
 .pix img {image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain;}
 #results .grid-container {grid-template-columns: repeat(auto-fill, minmax(120px, 140px)) !important;}

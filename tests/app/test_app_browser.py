@@ -133,6 +133,12 @@ def test_paint_edit_save_and_find(page, app_server):
     page.locator("#result").get_by_text("mask edit").wait_for()
     assert "target IoU" in page.locator("#result").inner_text()
     assert _src(page, "#after") != _src(page, "#before")  # files are named by content hash
+    # each metric's value, and the column's title, on one line beside its name (a narrow column broke "31.482"
+    # into "31.48" and "2", and "value" into "val" and "ue", on a laptop screen)
+    lines = page.evaluate("[...document.querySelectorAll('#result table :is(td, th):last-child')].map(e => {"
+                          "const r = document.createRange(); r.selectNodeContents(e); "
+                          "return new Set([...r.getClientRects()].map(q => Math.round(q.top))).size; })")  # fmt: skip
+    assert lines and all(n == 1 for n in lines), lines
     page.wait_for_function("([sel, old]) => { const i = document.querySelector(sel); return i && i.src !== old; }",
                            arg=["#image img", before_src])  # fmt: skip
 
