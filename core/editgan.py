@@ -263,8 +263,7 @@ class EditGAN:
         if share is None:
             return ""
         if self._sample_share is None:
-            with torch.no_grad():
-                self._sample_share = float(self.subject_share(self.render(self.sample(0, batch=16))).min())
+            self._sample_share = float(self.subject_share(self.render(self.sample(0, batch=16))).min())
         if float(share[0]) >= 0.5 * self._sample_share:
             return ""
         return (f"This image does not look like the faces this model draws: its image reader finds "

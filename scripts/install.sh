@@ -5,17 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-runtime}"
-# what was installed, by what: when nothing of it changed since the last install, there is nothing to do
-# (EDITGAN_REINSTALL=1 installs anyway)
-want="$(cat scripts/install.sh requirements.txt requirements-dev.txt 2>/dev/null | sha256sum | cut -c1-16) $mode $(python3 -V 2>&1)"
-stamp=.venv/.editgan-installed
-if [ -z "${EDITGAN_REINSTALL:-}" ] && [ -f "$stamp" ] && [ -x .venv/bin/python ] \
-        && { [ "$(cat "$stamp")" = "$want" ] || { [ "$mode" = runtime ] && grep -q " dev " "$stamp" \
-             && [ "$(cut -d' ' -f1 "$stamp")" = "$(echo "$want" | cut -d' ' -f1)" ]; }; }; then
+# what an install is made from; when none of it changed since the last install of this mode (or of dev, which holds
+# runtime's too), there is nothing to do. EDITGAN_REINSTALL=1 installs anyway.
+key="$(cat scripts/install.sh requirements.txt requirements-dev.txt 2>/dev/null | sha256sum | cut -c1-16) $(python3 -V 2>&1)"
+installed_as() { [ -f ".venv/.editgan-installed-$1" ] && [ "$(cat ".venv/.editgan-installed-$1")" = "$key" ]; }
+if [ -z "${EDITGAN_REINSTALL:-}" ] && [ -x .venv/bin/python ] && { installed_as "$mode" || installed_as dev; }; then
     echo "dependencies up to date in .venv (EDITGAN_REINSTALL=1 reinstalls)"
     exit 0
 fi
-rm -f "$stamp"
+rm -f .venv/.editgan-installed*
 python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
@@ -26,9 +24,9 @@ if [ "$(uname -m)" = "x86_64" ]; then
 else
     python -m pip install -q torch==2.9.1 torchvision==0.24.1
 fi
-if [ "${1:-}" = "dev" ]; then
+if [ "$mode" = "dev" ]; then
     python -m pip install -q -r requirements-dev.txt
 else
     python -m pip install -q -r requirements.txt
 fi
-echo "$want" > "$stamp"
+echo "$key" > ".venv/.editgan-installed-$mode"
