@@ -7,7 +7,10 @@
 User text never reaches a query language as syntax. It is cut into words of letters and digits
 (everything else, quotes, stars, colons, NEAR, parentheses, separates words), each word becomes a
 quoted prefix term (``"smil"*`` in FTS5, ``smil:*`` in tsquery), and the resulting string is passed
-as a bound parameter. All words must match.
+as a bound parameter. All words must match, except that the word ``or`` (any case) between two words
+makes either one enough, as in a web search box: ``smile OR grin mouth`` is (smile or grin) and mouth.
+The word ``and`` joins words and is dropped (``glasses AND smile`` is ``glasses smile``): as a required
+prefix it would find only words that begin with "and".
 """
 
 from __future__ import annotations
@@ -28,20 +31,58 @@ _tsv = literal_column("edit_vectors.search_tsv")
 
 
 def query_tokens(text_: str) -> list[str]:
-    """Words of the query, lowercased, de-duplicated, at most MAX_TOKENS."""
+    """Words of the query, lowercased, de-duplicated, at most MAX_TOKENS, with "or" kept where it stands between
+    two words (and nowhere else) and "and" dropped: ``" ".join(query_tokens(q))`` reads as ``q`` does."""
     out: list[str] = []
+    words = 0
     for tok in _TOKEN_RE.findall(text_.lower()):
-        if tok not in out:
-            out.append(tok)
-    return out[:MAX_TOKENS]
+        if tok == "and":
+            continue
+        if tok == "or":
+            if out and out[-1] != "or":
+                out.append(tok)
+            continue
+        if tok in out or words == MAX_TOKENS:
+            if out and out[-1] == "or":  # "a or a b" is "a b", not "a or b"
+                out.pop()
+            continue
+        out.append(tok)
+        words += 1
+    if out and out[-1] == "or":
+        out.pop()
+    return out
+
+
+def query_groups(tokens: list[str]) -> list[list[str]]:
+    """["smile", "or", "grin", "mouth"] -> [["smile", "grin"], ["mouth"]]: every group must match, one word of it
+    is enough."""
+    groups: list[list[str]] = []
+    joined = False
+    for tok in tokens:
+        if tok == "or":
+            joined = bool(groups)
+        elif joined:
+            groups[-1].append(tok)
+            joined = False
+        else:
+            groups.append([tok])
+    return groups
 
 
 def fts5_match(tokens: list[str]) -> str:
-    return " ".join(f'"{t}"*' for t in tokens)
+    def group(g: list[str]) -> str:
+        terms = " OR ".join(f'"{t}"*' for t in g)
+        return f"({terms})" if len(g) > 1 else terms
+
+    return " AND ".join(group(g) for g in query_groups(tokens))  # FTS5 reads no implicit AND beside a bracket
 
 
 def tsquery(tokens: list[str]) -> str:
-    return " & ".join(f"{t}:*" for t in tokens)
+    def group(g: list[str]) -> str:
+        terms = " | ".join(f"{t}:*" for t in g)
+        return f"({terms})" if len(g) > 1 else terms
+
+    return " & ".join(group(g) for g in query_groups(tokens))
 
 
 def detect_backend(session: Session) -> str:
@@ -82,9 +123,9 @@ def build_search(query: SearchQuery, viewer_id: Optional[int], backend: str) -> 
         conds.append(_tsv.op("@@")(tsq))
         relevance = func.ts_rank(_tsv, tsq).desc()
     elif tokens:
-        for tok in tokens:
-            pattern = f"%{tok}%"  # tokens hold only letters and digits: no LIKE wildcards to escape
-            conds.append(or_(ev.name.ilike(pattern), ev.description.ilike(pattern), ev.tags_text.ilike(pattern)))
+        for group in query_groups(tokens):
+            patterns = [f"%{tok}%" for tok in group]  # tokens hold only letters and digits: no LIKE wildcards
+            conds.append(or_(*(c.ilike(p) for p in patterns for c in (ev.name, ev.description, ev.tags_text))))
 
     sort = query.sort
     if sort == "relevance" and relevance is not None:

@@ -118,10 +118,32 @@ def test_sql_fragment_query_matches_only_literal_words(library, corpus, publish)
 
 def test_query_builders_quote_words():
     assert query_tokens('Smile" OR *frown* NEAR(a b) smile') == ["smile", "or", "frown", "near", "a", "b"]
-    assert fts5_match(["smile", "or"]) == '"smile"* "or"*'
-    assert tsquery(["smile", "or"]) == "smile:* & or:*"
+    assert fts5_match(["smile", "or", "frown", "near"]) == '("smile"* OR "frown"*) AND "near"*'
+    assert tsquery(["smile", "or", "frown", "near"]) == "(smile:* | frown:*) & near:*"
+    assert fts5_match(["smile", "mouth"]) == '"smile"* AND "mouth"*' and tsquery(["smile", "mouth"]) == "smile:* & mouth:*"
     assert query_tokens("x_y-z") == ["x", "y", "z"]
     assert len(query_tokens(" ".join(f"w{i}" for i in range(30)))) == 8
+    # "or" stands only between two words, "and" is dropped; joined again, the tokens read as the query does
+    assert query_tokens("glasses AND") == ["glasses"] and query_tokens("and") == []
+    assert query_tokens("or smile or or grin or") == ["smile", "or", "grin"]
+    assert query_tokens("smile or smile frown") == ["smile", "frown"]  # the repeated word takes its "or" along
+    for q in ("a or b or c d", "smile AND or", "x or or y and z"):
+        assert query_tokens(" ".join(query_tokens(q))) == query_tokens(q)
+
+
+def test_or_between_words_and_a_dropped_and(library, corpus):
+    """A search box's connectives: OR between two words is either (the one that binds first), AND joins; both
+    in any case. Before, each was a required word: "glasses AND" and "smile OR frown" found nothing."""
+    smiles = {corpus["smile"].id, corpus["smirk"].id, corpus["car"].id}
+    assert set(ids(library.search(SearchQuery(text="smile OR frown")))) == smiles | {corpus["frown"].id}
+    assert set(ids(library.search(SearchQuery(text="smile or frown")))) == smiles | {corpus["frown"].id}
+    assert set(ids(library.search(SearchQuery(text="smile AND")))) == smiles
+    assert set(ids(library.search(SearchQuery(text="smile and mouth")))) == {corpus["smile"].id}
+    # OR binds first: (frown or smirk) and sad
+    assert ids(library.search(SearchQuery(text="frown OR smirk sad"))) == [corpus["frown"].id]
+    assert set(ids(library.search(SearchQuery(text="hair OR eye", sort="recent")))) == {corpus["hair"].id,
+                                                                                       corpus["eyes"].id}
+    assert library.search(SearchQuery(text="smile frown")).items == ()  # without OR, every word still counts
 
 
 @pytest.mark.parametrize("query, words", [
@@ -140,3 +162,16 @@ def test_bad_search_parameters_are_refused(library, query, words):
 def test_list_vectors_is_search_without_text(library, corpus):
     page = library.list_vectors(model_id=FACES.model_id, author="alice")
     assert set(ids(page)) == {corpus["smile"].id, corpus["eyes"].id}
+
+
+def test_the_substring_backend_reads_a_query_as_the_text_indexes_do(library, corpus, database):
+    """A database with neither FTS5 nor tsvector falls back to substring matching: the same words, the same
+    connectives, the same vectors (prefix and substring agree on this corpus)."""
+    from vector_library.search import build_search
+
+    for text in ("smile", "wid eye", "smile OR frown", "frown OR smirk sad", "smile and mouth", "glasses AND",
+                 "smile frown", "sad"):  # fmt: skip
+        q = SearchQuery(text=text, sort="recent")
+        with database.reader() as s:
+            got = [v.id for v in s.scalars(build_search(q, None, "like"))]
+        assert sorted(got) == sorted(ids(library.search(q))), text
