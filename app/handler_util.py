@@ -66,7 +66,13 @@ def session_key(request: Optional[gr.Request]) -> str:
     return getattr(request, "session_hash", None) or "anonymous"
 
 
+def _is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 def whole_number(value: Any, what: str, lo: int, hi: int) -> int:
+    if _is_empty(value):
+        raise ValueError(f"{what} is empty: give a whole number from {lo} to {hi}")
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -74,6 +80,25 @@ def whole_number(value: Any, what: str, lo: int, hi: int) -> int:
     if not np.isfinite(v) or v != int(v) or not lo <= v <= hi:
         raise ValueError(f"{what} must be a whole number in [{lo}, {hi}], got {value!r}")
     return int(v)
+
+
+def scale_number(value: Any, what: str, lo: float, hi: float, clamp: bool = False) -> float:
+    """A vector's scale: a finite number in its vector's range [lo, hi], or a refusal that names the scale
+    (``what``, e.g. "scale of #12") and the range. With ``clamp``, a number outside the range is brought to its
+    nearest end, as a slider's number box shows it."""
+    if _is_empty(value):
+        raise ValueError(f"{what} is empty: give a number from {lo:g} to {hi:g}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number from {lo:g} to {hi:g}, got {value!r}") from None
+    if not np.isfinite(v):
+        raise ValueError(f"{what} must be a number from {lo:g} to {hi:g}, got {value!r}")
+    if clamp:
+        return min(max(v, lo), hi)
+    if not lo <= v <= hi:
+        raise ValueError(f"{what} is {v:g}, outside this vector's range [{lo:g}, {hi:g}]")
+    return v
 
 
 PAINT_HELP = ("**Paint the mask.** Pick a class colour with the palette button of the editor (legend), paint where "

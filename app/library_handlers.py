@@ -17,6 +17,7 @@ from app.handler_util import (
     md_text,
     parse_tags,
     readable,
+    scale_number,
     tmp_file,
     vector_id_of,
     whole_number,
@@ -29,6 +30,12 @@ from vector_library import LibraryError, SearchQuery, VectorMetadata
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _shown(scale):
+    """A slider's number box that a person empties shows 0 (brought into the slider's range) when they leave it;
+    the live events read that, so the preview matches the box."""
+    return 0.0 if scale is None or (isinstance(scale, str) and not scale.strip()) else scale
 
 
 class LibraryHandlers:
@@ -105,23 +112,29 @@ class LibraryHandlers:
         except (ValueError, LibraryError) as e:
             raise readable(e) from None
 
-    def apply(self, vector_id, scale, state: EditSession, request: gr.Request, profile: gr.OAuthProfile | None = None):
+    def apply(self, vector_id, scale, state: EditSession, request: gr.Request, profile: gr.OAuthProfile | None = None,
+              live: bool = False):  # fmt: skip
         """api: /apply -- preview one vector at ``scale`` on the current image (mode 1, one generator pass).
         Returns (preview image, state)."""
         try:
             viewer = self.user(request, profile)
             self._check_state(state)
             vid = vector_id_of(vector_id)
-            scale = float(scale)
             vf = self.rt.vector_file(vid, viewer)
-            if not vf.scale_min <= scale <= vf.scale_max:
-                raise ValueError(f"scale {scale:g} is outside this vector's range [{vf.scale_min:g}, {vf.scale_max:g}]")
+            scale = scale_number(scale, "scale", vf.scale_min, vf.scale_max, clamp=live)
             state.applied = [(vid, scale)]
             r = self.rt.render(state.w + np.float32(scale) * np.asarray(vf.delta), with_mask=False,
                                tuning=state.tuning)  # slider: image only
             return r.image, state
         except (ValueError, LibraryError) as e:
             raise readable(e) from None
+
+    def apply_live(self, vector_id, scale, state: EditSession, request: gr.Request,
+                   profile: gr.OAuthProfile | None = None):  # fmt: skip
+        """The scale slider's live preview: as :meth:`apply`, but with the scale its number box shows once the
+        person leaves it: a number typed beyond the slider's ends at the nearer end, an emptied box at 0 (or the
+        end nearer to 0)."""
+        return self.apply(vector_id, _shown(scale), state, request, profile, live=True)
 
     def download_vector(self, vector_id, request: gr.Request, profile: gr.OAuthProfile | None = None):
         """api: /download_vector -- the vector's .safetensors file (counted as a download)."""
@@ -186,13 +199,15 @@ class LibraryHandlers:
             vid = vector_id_of(vid)
             if any(vid == i for i, _ in items):
                 raise ValueError(f"vector #{vid} is chosen twice")
-            items.append((vid, float(s or 0.0)))
+            if s is None or (isinstance(s, str) and not s.strip()):
+                raise ValueError(f"the scale of #{vid} is empty: give a number")
+            items.append((vid, s))
         if not items:
             raise ValueError("choose at least one vector")
         return items
 
     def compose(self, v1, v2, v3, v4, s1, s2, s3, s4, state: EditSession, request: gr.Request,
-                profile: gr.OAuthProfile | None = None):
+                profile: gr.OAuthProfile | None = None, live: bool = False):  # fmt: skip
         """api: /compose -- ids and scales of up to 4 slots; live preview (mode 1).
         Returns (preview image, warnings markdown, state)."""
         values = (v1, v2, v3, v4, s1, s2, s3, s4)
@@ -200,10 +215,10 @@ class LibraryHandlers:
             viewer = self.user(request, profile)
             self._check_state(state)
             items = self._items(values)
-            vectors = [(self.rt.vector_file(v, viewer), s) for v, s in items]
-            for (vf, s), (vid, _) in zip(vectors, items):
-                if not vf.scale_min <= s <= vf.scale_max:
-                    raise ValueError(f"scale {s:g} of #{vid} is outside its range [{vf.scale_min:g}, {vf.scale_max:g}]")
+            files = [self.rt.vector_file(v, viewer) for v, _ in items]
+            items = [(vid, scale_number(s, f"the scale of #{vid}", vf.scale_min, vf.scale_max, clamp=live))
+                     for (vid, s), vf in zip(items, files)]  # fmt: skip
+            vectors = list(zip(files, (s for _, s in items)))
             state.applied = items
             w = self._displayed_w(state, viewer)
             r = self.rt.render(w, with_mask=False, tuning=state.tuning)
@@ -212,6 +227,13 @@ class LibraryHandlers:
             return r.image, md, state
         except (ValueError, LibraryError) as e:
             raise readable(e) from None
+
+    def compose_live(self, v1, v2, v3, v4, s1, s2, s3, s4, state: EditSession, request: gr.Request,
+                     profile: gr.OAuthProfile | None = None):  # fmt: skip
+        """A slot slider's live preview: as :meth:`compose`, with each scale as its number box shows it once the
+        person leaves it (see :meth:`apply_live`)."""
+        s1, s2, s3, s4 = (_shown(s) for s in (s1, s2, s3, s4))
+        return self.compose(v1, v2, v3, v4, s1, s2, s3, s4, state, request, profile, live=True)
 
     def save_composition(self, name, visibility, v1, v2, v3, v4, s1, s2, s3, s4, request: gr.Request,
                          profile: gr.OAuthProfile | None = None):  # fmt: skip

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app import gradio_cache, masks
+from app.components import Slider
 from app.handler_util import COMPOSE_SLOTS, MODES, NO_BRANCH_HELP, PAINT_HELP, SORT_CHOICES, TAGS_HELP
 from app.handlers import Handlers
 from app.label_handlers import LabelSession
@@ -143,7 +144,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                         gr.Markdown("**optimization**: realise the painted mask · **vector**: keep the applied "
                                     "library vectors · **vector + refinement**: apply them, then refine",
                                     elem_id="mode-help")  # fmt: skip
-                        steps = gr.Slider(1, cfg.max_edit_steps, value=min(40, cfg.max_edit_steps), step=1,
+                        steps = Slider(1, cfg.max_edit_steps, value=min(40, cfg.max_edit_steps), step=1,
                                           label="Steps")  # fmt: skip
                         with gr.Row():
                             run_btn = gr.Button("Run edit", variant="primary", interactive=caps.sample,
@@ -167,7 +168,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                         photo = gr.File(label="Upload a photo" + ("" if caps.embed else " (needs the encoder)"),
                                         file_types=["image"], type="filepath", interactive=caps.embed,
                                         elem_id="photo")  # fmt: skip
-                        embed_steps = gr.Slider(0, cfg.max_embed_steps, value=min(100, cfg.max_embed_steps), step=1,
+                        embed_steps = Slider(0, cfg.max_embed_steps, value=min(100, cfg.max_embed_steps), step=1,
                                                 label="Embedding steps", interactive=caps.embed)  # fmt: skip
                         tune_photo = gr.Checkbox(value=cfg.tune_steps > 0, interactive=caps.embed and cfg.tune_steps > 0,
                                                  label="Tune the generator to the photo (closer likeness; "
@@ -201,7 +202,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
             # ------------------------------------------------------------------ Library
             with gr.Tab("Library", id="library"):
                 with gr.Row():
-                    q_text = gr.Textbox(label="Search", placeholder="smile, glasses…", scale=3, elem_id="q-text")
+                    q_text = gr.Textbox(label="Search", placeholder="smile, glasses OR hat…", scale=3, elem_id="q-text")
                     q_tag = gr.Textbox(label="Tag", scale=1)
                     q_class = gr.Dropdown([""] + class_names, value="", label="Edited class", scale=1)
                     q_sort = gr.Dropdown(list(SORT_CHOICES), value="relevance", label="Sort", scale=1)
@@ -226,7 +227,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                     with gr.Column(scale=1):
                         vec_preview = gr.Image(label="Preview (from its author)", interactive=False, height=160,
                                                elem_classes=["pix"])  # fmt: skip
-                        scale = gr.Slider(-5.0, 5.0, value=1.0, step=0.05, label="Scale (updates live)",
+                        scale = Slider(-5.0, 5.0, value=1.0, step=0.05, label="Scale (updates live)",
                                           elem_id="apply-scale")  # fmt: skip
                         apply_btn = gr.Button("Apply to my image", interactive=caps.sample, elem_id="apply-btn")
                         applied_img = gr.Image(label="On your image", interactive=False, height=200,
@@ -259,7 +260,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                             with gr.Row():
                                 slot_ids.append(gr.Dropdown([], label=f"Vector {i + 1}", allow_custom_value=True,
                                                             scale=2, elem_id=f"slot-{i}"))  # fmt: skip
-                                slot_scales.append(gr.Slider(-5.0, 5.0, value=1.0, step=0.05, label="Scale", scale=3,
+                                slot_scales.append(Slider(-5.0, 5.0, value=1.0, step=0.05, label="Scale", scale=3,
                                                              elem_id=f"slot-scale-{i}"))  # fmt: skip
                         refresh_btn = gr.Button("Refresh vector list")
                         warn_md = gr.Markdown(label="warnings", elem_id="compose-warnings")
@@ -268,7 +269,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                                             elem_id="compose-preview", format="png")  # fmt: skip
                         comp_btn = gr.Button("Preview", interactive=caps.sample)
                         comp_keep = gr.Button("Keep it (bake into the image)", interactive=caps.sample)
-                        refine_steps = gr.Slider(1, cfg.max_edit_steps, value=min(REFINE_STEPS, cfg.max_edit_steps),
+                        refine_steps = Slider(1, cfg.max_edit_steps, value=min(REFINE_STEPS, cfg.max_edit_steps),
                                                  step=1, label="Refinement steps")
                         refine_btn = gr.Button("Refine (mode 2)", interactive=caps.segment)
                 with gr.Row():
@@ -416,7 +417,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
             h.vector_page, [vid], page_outputs, api_name=False)  # fmt: skip
         like_btn.click(h.like, [vid], [like_btn, like_msg], api_name="like")
         apply_btn.click(h.apply, [vid, scale, state], [applied_img, state], api_name="apply", **light)
-        scale.input(h.apply, [vid, scale, state], [applied_img, state], api_name=False, trigger_mode="always_last",
+        scale.input(h.apply_live, [vid, scale, state], [applied_img, state], api_name=False, trigger_mode="always_last",
                     show_progress="hidden", **light)  # fmt: skip
         keep_btn.click(h.keep, [state], view, api_name="keep", show_progress_on=[keep_btn], **light)
         dl_btn.click(h.download_vector, [vid], [dl_file], api_name="download_vector")
@@ -428,7 +429,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         for i in range(COMPOSE_SLOTS):
             # .input, not .change: opening a composition sets ids and scales together and must not be reset
             slot_ids[i].input(h.slot_range, [slot_ids[i]], [slot_scales[i]], api_name=False)
-            slot_scales[i].input(h.compose, [*slots, state], [comp_img, warn_md, state], api_name=False,
+            slot_scales[i].input(h.compose_live, [*slots, state], [comp_img, warn_md, state], api_name=False,
                                  trigger_mode="always_last", show_progress="hidden", **light)  # fmt: skip
         comp_btn.click(h.compose, [*slots, state], [comp_img, warn_md, state], api_name="compose", **light)
         comp_keep.click(h.keep, [state], view, api_name=False, **light)

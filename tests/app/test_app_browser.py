@@ -276,3 +276,51 @@ def test_refused_actions_say_why_and_keep_the_workspace(page, app_server, tmp_pa
         assert "seed 4" in page.locator("#info").inner_text(), what
     page.locator("#random-btn").click()  # and the next action works as ever
     page.locator("#info").get_by_text("no changes yet").wait_for()
+
+
+def _png_pixels(page, selector: str) -> np.ndarray:
+    data = page.request.get(page.locator(f"{selector} img").first.get_attribute("src")).body()
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def test_a_scale_typed_in_the_sliders_box_is_the_scale_applied(page, app_server, client, tmp_path):
+    """The scale slider's number box, typed into as a person does: a number beyond the slider's ends, an emptied
+    box, a lone minus sign. No error (before: an emptied box failed the event with a server traceback and an
+    'Error' badge, a number beyond the ends was refused while the box showed the end), and the preview is the
+    vector at the scale the box shows once left, as /apply renders it."""
+    from gradio_client import handle_file
+
+    from app.testing import write_target_mask
+
+    client.predict(5, api_name="/sample")
+    mask = write_target_mask(tmp_path / "target.png", 16, (3, 3, 12, 9), (0, 200, 60))
+    client.predict(None, handle_file(str(mask)), "optimization", 4, api_name="/edit")
+    _, vid = client.predict("Box glasses", "", "", "public", False, api_name="/save_edit")
+    vid = int(vid)
+    info = app_server.runtime.library.get(vid, "alice")
+    lo, hi = info.scale_min, info.scale_max
+    client.predict(5, api_name="/sample")  # the client's image: the browser's seed below
+
+    page.goto(app_server.url + "?seed=5")
+    page.locator("#info").get_by_text("seed 5").wait_for()
+    page.get_by_role("tab", name="Library").click()
+    page.locator("#vector-id textarea, #vector-id input").first.fill(str(vid))
+    page.get_by_role("button", name="Open").click()
+    page.locator("#vector-page").get_by_text("Box glasses").first.wait_for()
+    box = page.locator("#apply-scale input[type=number]")
+    assert float(box.get_attribute("max")) == hi and float(box.get_attribute("min")) == lo
+    for typed, shown in (("0.5", 0.5), (str(hi + 7), hi), ("", 0.0), (str(lo - 3), lo), ("-", 0.0), ("1", 1.0)):
+        want = np.asarray(Image.open(client.predict(vid, shown, api_name="/apply")).convert("RGB"))
+        box.fill("")
+        if typed:
+            box.type(typed)
+        box.blur()
+        assert float(box.input_value()) == shown, (typed, box.input_value())
+        for _ in range(100):  # the live preview follows within seconds (the burst's last event wins)
+            page.wait_for_timeout(200)
+            if page.locator("#applied img").count() and np.array_equal(_png_pixels(page, "#applied"), want):
+                break
+        else:
+            raise AssertionError(f"typed {typed!r}: the preview is not the vector at scale {shown}")
+        assert _error_badges(page, "#applied") == 0, typed
+        assert page.locator(".toast-body").count() == 0, (typed, page.locator(".toast-body").all_inner_texts())

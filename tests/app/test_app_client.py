@@ -68,6 +68,8 @@ def test_edit_by_mask_save_search_apply(client, app_server, tmp_path):
     assert not np.array_equal(one, base)
     with pytest.raises(Exception, match="outside this vector's range"):
         client.predict(vid, 4.0, api_name="/apply")
+    with pytest.raises(Exception, match="scale is empty: give a number from -1.5 to 2"):
+        client.predict(vid, None, api_name="/apply")  # an API caller's missing scale: refused, not taken as 0
 
     # the vector page, a like, the downloaded file
     page, versions, slider, preview, shown = client.predict(vid, api_name="/vector")
@@ -113,6 +115,10 @@ def test_compose_save_and_share(client, app_server, tmp_path):
     preview, warnings = client.predict(str(ids[0]), str(ids[1]), None, None, 1.0, -0.5, 1.0, 1.0, api_name="/compose")
     assert not np.array_equal(_img(preview), base)
     assert "glasses" in warnings  # both vectors edit the same class: an interference warning
+    for scales, words in (((1.0, None, 1.0, 1.0), f"the scale of #{ids[1]} is empty"),
+                          ((1.0, 3.0, 1.0, 1.0), f"the scale of #{ids[1]} is 3, outside")):  # fmt: skip
+        with pytest.raises(Exception, match=words):
+            client.predict(str(ids[0]), str(ids[1]), None, None, *scales, api_name="/compose")
     msg = client.predict("My pair", "public", str(ids[0]), str(ids[1]), None, None, 1.0, -0.5, 1.0, 1.0,
                          api_name="/save_composition")  # fmt: skip
     assert "Saved composition" in msg

@@ -212,3 +212,38 @@ def test_a_mask_edit_that_fell_short_says_so():
     assert "Only 20%" in edit_warnings(short)[0]
     assert edit_warnings(SimpleNamespace(best_step=12, metrics={"painted_change_reached": 0.9})) == []
     assert edit_warnings(SimpleNamespace(best_step=5, metrics={})) == []  # a result without the figure
+
+
+def test_a_slider_hands_its_box_to_the_handler_as_typed():
+    """Gradio's own slider fails an event whose number box was emptied (None against its range, a server
+    traceback); the app's slider passes None and out-of-range numbers on for the handler to answer in words."""
+    from app.components import Slider
+
+    s = Slider(-2.0, 2.0, value=1.0, step=0.05)
+    assert s.get_block_name() == "slider"  # drawn by Gradio's slider front end
+    assert s.preprocess(None) is None and s.preprocess("") is None and s.preprocess("  ") is None
+    assert s.preprocess(9) == 9.0 and s.preprocess(-0.5) == -0.5 and s.preprocess("1.5") == 1.5
+    assert s.preprocess("abc") == "abc"  # refused by the handler, with the control's name
+    assert np.isnan(s.preprocess(float("nan")))
+
+
+def test_scales_and_step_counts_are_refused_in_words():
+    from app.handler_util import scale_number, whole_number
+
+    assert scale_number(1.5, "scale", -1.5, 2.0) == 1.5 and scale_number("-1", "scale", -1.5, 2.0) == -1.0
+    for bad, words in ((None, "scale is empty: give a number from -1.5 to 2"),
+                       ("", "scale is empty"),
+                       ("abc", "must be a number from -1.5 to 2"),
+                       (float("nan"), "must be a number"), (float("inf"), "must be a number"),
+                       (2.5, "scale is 2.5, outside this vector's range [-1.5, 2]")):  # fmt: skip
+        with pytest.raises(ValueError, match=words.replace("[", r"\[").replace("]", r"\]")):
+            scale_number(bad, "scale", -1.5, 2.0)
+    # a live slider's box brought to the range's nearer end, as the browser shows it; NaN is still refused
+    assert scale_number(9, "scale", -1.5, 2.0, clamp=True) == 2.0
+    assert scale_number(-7, "scale", -1.5, 2.0, clamp=True) == -1.5
+    with pytest.raises(ValueError, match="must be a number"):
+        scale_number(float("nan"), "scale", -1.5, 2.0, clamp=True)
+    with pytest.raises(ValueError, match="steps is empty: give a whole number from 1 to 60"):
+        whole_number(None, "steps", 1, 60)
+    with pytest.raises(ValueError, match=r"steps must be a whole number in \[1, 60\]"):
+        whole_number(61, "steps", 1, 60)
