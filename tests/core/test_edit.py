@@ -81,6 +81,32 @@ def test_region_of_interest_rules():
         region_of_interest(orig, orig, NAMES)
 
 
+def test_edited_classes_lead_with_the_class_the_paint_changes_most():
+    """Glasses painted across both eyes, a brow and some skin: glasses gain every changed pixel and lead; the
+    covered classes follow by pixels lost, the context classes (background, skin) last whatever they lost."""
+    names = ("background", "skin", "hair", "left_eye", "right_eye", "left_brow", "glasses")
+    orig = torch.ones(16, 16, dtype=torch.long)  # skin
+    orig[6:8, 3:6] = 3  # left eye: 6 px
+    orig[6:8, 10:12] = 4  # right eye: 4 px
+    orig[4, 3:6] = 5  # left brow: 3 px
+    target = orig.clone()
+    target[4:8, 3:12] = 6  # glasses: 36 px, over 6 + 4 eye, 3 brow and 23 skin pixels
+    _, edited = region_of_interest(orig, target, names)
+    assert edited == ("glasses", "left_eye", "right_eye", "left_brow", "skin")
+    # hair grown over the background: as many gained as lost; the context class comes after
+    orig = torch.zeros(16, 16, dtype=torch.long)
+    orig[:4] = 2
+    target = orig.clone()
+    target[4:6] = 2
+    assert region_of_interest(orig, target, names)[1] == ("hair", "background")
+    # a face grown over the background: only context classes, by pixels changed (skin gains 32, background
+    # loses 32: a tie, by class id)
+    orig = torch.zeros(16, 16, dtype=torch.long)
+    target = orig.clone()
+    target[4:6] = 1
+    assert region_of_interest(orig, target, names)[1] == ("background", "skin")
+
+
 def test_edit_lowers_loss_and_raises_target_iou(tiny_generator, branch):
     g = tiny_generator
     w = g.sample_w_plus(4)
