@@ -5,6 +5,9 @@ that a person empties sends ``None``, which that check cannot compare: the event
 and an unexplained "Error" badge. This slider hands its value to the handler as typed (a number, or ``None`` when
 the box is empty); every handler that reads a slider checks the value itself and refuses in words that name the
 control (``whole_number``, ``scale_number`` in app/handler_util.py). The browser draws it as Gradio's slider.
+
+``Number``: the same for a number box with a range (a seed, a count of samples): Gradio's own refused a number
+beyond the range before the handler ran, with a message that named no control.
 """
 
 from __future__ import annotations
@@ -27,3 +30,16 @@ class Slider(gr.Slider):
         except (TypeError, ValueError):
             return payload  # the handler refuses it in words
         return Number.round_to_precision(v, self.precision) if math.isfinite(v) else v
+
+
+class Number(gr.Number):
+    is_template = True  # drawn by Gradio's number box
+
+    def preprocess(self, payload: Any) -> Any:
+        if payload is None or (isinstance(payload, str) and not payload.strip()):
+            return None
+        try:
+            v = float(payload)
+        except (TypeError, ValueError):
+            return payload  # the handler refuses it in words
+        return self.round_to_precision(v, self.precision) if math.isfinite(v) else v

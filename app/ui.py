@@ -12,7 +12,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app import gradio_cache, masks
-from app.components import Slider
+from app.components import Number, Slider
 from app.handler_util import COMPOSE_SLOTS, MODES, NO_BRANCH_HELP, PAINT_HELP, SORT_CHOICES, TAGS_HELP
 from app.handlers import Handlers
 from app.label_handlers import LabelSession
@@ -102,7 +102,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=1, min_width=280):
                         with gr.Row():
-                            seed = gr.Number(value=cfg.example_seeds[0] if cfg.example_seeds else 0, label="Seed",
+                            seed = Number(value=cfg.example_seeds[0] if cfg.example_seeds else 0, label="Seed",
                                              precision=0, minimum=0, elem_id="seed", min_width=80)  # fmt: skip
                             sample_btn = gr.Button("Sample this seed", interactive=caps.sample, elem_id="sample-btn",
                                                    min_width=80)  # fmt: skip
@@ -323,7 +323,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                         lab_delete = gr.Button("Delete this set", variant="stop", elem_id="label-delete", scale=1)
                     lab_setup_msg = gr.Markdown(elem_id="label-setup-msg")
                 with gr.Row():
-                    lab_count = gr.Number(value=4, label="New samples", precision=0, minimum=1, maximum=32, scale=1,
+                    lab_count = Number(value=4, label="New samples", precision=0, minimum=1, maximum=32, scale=1,
                                           elem_id="label-count")  # fmt: skip
                     lab_add = gr.Button("Add samples (varied seeds)", scale=2, elem_id="label-add")
                 lab_gallery = gr.Gallery(label="Samples: click one to label it", columns=8, rows=1, height=190,
@@ -469,7 +469,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                          api_name="label_remove_sample")  # fmt: skip
         lab_member_btn.click(h.label_add_member, [lab_set, lab_member], [lab_setup_msg], api_name="label_add_member")
         lab_add.click(h.label_add_samples, [lab_set, lab_count], [lab_gallery, lab_progress], api_name="label_add_samples",
-                      **light)  # fmt: skip
+                      show_progress_on=[lab_add], **light)  # fmt: skip  (a refusal must not cover the samples)
         lab_gallery.select(h.label_pick, [lab_set, lstate], [*painter, lab_sample_md, lstate], api_name=False, **light)
         # API-only actions (the page uses the gallery's and the fill view's clicks): hidden inputs and buttons
         lab_sample_id, sample_btn_api = gr.Number(visible=False, precision=0), gr.Button(visible=False)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from app.testing import launch_app
-from tests.app.test_app_browser import ARGS, CHROMIUM, _screen_rgb, _stroke
+from tests.app.test_app_browser import ARGS, CHROMIUM, _error_badges, _screen_rgb, _stroke
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
                                 reason=f"Chromium not installed at {CHROMIUM} (CI installs it: apt-get install chromium)")
@@ -115,6 +115,15 @@ def test_label_two_samples_train_and_edit_in_the_browser(page, blob_server):
     page.locator("#label-add").click()
     page.locator("#label-samples button[aria-label^='Thumbnail 4 ']").wait_for()
     page.locator("#label-progress").get_by_text("0 of 4 labelled").wait_for()
+    # a count beyond the box's range: a message that names it, and the samples stay on screen
+    count = page.locator("#label-count input[type=number]")
+    count.fill("40")
+    page.locator("#label-add").click()
+    page.get_by_text("the number of samples must be a whole number in [1, 32]").first.wait_for()
+    page.wait_for_timeout(300)
+    assert _error_badges(page, "#label-samples") == 0 and _error_badges(page, "#label-progress") == 0
+    assert page.locator("#label-samples button[aria-label^='Thumbnail 4 ']").is_visible()
+    count.fill("4")
 
     _label_one(page, 0, fill=True)
     _label_one(page, 1, fill=False)

@@ -178,6 +178,9 @@ def test_bad_label_input_is_refused_with_a_message(blob_app, tmp_path):
     choice = _new_set(c, "refusals set")
     set_id = int(choice.split(":")[0])
     c.predict(choice, 2, api_name="/label_add_samples")
+    for count in (40, 0, None):  # named in the refusal (Gradio's own range check named no control)
+        with pytest.raises(Exception, match="the number of samples"):
+            c.predict(choice, count, api_name="/label_add_samples")
     with pytest.raises(Exception, match="at least 2 labelled"):
         c.predict(choice, api_name="/label_train")
     sample = rt.labels.samples(set_id)[0]

@@ -217,7 +217,7 @@ def test_a_mask_edit_that_fell_short_says_so():
 def test_a_slider_hands_its_box_to_the_handler_as_typed():
     """Gradio's own slider fails an event whose number box was emptied (None against its range, a server
     traceback); the app's slider passes None and out-of-range numbers on for the handler to answer in words."""
-    from app.components import Slider
+    from app.components import Number, Slider
 
     s = Slider(-2.0, 2.0, value=1.0, step=0.05)
     assert s.get_block_name() == "slider"  # drawn by Gradio's slider front end
@@ -225,6 +225,9 @@ def test_a_slider_hands_its_box_to_the_handler_as_typed():
     assert s.preprocess(9) == 9.0 and s.preprocess(-0.5) == -0.5 and s.preprocess("1.5") == 1.5
     assert s.preprocess("abc") == "abc"  # refused by the handler, with the control's name
     assert np.isnan(s.preprocess(float("nan")))
+    n = Number(value=4, precision=0, minimum=1, maximum=32)  # a count: beyond its range, left to the handler
+    assert n.get_block_name() == "number"
+    assert n.preprocess(40) == 40 and n.preprocess(-2) == -2 and n.preprocess(3.7) == 4 and n.preprocess(None) is None
 
 
 def test_scales_and_step_counts_are_refused_in_words():
