@@ -16,30 +16,31 @@ import math
 from typing import Any
 
 import gradio as gr
-from gradio.components.number import Number
+
+from app.handler_util import is_empty
+
+
+def _as_typed(payload: Any, precision: int | None) -> Any:
+    """None for an empty box; a finite number rounded as Gradio rounds it; anything else unchanged, for the handler
+    to refuse in words."""
+    if is_empty(payload):
+        return None
+    try:
+        v = float(payload)
+    except (TypeError, ValueError):
+        return payload
+    return gr.Number.round_to_precision(v, precision) if math.isfinite(v) else v
 
 
 class Slider(gr.Slider):
     is_template = True  # Gradio draws a template component with its base class's front end: the slider
 
     def preprocess(self, payload: Any) -> Any:
-        if payload is None or (isinstance(payload, str) and not payload.strip()):
-            return None
-        try:
-            v = float(payload)
-        except (TypeError, ValueError):
-            return payload  # the handler refuses it in words
-        return Number.round_to_precision(v, self.precision) if math.isfinite(v) else v
+        return _as_typed(payload, self.precision)
 
 
 class Number(gr.Number):
     is_template = True  # drawn by Gradio's number box
 
     def preprocess(self, payload: Any) -> Any:
-        if payload is None or (isinstance(payload, str) and not payload.strip()):
-            return None
-        try:
-            v = float(payload)
-        except (TypeError, ValueError):
-            return payload  # the handler refuses it in words
-        return self.round_to_precision(v, self.precision) if math.isfinite(v) else v
+        return _as_typed(payload, self.precision)

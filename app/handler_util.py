@@ -66,12 +66,13 @@ def session_key(request: Optional[gr.Request]) -> str:
     return getattr(request, "session_hash", None) or "anonymous"
 
 
-def _is_empty(value: Any) -> bool:
+def is_empty(value: Any) -> bool:
+    """An input left blank: nothing sent (an emptied number box), or only spaces."""
     return value is None or (isinstance(value, str) and not value.strip())
 
 
 def whole_number(value: Any, what: str, lo: int, hi: int) -> int:
-    if _is_empty(value):
+    if is_empty(value):
         raise ValueError(f"{what} is empty: give a whole number from {lo} to {hi}")
     try:
         v = float(value)
@@ -86,7 +87,7 @@ def scale_number(value: Any, what: str, lo: float, hi: float, clamp: bool = Fals
     """A vector's scale: a finite number in its vector's range [lo, hi], or a refusal that names the scale
     (``what``, e.g. "scale of #12") and the range. With ``clamp``, a number outside the range is brought to its
     nearest end, as a slider's number box shows it."""
-    if _is_empty(value):
+    if is_empty(value):
         raise ValueError(f"{what} is empty: give a number from {lo:g} to {hi:g}")
     try:
         v = float(value)
@@ -116,7 +117,7 @@ def parse_tags(text: str) -> tuple[str, ...]:
 
 def vector_id_of(value: Any, what: str = "vector") -> int:
     """A record id (vector by default) from a number, '12' or a dropdown label '#12 name'."""
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if is_empty(value):
         hint = ": search the library and click a result, or type its id" if what == "vector" else ""
         raise ValueError(f"choose a {what} first{hint}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):

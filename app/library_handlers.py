@@ -14,6 +14,7 @@ from app.handler_util import (
     MAX_SEED,
     fmt_metrics,
     image_file,
+    is_empty,
     md_text,
     parse_tags,
     readable,
@@ -35,7 +36,7 @@ def _count(n: int, noun: str) -> str:
 def _shown(scale):
     """A slider's number box that a person empties shows 0 (brought into the slider's range) when they leave it;
     the live events read that, so the preview matches the box."""
-    return 0.0 if scale is None or (isinstance(scale, str) and not scale.strip()) else scale
+    return 0.0 if is_empty(scale) else scale
 
 
 class LibraryHandlers:
@@ -199,7 +200,7 @@ class LibraryHandlers:
             vid = vector_id_of(vid)
             if any(vid == i for i, _ in items):
                 raise ValueError(f"vector #{vid} is chosen twice")
-            if s is None or (isinstance(s, str) and not s.strip()):
+            if is_empty(s):
                 raise ValueError(f"the scale of #{vid} is empty: give a number")
             items.append((vid, s))
         if not items:
