@@ -45,7 +45,8 @@ class LibraryHandlers:
 
     # ------------------------------------------------------------------ library
     def search(self, text, tag, edited_class, sort, request: gr.Request, profile: gr.OAuthProfile | None = None):
-        """api: /search -- returns (gallery, table rows [id, name, author, classes, tags, likes, downloads])."""
+        """api: /search -- returns (gallery, table rows [id, name, author, edits, tags, likes, downloads]); edits are
+        the classes a vector is about (its subject classes), as the class filter matches them."""
         try:
             viewer = self.user(request, profile)
             q = SearchQuery(text=text or "", model_id=self.rt.model_id, edited_class=edited_class or None,
@@ -55,7 +56,7 @@ class LibraryHandlers:
             raise readable(e) from None
         gallery, rows = [], []
         for v in page.items:
-            rows.append([v.id, v.name, v.author, ", ".join(v.edited_classes), ", ".join(v.tags), v.like_count,
+            rows.append([v.id, v.name, v.author, ", ".join(v.subject_classes), ", ".join(v.tags), v.like_count,
                          v.download_count])  # fmt: skip
             prev = self.rt.library.get_preview(v.id, viewer) if v.has_preview else None
             prev = prev if prev is not None else np.zeros((8, 8, 3), np.uint8)
@@ -91,13 +92,18 @@ class LibraryHandlers:
             lineage += "; remixed as " + ", ".join(f"#{r.id} {md_text(r.name)}" for r in remixes[:10])
         fits = ("fits the loaded model" if v.model_id == self.rt.model_id
                 else f"**for another model** ({md_text(v.model_id)})")  # fmt: skip
+        touched = [c for c in v.edited_classes if c not in v.subject_classes]
+        edits = md_text(", ".join(v.subject_classes)) or "—"
+        if touched:
+            edits += f" (also touches {md_text(', '.join(touched))})"
         # every user-written field goes through md_text: shown as typed, never as markup
         md = (f"### #{v.id} {md_text(v.name)}\n{md_text(v.description)}\n\n"
               f"by **{md_text(v.author)}** · {v.visibility} · licence {md_text(v.licence)} · version {v.version} · "
-              f"♥ {v.like_count} · ⬇ {v.download_count}\n\nedits: {md_text(', '.join(v.edited_classes)) or '—'} · "
+              f"♥ {v.like_count} · ⬇ {v.download_count}\n\nedits: {edits} · "
               f"tags: {md_text(', '.join(v.tags)) or '—'} · scale {v.scale_min:g} … {v.scale_max:g} "
               f"(default {v.default_scale:g}) · {fits}\n\nlineage: {lineage}\n\n" + fmt_metrics(v.metrics))  # fmt: skip
-        rows = [[x.number, x.created_at.strftime("%Y-%m-%d %H:%M"), x.note, ", ".join(x.edited_classes)] for x in versions]
+        rows = [[x.number, x.created_at.strftime("%Y-%m-%d %H:%M"), x.note, ", ".join(x.subject_classes)]
+                for x in versions]
         slider = gr.update(minimum=v.scale_min, maximum=v.scale_max, value=v.default_scale)
         preview = image_file(preview) if preview is not None else None
         return md, rows, slider, ("♥ Unlike" if liked else "♥ Like"), preview, v.id

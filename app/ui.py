@@ -204,12 +204,13 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                 with gr.Row():
                     q_text = gr.Textbox(label="Search", placeholder="smile, glasses OR hat…", scale=3, elem_id="q-text")
                     q_tag = gr.Textbox(label="Tag", scale=1)
-                    q_class = gr.Dropdown([""] + class_names, value="", label="Edited class", scale=1)
+                    q_class = gr.Dropdown([""] + class_names, value="", label="Edits", scale=1,
+                                          info="vectors whose change is about this class")  # fmt: skip
                     q_sort = gr.Dropdown(list(SORT_CHOICES), value="relevance", label="Sort", scale=1)
                     search_btn = gr.Button("Search", variant="primary", scale=1, elem_id="search-btn")
                 results = gr.Gallery(label="Results", columns=8, rows=1, height=190, allow_preview=False,
                                      object_fit="contain", elem_classes=["pixel"], elem_id="results")  # fmt: skip
-                table = gr.Dataframe(headers=["id", "name", "author", "classes", "tags", "likes", "downloads"],
+                table = gr.Dataframe(headers=["id", "name", "author", "edits", "tags", "likes", "downloads"],
                                      datatype=["number", "str", "str", "str", "str", "number", "number"],
                                      interactive=False, label="Matches", elem_id="results-table")  # fmt: skip
                 with gr.Row():
@@ -219,7 +220,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                                              elem_id="vector-id")  # fmt: skip
                             open_btn = gr.Button("Open")
                         page_md = gr.Markdown(label="vector page", elem_id="vector-page")
-                        versions = gr.Dataframe(headers=["version", "created", "note", "classes"], interactive=False,
+                        versions = gr.Dataframe(headers=["version", "created", "note", "edits"], interactive=False,
                                                 label="Version history", elem_id="versions")  # fmt: skip
                         with gr.Row():
                             like_btn = gr.Button("♥ Like", elem_id="like-btn")

@@ -83,19 +83,21 @@ class Corpus:
                 name += f" {rng.choice(FEATURES)}"
             desc = " ".join(rng.choice(self.vocab, int(rng.integers(8, 40)), p=self.p))
             tags = list(dict.fromkeys(rng.choice(self.tags, int(rng.integers(1, 5)))))
-            classes = list(dict.fromkeys(rng.choice(CLASSES, int(rng.integers(1, 3)))))
+            # 1-2 classes the change is about, and up to 2 more it touches (glasses touch the eyes)
+            classes = list(dict.fromkeys(rng.choice(CLASSES, int(rng.integers(1, 5)))))
+            subjects = classes[:int(rng.integers(1, 3))]
             created = start + timedelta(seconds=i)
             yield {
                 "name": name, "description": desc, "tags_text": " ".join(tags),
                 "author_id": author_ids[int(rng.integers(len(author_ids)))],
                 "model_id": self.models[int(rng.choice(5, p=self.model_p))], "licence": "cc-by-4.0",
                 "visibility": "public" if rng.random() < 0.9 else "private", "version": 1,
-                "blob_sha256": blob_shas[i % len(blob_shas)], "edited_classes": classes,
+                "blob_sha256": blob_shas[i % len(blob_shas)], "edited_classes": classes, "subject_classes": subjects,
                 "default_scale": 1.0, "scale_min": -3.0, "scale_max": 3.0, "metrics": {"iou": float(rng.random())},
                 "has_preview": False, "parent_id": None, "parent_version": None, "created_at": created,
                 "updated_at": created, "download_count": int(rng.zipf(1.5)) % 10_000,
                 "like_count": int(rng.zipf(1.7)) % 5_000,
-            }, tags, classes
+            }, tags, [(c, c in subjects) for c in classes]
 
     def queries(self, n: int, viewer: str) -> dict[str, list[tuple[SearchQuery, str | None]]]:
         rng = self.rng
@@ -160,7 +162,7 @@ def seed(db: Database, corpus: Corpus, n: int, n_authors: int = 500) -> None:
             row["id"] = next_id
             vectors.append(row)
             tags += [{"vector_id": next_id, "tag": t, "position": j} for j, t in enumerate(row_tags)]
-            classes += [{"vector_id": next_id, "class_name": c} for c in row_classes]
+            classes += [{"vector_id": next_id, "class_name": c, "subject": about} for c, about in row_classes]
             next_id += 1
         with db.writer.begin() as s:
             s.execute(insert(EditVector), vectors)

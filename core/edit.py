@@ -40,8 +40,8 @@ from core.encoder import Encoder
 from core.generator import Generator
 from core.perceptual import PerceptualLoss
 from core.segmenter import ImageReader
+from core.vector_format import CONTEXT_CLASSES
 
-CONTEXT_CLASSES = ("background", "skin")
 
 
 @dataclass(frozen=True)
@@ -147,9 +147,10 @@ def region_of_interest(
     """The pixels an edit may change, and the edited classes.
 
     Edited classes are those appearing on either side of a changed pixel, the
-    class the paint grows or shrinks most first (pixels gained minus pixels lost,
-    then class id), the context classes after the others: painting glasses over
-    the eyes names glasses, then the eyes and brows it covers, then skin. The region is the changed pixels, plus every pixel of an edited class
+    class on most changed pixels first (then class id; the order of
+    :func:`core.vector_format.subject_classes`), the context classes after the
+    others: painting glasses over the eyes names glasses, then the eyes and
+    brows it covers, then skin. The region is the changed pixels, plus every pixel of an edited class
     in the original or target mask, dilated. Context classes (background, skin)
     join only where they changed, so painting hair over the background does not
     make the whole background editable.
@@ -158,9 +159,9 @@ def region_of_interest(
     if not changed.any():
         raise ValueError("the target mask is identical to the current mask: paint a change first")
     n = len(class_names)
-    net = torch.bincount(target[changed], minlength=n) - torch.bincount(original[changed], minlength=n)
+    on = torch.bincount(torch.cat([original[changed], target[changed]]), minlength=n)  # changed pixels per class
     ids = sorted(torch.unique(torch.cat([original[changed], target[changed]])).tolist(),
-                 key=lambda i: (class_names[i] in context_classes, -abs(int(net[i])), i))  # fmt: skip
+                 key=lambda i: (class_names[i] in context_classes, -int(on[i]), i))  # fmt: skip
     edited = tuple(class_names[i] for i in ids)
     roi = changed.clone()
     for i in ids:

@@ -35,7 +35,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -228,6 +228,44 @@ def check_change(change: Any) -> Optional[np.ndarray]:
     if np.array_equal(change[0], change[1]):
         raise VectorFormatError("change holds the same mask before and after; a change must differ somewhere")
     return change
+
+
+# Classes that surround every part of a face: a change names them only where nothing else changed (slimming a face
+# moves skin against background). core.edit uses the same tuple for the region an edit may touch.
+CONTEXT_CLASSES = ("background", "skin")
+# a class is a subject of a change when it is on either side of at least this share of the pixels the leading
+# class is (glasses painted over the eyes: glasses, not the eyes they cover; an open mouth: teeth and lips)
+SUBJECT_SHARE = 0.5
+
+
+def class_change_pixels(before: np.ndarray, after: np.ndarray, n_classes: int) -> np.ndarray:
+    """int64 [n_classes]: per class id, the changed pixels (before != after) it is on either side of.
+
+    ``before`` and ``after`` are class-id maps of one shape; ids at or above ``n_classes`` are not counted.
+    """
+    before, after = np.asarray(before), np.asarray(after)
+    if before.shape != after.shape:
+        raise ValueError(f"before {list(before.shape)} and after {list(after.shape)} must have one shape")
+    changed = before != after
+    ids = np.concatenate([before[changed], after[changed]]).astype(np.int64)
+    return np.bincount(ids[(ids >= 0) & (ids < n_classes)], minlength=n_classes)[:n_classes]
+
+
+def subject_classes(change: np.ndarray, class_names: Sequence[str],
+                    context_classes: Sequence[str] = CONTEXT_CLASSES, share: float = SUBJECT_SHARE) -> tuple[str, ...]:
+    """The classes a painted change is about, the most changed first: uint8 ``change`` [2, R, R] (before, after).
+
+    Of the classes on either side of a changed pixel, the context classes aside unless nothing else changed, those
+    on at least ``share`` of the pixels the leading class is on; ties by class id. Painting glasses over the eyes
+    gives ``("glasses",)`` where the edited classes also name the eyes, brows and skin it covers.
+    """
+    counts = class_change_pixels(change[0], change[1], len(class_names))
+    ids = [i for i in np.flatnonzero(counts) if class_names[i] not in context_classes] or list(np.flatnonzero(counts))
+    if not ids:
+        return ()
+    top = max(int(counts[i]) for i in ids)
+    keep = sorted((i for i in ids if counts[i] >= share * top), key=lambda i: (-int(counts[i]), int(i)))
+    return tuple(class_names[i] for i in keep)
 
 
 def _frozen_copy(a: np.ndarray) -> np.ndarray:

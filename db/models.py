@@ -9,7 +9,8 @@ Tables (see docs/vector_library.md for the reasoning):
                        never joins the version history
     vector_versions    the history: one row per published version of a vector
     vector_tags        (vector, tag) for indexed tag filters
-    vector_classes     (vector, edited class) of the current version, for indexed class filters
+    vector_classes     (vector, edited class, whether it is a subject class) of the current version, for
+                       indexed class filters
     likes              (user, vector); ``edit_vectors.like_count`` is kept in the same transaction
     compositions       a named, publishable list of (vector, scale) ...
     composition_items  ... its entries, in order
@@ -133,6 +134,9 @@ class VersionFields:
     current version, onto edit_vectors so that search and listing never join the history."""
 
     edited_classes: Mapped[list[str]]
+    # the classes the change is about (core.vector_format.subject_classes), most changed first; the class filter
+    # matches these, while edited_classes names every class the change touches
+    subject_classes: Mapped[list[str]]
     default_scale: Mapped[float] = mapped_column(Float)
     scale_min: Mapped[float] = mapped_column(Float)
     scale_max: Mapped[float] = mapped_column(Float)
@@ -209,6 +213,7 @@ class VectorClass(Base):
 
     vector_id: Mapped[int] = mapped_column(ForeignKey("edit_vectors.id", ondelete="CASCADE"), primary_key=True)
     class_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[bool] = mapped_column(Boolean, default=False)  # one of the vector's subject_classes
 
 
 class Like(Base):

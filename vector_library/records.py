@@ -68,7 +68,8 @@ class VectorInfo:
     tags: tuple[str, ...]
     author: str
     model_id: str
-    edited_classes: tuple[str, ...]
+    edited_classes: tuple[str, ...]  # every class the change touches, the most changed first (context classes last)
+    subject_classes: tuple[str, ...]  # those it is about (core.vector_format.subject_classes); the class filter's
     default_scale: float
     scale_min: float
     scale_max: float
@@ -91,6 +92,7 @@ class VersionInfo:
     vector_id: int
     number: int
     edited_classes: tuple[str, ...]
+    subject_classes: tuple[str, ...]
     default_scale: float
     scale_min: float
     scale_max: float
@@ -103,8 +105,9 @@ class VersionInfo:
 
 @dataclass(frozen=True)
 class SearchQuery:
-    """Free text over name/description/tags (words match as prefixes, all must match), filters,
-    a sort and a page. Empty text lists everything visible that passes the filters."""
+    """Free text over name/description/tags (words match as prefixes, all must match unless OR joins them), filters,
+    a sort and a page. Empty text lists everything visible that passes the filters. ``edited_class`` matches the
+    vectors whose change is about that class (``VectorInfo.subject_classes``), not every class it touches."""
 
     text: str = ""
     model_id: Optional[str] = None

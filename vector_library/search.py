@@ -110,7 +110,8 @@ def build_search(query: SearchQuery, viewer_id: Optional[int], backend: str) -> 
     if query.tag is not None:
         conds.append(exists().where(VectorTag.vector_id == ev.id, VectorTag.tag == query.tag))
     if query.edited_class is not None:
-        conds.append(exists().where(VectorClass.vector_id == ev.id, VectorClass.class_name == query.edited_class))
+        conds.append(exists().where(VectorClass.vector_id == ev.id, VectorClass.class_name == query.edited_class,
+                                    VectorClass.subject.is_(True)))
 
     tokens = query_tokens(query.text)
     relevance = None

@@ -27,6 +27,7 @@ from core.vector_format import (
     VectorFile,
     VectorFormatError,
     check_scales,
+    subject_classes,
 )
 from db.engine import Database
 from db.models import (
@@ -178,10 +179,18 @@ class VectorLibrary:
         row.tags_text = " ".join(tags)
 
     @staticmethod
-    def _apply_version(row: EditVector, vf: VectorFile, sha: str) -> None:
+    def _subject_classes(vf: VectorFile, model: GeneratorModel) -> tuple[str, ...]:
+        """The edited classes the vector's change is about, from its painted change; all its edited classes when it
+        carries no change (a vector made through the API, or from a slider) or the change names none of them."""
+        found = () if vf.change is None else subject_classes(vf.change, tuple(model.class_names))
+        return tuple(c for c in found if c in vf.edited_classes) or vf.edited_classes
+
+    def _apply_version(self, row: EditVector, vf: VectorFile, sha: str, model: GeneratorModel) -> None:
         row.blob_sha256 = sha
         row.edited_classes = list(vf.edited_classes)
-        row.classes = [VectorClass(class_name=c) for c in vf.edited_classes]
+        subjects = self._subject_classes(vf, model)
+        row.subject_classes = list(subjects)
+        row.classes = [VectorClass(class_name=c, subject=c in subjects) for c in vf.edited_classes]
         row.default_scale, row.scale_min, row.scale_max = vf.default_scale, vf.scale_min, vf.scale_max
         row.metrics = dict(vf.metrics)
         row.has_preview = vf.preview is not None
@@ -190,7 +199,8 @@ class VectorLibrary:
     def _version_row(row: EditVector, number: int, note: str) -> VectorVersion:
         return VectorVersion(
             vector_id=row.id, number=number, blob_sha256=row.blob_sha256,
-            edited_classes=list(row.edited_classes), default_scale=row.default_scale,
+            edited_classes=list(row.edited_classes), subject_classes=list(row.subject_classes),
+            default_scale=row.default_scale,
             scale_min=row.scale_min, scale_max=row.scale_max, metrics=dict(row.metrics),
             has_preview=row.has_preview, note=note, created_at=row.updated_at)
 
@@ -316,7 +326,7 @@ class VectorLibrary:
                          version=1, parent_id=parent_id, parent_version=parent_version,
                          created_at=now, updated_at=now, download_count=0, like_count=0)
         self._set_tags(row, fields["tags"])
-        self._apply_version(row, vf, sha)
+        self._apply_version(row, vf, sha, model)
         s.add(row)
         s.flush()
         s.add(self._version_row(row, 1, ""))
@@ -335,11 +345,12 @@ class VectorLibrary:
             if vf.model_id != row.model_id:
                 raise InvalidInput(f"vector {vector_id} belongs to model {row.model_id}; "
                                    f"the new version claims model {vf.model_id}")
-            self._check_fits(vf, self._model(s, row.model_id))
+            model = self._model(s, row.model_id)
+            self._check_fits(vf, model)
             blobs.ensure_blob(s, payload, sha)
             row.version += 1
             row.updated_at = utcnow()
-            self._apply_version(row, vf, sha)
+            self._apply_version(row, vf, sha, model)
             s.flush()
             s.add(self._version_row(row, row.version, note))
             return _vector_info(row)
@@ -809,7 +820,8 @@ def _vector_info(r: EditVector) -> VectorInfo:
     return VectorInfo(
         id=r.id, name=r.name, description=r.description, tags=tuple(r.tags_text.split()),
         author=r.author.username, model_id=r.model_id, edited_classes=tuple(r.edited_classes),
-        default_scale=r.default_scale, scale_min=r.scale_min, scale_max=r.scale_max,
+        subject_classes=tuple(r.subject_classes), default_scale=r.default_scale, scale_min=r.scale_min,
+        scale_max=r.scale_max,
         visibility=r.visibility, licence=r.licence, metrics=dict(r.metrics), has_preview=r.has_preview,
         version=r.version, parent_id=r.parent_id, parent_version=r.parent_version,
         created_at=r.created_at, updated_at=r.updated_at, download_count=r.download_count,
@@ -818,6 +830,7 @@ def _vector_info(r: EditVector) -> VectorInfo:
 
 def _version_info(v: VectorVersion) -> VersionInfo:
     return VersionInfo(vector_id=v.vector_id, number=v.number, edited_classes=tuple(v.edited_classes),
+                       subject_classes=tuple(v.subject_classes),
                        default_scale=v.default_scale, scale_min=v.scale_min, scale_max=v.scale_max,
                        metrics=dict(v.metrics), has_preview=v.has_preview, note=v.note,
                        created_at=v.created_at, content_sha256=v.blob_sha256)

@@ -56,6 +56,9 @@ def test_edit_by_mask_save_search_apply(client, app_server, tmp_path):
     rows = _table_rows(table)
     assert [r[0] for r in rows] == [vid]
     assert rows[0][2] == "alice" and "glasses" in rows[0][4]
+    assert rows[0][3].split(", ")[0] == "glasses"  # the class the paint is about leads what it edits
+    _, by_class = client.predict("", "", "glasses", "recent", api_name="/search")
+    assert vid in [r[0] for r in _table_rows(by_class)]
     assert len(gallery) == 1 and "Client glasses" in gallery[0]["caption"]
     _, tagged = client.predict("", "test", "", "recent", api_name="/search")
     assert vid in [r[0] for r in _table_rows(tagged)]
@@ -74,6 +77,7 @@ def test_edit_by_mask_save_search_apply(client, app_server, tmp_path):
     # the vector page, a like, the downloaded file
     page, versions, slider, preview, shown = client.predict(vid, api_name="/vector")
     assert "Client glasses" in page and "alice" in page and shown == str(vid)  # the id field is text
+    assert "edits: glasses" in page and "also touches" in page  # the painted box covered other classes too
     assert _table_rows(versions)[0][0] == 1
     assert slider["minimum"] == -1.5 and slider["maximum"] == 2.0
     assert client.predict(vid, api_name="/like") == "Liked · 1 like(s)"  # the state the toggle produced

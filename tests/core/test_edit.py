@@ -31,7 +31,7 @@ from core.edit_vector import (
     vector_from_edit,
 )
 from core.perceptual import PerceptualLoss
-from core.vector_format import VectorFile, VectorFormatError
+from core.vector_format import VectorFile, VectorFormatError, subject_classes
 
 NAMES = ("background", "skin", "hair", "lips")
 MODEL_ID = "0123456789abcdef"
@@ -105,6 +105,36 @@ def test_edited_classes_lead_with_the_class_the_paint_changes_most():
     target = orig.clone()
     target[4:6] = 1
     assert region_of_interest(orig, target, names)[1] == ("background", "skin")
+
+
+def test_subject_classes_are_what_the_paint_is_about_and_lead_the_edited_classes():
+    names = ("background", "skin", "hair", "left_eye", "right_eye", "left_brow", "glasses", "teeth", "lips")
+    glasses = np.ones((2, 16, 16), np.uint8)  # skin
+    glasses[:, 6:8, 3:6] = 3
+    glasses[:, 6:8, 10:12] = 4
+    glasses[1, 4:8, 3:12] = 6  # glasses over 6 + 4 eye pixels and 26 skin pixels
+    assert subject_classes(glasses, names) == ("glasses",)
+    mouth = np.ones((2, 16, 16), np.uint8)
+    mouth[:, 10:13, 4:12] = 8
+    mouth[1, 11, 5:11] = 7  # opened: 6 teeth pixels where lips were, a tie broken by class id
+    assert subject_classes(mouth, names) == ("teeth", "lips")
+    slim = np.zeros((2, 16, 16), np.uint8)
+    slim[:, 2:14, 3:13] = 1
+    slim[1, 2:14, 3] = 0  # only context classes changed: they are the subject
+    assert subject_classes(slim, names) == ("background", "skin")
+    odd = glasses.copy()
+    odd[1, 0, 0] = 200  # an id the model does not have (a hand-made file) is not counted
+    assert subject_classes(odd, names) == ("glasses",)
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(20):  # the subject classes lead the edited classes the edit names
+        before = torch.randint(0, len(names), (12, 12), generator=gen)
+        after = torch.where(torch.rand(12, 12, generator=gen) < 0.3,
+                            torch.randint(0, len(names), (12, 12), generator=gen), before)
+        if torch.equal(before, after):
+            continue
+        edited = region_of_interest(before, after, names)[1]
+        subjects = subject_classes(torch.stack([before, after]).numpy().astype(np.uint8), names)
+        assert subjects and edited[:len(subjects)] == subjects
 
 
 def test_edit_lowers_loss_and_raises_target_iou(tiny_generator, branch):
