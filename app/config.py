@@ -65,7 +65,7 @@ def oauth_enabled() -> bool:
 @dataclass(frozen=True)
 class AppConfig:
     model: str = DEFAULT_MODEL
-    database_url: Optional[str] = None  # None: db.default_database_url() (env, then data dir)
+    database_url: Optional[str] = None  # None: db.default_database_url(data dir) ($EDITGAN_DATABASE_URL, then data dir)
     data_dir: Optional[Path] = None  # None: db.default_data_dir()
     users_file: Optional[Path] = None
     local_user: Optional[str] = None

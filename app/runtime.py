@@ -30,7 +30,7 @@ from core.edit_vector import check_vector
 from core.editgan import CHECKPOINTS, EditGAN, resolve_model_path
 from core.tuning import Tuning, read_safetensors, tuning_bytes, tuning_from_bytes
 from core.vector_format import VectorFile
-from db import Database
+from db import Database, default_database_url
 from vector_library import LabelStore, ModelSpec, VectorLibrary
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,8 @@ class Runtime:
             data_dir = config.resolved_data_dir
             if config.database_url is None:
                 data_dir.mkdir(parents=True, exist_ok=True)
-            library = VectorLibrary(Database.open(config.database_url))
+            # without a database URL, the data directory (--data-dir too) holds the SQLite file
+            library = VectorLibrary(Database.open(config.database_url or default_database_url(data_dir)))
         device = config.torch_device  # a bad EDITGAN_DEVICE stops the app with its message, unlike a missing model
         model, problem = None, ""
         try:

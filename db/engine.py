@@ -37,12 +37,12 @@ def default_data_dir() -> Path:
     return Path("data")
 
 
-def default_database_url() -> str:
-    """``$EDITGAN_DATABASE_URL``, else a SQLite file in the data directory."""
+def default_database_url(data_dir: Optional[Path] = None) -> str:
+    """``$EDITGAN_DATABASE_URL``, else a SQLite file in ``data_dir`` (default: :func:`default_data_dir`)."""
     env = os.environ.get(ENV_DATABASE_URL)
     if env:
         return env
-    return f"sqlite:///{(default_data_dir() / SQLITE_FILENAME).resolve()}"
+    return f"sqlite:///{(Path(data_dir or default_data_dir()) / SQLITE_FILENAME).resolve()}"
 
 
 @dataclass(frozen=True)

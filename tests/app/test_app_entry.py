@@ -1,5 +1,5 @@
 """The README's first command: ``python app.py`` starts a working editor (here on the tiny bundle via
-EDITGAN_MODEL, a SQLite library in a temporary EDITGAN_DATA_DIR), and importing app.py launches nothing."""
+EDITGAN_MODEL, a SQLite library in the temporary --data-dir), and importing app.py launches nothing."""
 
 from __future__ import annotations
 
@@ -26,11 +26,11 @@ def test_importing_app_py_does_not_launch():
 
 def test_python_app_py_serves_the_editor(tiny_bundle, tmp_path):
     port = free_port()
-    env = dict(os.environ, EDITGAN_MODEL=str(tiny_bundle), EDITGAN_DATA_DIR=str(tmp_path / "data"),
+    env = dict(os.environ, EDITGAN_MODEL=str(tiny_bundle), EDITGAN_DATA_DIR=str(tmp_path / "env-data"),
                GRADIO_ANALYTICS_ENABLED="False")  # fmt: skip
     env.pop("EDITGAN_DATABASE_URL", None)
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
         deadline, page = time.time() + 120, None
         while time.time() < deadline and proc.poll() is None:
@@ -44,7 +44,8 @@ def test_python_app_py_serves_the_editor(tiny_bundle, tmp_path):
         info = urllib.request.urlopen(f"http://127.0.0.1:{port}/gradio_api/info", timeout=10).read().decode()
         for name in ("/sample", "/edit", "/save_edit", "/search", "/apply", "/compose", "/share"):
             assert f'"{name}"' in info
-        assert (tmp_path / "data" / "library.sqlite3").exists()
+        assert (tmp_path / "data" / "library.sqlite3").exists()  # --data-dir wins over EDITGAN_DATA_DIR
+        assert not (tmp_path / "env-data" / "library.sqlite3").exists()
     finally:
         proc.terminate()
         out = proc.communicate(timeout=30)[0]
