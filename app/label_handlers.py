@@ -523,22 +523,23 @@ class LabelHandlers:
             if not path:
                 raise ValueError("choose a label set .zip first")
             result = import_label_set(self.rt.labels, Path(path), user, model_id=self.rt.require_base().model_id)
-            self.rt.refresh_branch(force=True)
+            switched = self.rt.refresh_branch(force=True)
         except (ValueError, LibraryError, OSError) as e:
             raise readable(e) from None
         msg = (f"Imported **{md_text(result.label_set.name)}**: {result.n_masks} masks, "
                f"{len(result.branch_versions)} branch version(s).")
+        if switched:  # its newest branch is now the generator's newest: every session edits with it
+            msg += (f" The Edit tab now uses branch version {self.rt.branch_version} "
+                    f"({md_text(', '.join(self.rt.model.class_names))}); choose another under Branch versions.")
         return msg, gr.Dropdown(choices=self._sets(), value=set_choice(result.label_set))
 
     def label_use_version(self, version, request: gr.Request, profile: gr.OAuthProfile | None = None):
-        """api: /label_use_version -- edit with an older (or the bundle's own, 0) branch version again; a newer
-        version trained later replaces it."""
+        """api: /label_use_version -- edit with an older (or the bundle's own, 0) branch version again, on every
+        replica and after restarts; a newer version trained later replaces it."""
         try:
-            self._need_user(request, profile, "choosing the branch version")
+            user = self._need_user(request, profile, "choosing the branch version")
             v = whole_number(version, "the branch version", 0, 10**9)
-            if v == 0 and self.rt.require_base().branch is None:
-                raise ValueError("this generator's bundle has no branch of its own (version 0); choose a trained one")
-            self.rt.use_branch_version(v)
+            self.rt.choose_branch_version(v, user)
         except (ValueError, LibraryError) as e:
             raise readable(e) from None
         return f"The Edit tab now uses branch version {v}.", self._versions()

@@ -31,7 +31,7 @@ from core.editgan import CHECKPOINTS, EditGAN, resolve_model_path
 from core.tuning import Tuning, read_safetensors, tuning_bytes, tuning_from_bytes
 from core.vector_format import VectorFile
 from db import Database, default_database_url
-from vector_library import LabelStore, ModelSpec, VectorLibrary
+from vector_library import LabelStore, LibraryError, ModelSpec, VectorLibrary
 
 log = logging.getLogger(__name__)
 HF_PREFIX = "hf://"
@@ -107,7 +107,6 @@ class Runtime:
         # the bundle as loaded (its own branch, if any, is version 0); trained branch versions replace its branch
         self.base_model = model
         self.branch_version = 0
-        self._latest_seen = 0  # the newest branch version this process has seen (and used, when it appeared)
         self._branch_checked = 0.0
         self.trainer = None  # app.training.BranchTrainer, made by build_demo's handlers
         self.model_spec_text = config.model  # which of config.models runs
@@ -117,6 +116,8 @@ class Runtime:
 
     def _start_model(self) -> None:
         self.refresh_branch(force=True)
+        # the classes of the branch in use (a branch trained in the Label tab, or the bundle's own chosen again)
+        self.library.set_model_classes(self.model.model_id, tuple(self.model.class_names))
         self.library.register_model(self.model_spec())
         self.examples = [(self.render(self.sample(s)).image, f"seed {s}") for s in self.config.example_seeds]
 
@@ -130,7 +131,6 @@ class Runtime:
         model = EditGAN.load(fetch_model(spec), device=self.config.torch_device)  # on failure the old model stays
         with self._lock:
             self.base_model, self.model, self.branch_version, self._branch_checked = model, model, 0, 0.0
-            self._latest_seen = 0
             self.model_problem, self.model_spec_text = "", spec
             self._tuned.clear()
             self._infos.clear()
@@ -177,21 +177,40 @@ class Runtime:
 
     # -- branch versions trained in the app (app.training), kept in the library's database ----------------------
     def refresh_branch(self, force: bool = False) -> bool:
-        """Use the newest branch version trained for this generator (by this process or another replica on the same
-        database); looked up at most every BRANCH_CHECK_S. Returns True when the branch changed."""
+        """Use the branch version chosen for this generator in the database (LabelStore.choose_branch), else the
+        newest trained one, as another replica on the same database or a restart finds them; looked up at most
+        every BRANCH_CHECK_S. Returns True when the branch changed."""
         if self.base_model is None:
             return False
         now = time.monotonic()
         if not force and now - self._branch_checked < BRANCH_CHECK_S:
             return False
         self._branch_checked = now
-        versions = self.labels.branch_versions(self.base_model.model_id)  # newest first
-        if not versions or versions[0].version <= self._latest_seen:
-            return False  # nothing new (an older version someone chose stays in use)
-        return self.use_branch_version(versions[0].version)
+        model_id = self.base_model.model_id
+        chosen = self.labels.branch_in_use(model_id)
+        if chosen is None or (chosen == 0 and self.base_model.branch is None):
+            versions = self.labels.branch_versions(model_id)  # newest first
+            chosen = versions[0].version if versions else 0
+        if chosen == self.branch_version:
+            return False
+        try:
+            return self.use_branch_version(chosen)
+        except (ValueError, LibraryError) as e:  # a damaged version: the branch in use stays, the log says why
+            log.warning("branch version %d of model %s not used: %s", chosen, model_id, e)
+            return False
+
+    def choose_branch_version(self, version: int, user: str) -> None:
+        """The Label tab's choice: branch ``version`` (0: the bundle's own) for every session, on every replica and
+        after a restart, until a newer version is trained."""
+        base = self.require_base()
+        if version == 0 and base.branch is None:
+            raise ValueError("this generator's bundle has no branch of its own (version 0); choose a trained one")
+        self.labels.choose_branch(base.model_id, int(version), user)
+        self.use_branch_version(int(version))
 
     def use_branch_version(self, version: int) -> bool:
-        """Make branch ``version`` of this generator the one every session edits with (0: the bundle's own)."""
+        """Make branch ``version`` of this generator the one every session of this process edits with (0: the
+        bundle's own), and the library's classes of the model its classes."""
         from app.training import unpack_branch  # torch-side helpers; imported here to keep start-up lean
 
         base = self.require_base()
@@ -202,10 +221,10 @@ class Runtime:
             branch, reader, names, palette = unpack_branch(data, info.config, base.generator)
             model = base.with_branch(branch, names, palette, reader)
         with self._lock:
+            before = tuple(self.model.class_names)
             self.model, self.branch_version = model, int(version)
-            self._latest_seen = max(self._latest_seen, int(version))
             self._tuned.clear()
-        if version and not base.class_names == tuple(model.class_names):
+        if before != tuple(model.class_names):  # back to version 0 too: saving checks a vector's classes against these
             self.library.set_model_classes(base.model_id, tuple(model.class_names))
         log.info("model %s now edits with branch version %d", base.model_id, version)
         return True

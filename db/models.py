@@ -3,7 +3,8 @@
 Tables (see docs/vector_library.md for the reasoning):
 
     users              one row per person (or local account); the app maps OAuth/local auth onto it
-    models             generators, keyed by their content hash (``model_id``)
+    models             generators, keyed by their content hash (``model_id``), and the branch version chosen for
+                       each (NULL: the newest)
     vector_blobs       content-addressed tensor payloads (safetensors bytes of delta + preview)
     edit_vectors       one row per shared vector; carries its current version's fields so search
                        never joins the version history
@@ -116,6 +117,9 @@ class GeneratorModel(Base):
     w_dim: Mapped[int]
     class_names: Mapped[list[str]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the branch version every app process edits with, as chosen in the Label tab (0: the bundle's own); NULL: the
+    # newest trained one. Training a new version clears it.
+    branch_in_use: Mapped[Optional[int]]
 
 
 class VectorBlob(Base):

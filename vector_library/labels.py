@@ -550,6 +550,7 @@ class LabelStore:
                 row.locked = True
             number = s.scalar(select(func.coalesce(func.max(BranchVersion.version), 0))
                               .where(BranchVersion.model_id == model_id)) + 1  # fmt: skip
+            model.branch_in_use = None  # a new version replaces an older one chosen before
             branch = BranchVersion(model_id=model_id, version=number, label_set_id=label_set_id, created_by=creator,
                                    config=config, record=record, n_masks=n_masks, published=False, weights=data,
                                    size=len(data), created_at=self.clock())
@@ -562,6 +563,32 @@ class LabelStore:
             return _branch_info(branch)
 
         return self._write(action)
+
+    def choose_branch(self, model_id: str, version: Optional[int], user: str) -> None:
+        """Make branch ``version`` the one the model is edited with (0: the bundle's own; None: the newest), for every
+        app process on this database and after restarts, until a newer version is trained."""
+        check.model_id(model_id)
+        if version is not None:
+            version = lcheck.version(version, "branch version", minimum=0)
+
+        def action(s: Session) -> None:
+            self._user(s, user, "choose the branch version")
+            model = s.scalar(select(GeneratorModel).where(GeneratorModel.model_id == model_id)
+                             .with_for_update(of=GeneratorModel))  # fmt: skip
+            if model is None:
+                raise NotFound(f"model {model_id} is not registered in this library")
+            if version and s.scalar(select(BranchVersion.id).where(BranchVersion.model_id == model_id,
+                                                                   BranchVersion.version == version)) is None:
+                raise NotFound(f"model {model_id} has no branch version {version}")
+            model.branch_in_use = version
+
+        self._write(action)
+
+    def branch_in_use(self, model_id: str) -> Optional[int]:
+        """The branch version chosen for the model (0: the bundle's own), or None: the newest."""
+        check.model_id(model_id)
+        return self._read(lambda s: s.scalar(select(GeneratorModel.branch_in_use)
+                                             .where(GeneratorModel.model_id == model_id)))  # fmt: skip
 
     def branch_versions(self, model_id: str) -> list[BranchVersionInfo]:
         """The model's branch versions, newest first (without their weights)."""

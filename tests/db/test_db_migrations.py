@@ -34,7 +34,7 @@ def test_upgrade_creates_the_models_schema_exactly(empty_database):
     db = empty_database
     assert current_revision(db.engine) is None
     db.upgrade()
-    assert current_revision(db.engine) == head_revision() == "0004"
+    assert current_revision(db.engine) == head_revision() == "0005"
     assert TABLES <= set(inspect(db.engine).get_table_names())
     assert schema_diff(db) == []  # the migration and the models agree, column by column
 
@@ -62,7 +62,7 @@ def test_downgrade_and_upgrade_again(empty_database):
     assert current_revision(db.engine) is None
     db.upgrade()
     db.upgrade()  # a second upgrade on start is a no-op
-    assert current_revision(db.engine) == "0004" and schema_diff(db) == []
+    assert current_revision(db.engine) == "0005" and schema_diff(db) == []
 
 
 def test_concurrent_upgrades_on_start_are_safe(empty_database):
@@ -81,7 +81,7 @@ def test_concurrent_upgrades_on_start_are_safe(empty_database):
     for t in threads:
         t.join()
     assert errors == []
-    assert current_revision(empty_database.engine) == "0004"
+    assert current_revision(empty_database.engine) == "0005"
 
 
 def test_sqlite_connection_settings(tmp_path):
@@ -132,7 +132,7 @@ def test_alembic_command_line_uses_the_repo_config(tmp_path):
                          cwd=REPO, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     db = Database(DatabaseConfig(url=env["EDITGAN_DATABASE_URL"]))
-    assert current_revision(db.engine) == "0004" and schema_diff(db) == []
+    assert current_revision(db.engine) == "0005" and schema_diff(db) == []
     db.dispose()
 
 
@@ -147,4 +147,4 @@ def test_label_tables_downgrade_to_0002_and_upgrade_again(empty_database):
     names = set(inspect(db.engine).get_table_names())
     assert not names & LABEL_TABLES and TABLES - LABEL_TABLES <= names
     db.upgrade()
-    assert current_revision(db.engine) == "0004" and schema_diff(db) == []
+    assert current_revision(db.engine) == "0005" and schema_diff(db) == []

@@ -440,6 +440,24 @@ def test_branch_versions_are_numbered_per_model_and_published(store, labelled):
         store.add_branch_version(CARS.model_id, "alice", weights(), {}, {}, info.id, 0)
 
 
+def test_the_branch_chosen_for_a_model_holds_until_a_newer_version_is_stored(store):
+    assert store.branch_in_use(FACES.model_id) is None  # nothing chosen: the newest
+    store.add_branch_version(FACES.model_id, "bob", weights(), {}, {}, None, 0)
+    store.choose_branch(FACES.model_id, 0, "carol")  # the bundle's own
+    assert store.branch_in_use(FACES.model_id) == 0 and store.branch_in_use(CARS.model_id) is None
+    store.choose_branch(FACES.model_id, 1, "carol")
+    assert store.branch_in_use(FACES.model_id) == 1
+    with pytest.raises(NotFound, match="no branch version 2"):
+        store.choose_branch(FACES.model_id, 2, "carol")
+    with pytest.raises(PermissionDenied):
+        store.choose_branch(FACES.model_id, 0, None)
+    with pytest.raises(InvalidInput):
+        store.choose_branch(FACES.model_id, -1, "carol")
+    assert store.branch_in_use(FACES.model_id) == 1  # the refusals changed nothing
+    store.add_branch_version(FACES.model_id, "bob", weights(), {}, {}, None, 0)
+    assert store.branch_in_use(FACES.model_id) is None  # the new version 2 is used
+
+
 @pytest.mark.parametrize("data, config, match", [
     (b"not safetensors", {}, "not a safetensors"),
     (b"", {}, "not a safetensors"),
