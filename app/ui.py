@@ -145,11 +145,12 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                                     "library vectors · **vector + refinement**: apply them, then refine",
                                     elem_id="mode-help")  # fmt: skip
                         steps = Slider(1, cfg.max_edit_steps, value=min(40, cfg.max_edit_steps), step=1,
-                                          label="Steps")  # fmt: skip
+                                          label="Steps", elem_id="steps")  # fmt: skip
                         with gr.Row():
                             run_btn = gr.Button("Run edit", variant="primary", interactive=caps.sample,
                                                 elem_id="run-btn")  # fmt: skip
                             stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn")
+                        stop_md = gr.Markdown("", elem_id="stop-msg")  # Stop's answer, apart from the result
                         with gr.Row():
                             undo_btn = gr.Button("Undo", interactive=caps.sample, elem_id="undo-btn")
                             redo_btn = gr.Button("Redo", interactive=caps.sample, elem_id="redo-btn")
@@ -401,8 +402,12 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
             h.tune, [state], view, api_name="tune", show_progress_on=[image], **heavy)  # fmt: skip
         # the progress bar sits on the result text, so the streamed intermediate images stay visible
         run_btn.click(h.edit, [editor, mask_file, mode, steps, state], edit_outputs, api_name="edit",
-                      show_progress_on=[result_md], **heavy)  # fmt: skip
-        stop_btn.click(h.stop, None, result_md, api_name="stop", queue=False)
+                      show_progress_on=[result_md], **heavy).then(lambda: "", None, stop_md, api_name=False,
+                                                                  queue=False)  # fmt: skip
+        run_btn.click(lambda: "", None, stop_md, api_name=False, queue=False)
+        # Stop answers beside its button: written into the result, its "Stopping…" replaced the stopped edit's
+        # metrics when it arrived after them
+        stop_btn.click(h.stop, None, stop_md, api_name="stop", queue=False)
         undo_btn.click(h.undo, [state], view, api_name="undo", show_progress_on=[undo_btn], **light)
         redo_btn.click(h.redo, [state], view, api_name="redo", show_progress_on=[redo_btn], **light)
         export_btn.click(h.export, [state], [files, pasted], api_name="export", **light)

@@ -238,6 +238,30 @@ def test_the_first_screen_holds_image_mask_editor_and_run_button(page, app_serve
     assert colours[0] == colours[1], colours  # the same colour as the session line beside the image
 
 
+def test_stop_keeps_the_stopped_edits_result_on_screen(page, app_server):
+    """Stop during a 200-step edit: the result keeps the best result so far and its metrics, and Stop's answer
+    shows beside its button (before, it was written into the result and replaced the metrics when it came last)."""
+    page.goto(app_server.url)
+    page.wait_for_selector("#image img")
+    page.wait_for_selector("#mask-editor canvas")
+    page.wait_for_timeout(500)
+    steps = page.locator("#steps input[type=number]")
+    steps.fill("200")
+    steps.press("Tab")
+    _paint_stroke(page)
+    page.locator("#run-btn").click()
+    page.wait_for_selector("#after img")  # the first streamed step
+    page.locator("#stop-btn").click()
+    page.locator("#result").get_by_text("stopped early").wait_for()
+    page.wait_for_timeout(1500)
+    text = page.locator("#result").inner_text()
+    assert "stopped early" in text and "steps run" in text and "Stopping" not in text
+    page.wait_for_function("!document.querySelector('#stop-msg').innerText.includes('Stopping')")  # cleared at the end
+    page.locator("#stop-btn").click()
+    page.locator("#stop-msg").get_by_text("No edit is running.").wait_for()
+    assert "stopped early" in page.locator("#result").inner_text()
+
+
 def _error_badges(page, selector: str) -> int:
     """Visible 'Error' status badges over a component (Gradio covers an output with one when its event fails)."""
     return page.evaluate(f"[...document.querySelectorAll('{selector} *')].filter(e => e.children.length === 0 && "
