@@ -118,6 +118,15 @@ class Handlers(LibraryHandlers, LabelHandlers):
         ed = masks.editor_value(rgb, masks.display_size(r.mask.shape[0])) if editor else gr.skip()
         return r.image, rgb, masks.overlay(r.image, rgb), ed, state.describe()
 
+    def current_view(self, state: EditSession, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        """The Edit tab's view of the session as it now stands: after a Library or Compose preview, the image with
+        the vectors applied, which is what the next edit starts from."""
+        try:
+            self._check_state(state)
+            return (*self.view(state, self.user(request, profile)), state)
+        except (ValueError, LibraryError) as e:
+            raise readable(e) from None
+
     # ------------------------------------------------------------------ start: seed, example, photo
     def sample(self, seed, state: EditSession, request: gr.Request):
         """api: /sample -- a random sample of the generator for ``seed``."""

@@ -140,8 +140,11 @@ class LibraryHandlers:
                    profile: gr.OAuthProfile | None = None):  # fmt: skip
         """The scale slider's live preview: as :meth:`apply`, but with the scale its number box shows once the
         person leaves it: a number typed beyond the slider's ends at the nearer end, an emptied box at 0 (or the
-        end nearer to 0)."""
-        return self.apply(vector_id, _shown(scale), state, request, profile, live=True)
+        end nearer to 0). Then the Edit tab's view (image, mask, overlay, editor, info) of the image with the vector
+        applied, which the next edit starts from, from the same event: the live events' last one wins, so the two
+        tabs agree."""
+        image, state = self.apply(vector_id, _shown(scale), state, request, profile, live=True)
+        return (image, *self.view(state, self.user(request, profile)), state)
 
     def download_vector(self, vector_id, request: gr.Request, profile: gr.OAuthProfile | None = None):
         """api: /download_vector -- the vector's .safetensors file (counted as a download)."""
@@ -238,9 +241,10 @@ class LibraryHandlers:
     def compose_live(self, v1, v2, v3, v4, s1, s2, s3, s4, state: EditSession, request: gr.Request,
                      profile: gr.OAuthProfile | None = None):  # fmt: skip
         """A slot slider's live preview: as :meth:`compose`, with each scale as its number box shows it once the
-        person leaves it (see :meth:`apply_live`)."""
+        person leaves it (see :meth:`apply_live`); then the Edit tab's view, as in :meth:`apply_live`."""
         s1, s2, s3, s4 = (_shown(s) for s in (s1, s2, s3, s4))
-        return self.compose(v1, v2, v3, v4, s1, s2, s3, s4, state, request, profile, live=True)
+        image, warnings, state = self.compose(v1, v2, v3, v4, s1, s2, s3, s4, state, request, profile, live=True)
+        return (image, warnings, *self.view(state, self.user(request, profile)), state)
 
     def save_composition(self, name, visibility, v1, v2, v3, v4, s1, s2, s3, s4, request: gr.Request,
                          profile: gr.OAuthProfile | None = None):  # fmt: skip

@@ -422,9 +422,11 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         results.select(h.pick_result, [table], [vid], api_name=False).then(
             h.vector_page, [vid], page_outputs, api_name=False)  # fmt: skip
         like_btn.click(h.like, [vid], [like_btn, like_msg], api_name="like")
-        apply_btn.click(h.apply, [vid, scale, state], [applied_img, state], api_name="apply", **light)
-        scale.input(h.apply_live, [vid, scale, state], [applied_img, state], api_name=False, trigger_mode="always_last",
-                    show_progress="hidden", **light)  # fmt: skip
+        # a preview changes what the next edit starts from: the Edit tab shows it too
+        quiet = dict(api_name=False, show_progress="hidden", **light)
+        apply_btn.click(h.apply, [vid, scale, state], [applied_img, state], api_name="apply", **light).success(
+            h.current_view, [state], view, **quiet)  # fmt: skip
+        scale.input(h.apply_live, [vid, scale, state], [applied_img, *view], trigger_mode="always_last", **quiet)
         keep_btn.click(h.keep, [state], view, api_name="keep", show_progress_on=[keep_btn], **light)
         dl_btn.click(h.download_vector, [vid], [dl_file], api_name="download_vector")
         up_btn.click(h.upload_vector, [up_file, up_name, up_tags, up_vis], [up_msg, up_id],
@@ -434,10 +436,13 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         refresh_btn.click(h.vector_choices, None, slot_ids, api_name="vector_choices")
         for i in range(COMPOSE_SLOTS):
             # .input, not .change: opening a composition sets ids and scales together and must not be reset
-            slot_ids[i].input(h.slot_range, [slot_ids[i]], [slot_scales[i]], api_name=False)
-            slot_scales[i].input(h.compose_live, [*slots, state], [comp_img, warn_md, state], api_name=False,
-                                 trigger_mode="always_last", show_progress="hidden", **light)  # fmt: skip
-        comp_btn.click(h.compose, [*slots, state], [comp_img, warn_md, state], api_name="compose", **light)
+            # a vector chosen in a slot is previewed at once, with its warnings
+            slot_ids[i].input(h.slot_range, [slot_ids[i]], [slot_scales[i]], api_name=False).success(
+                h.compose_live, [*slots, state], [comp_img, warn_md, *view], **quiet)  # fmt: skip
+            slot_scales[i].input(h.compose_live, [*slots, state], [comp_img, warn_md, *view],
+                                 trigger_mode="always_last", **quiet)  # fmt: skip
+        comp_btn.click(h.compose, [*slots, state], [comp_img, warn_md, state], api_name="compose", **light).success(
+            h.current_view, [state], view, **quiet)  # fmt: skip
         comp_keep.click(h.keep, [state], view, api_name=False, **light)
         refine_mode = gr.State(MODES[2])
         refine_btn.click(h.compose, [*slots, state], [comp_img, warn_md, state], api_name=False, **light).success(
@@ -447,7 +452,8 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                         ).success(h.composition_choices, None, [comp_pick], api_name=False)  # fmt: skip
         comp_list_btn.click(h.composition_choices, None, [comp_pick], api_name="composition_choices")
         comp_open.click(h.load_composition, [comp_pick], [*slots, comp_msg], api_name="load_composition").success(
-            h.compose, [*slots, state], [comp_img, warn_md, state], api_name=False, **light)  # fmt: skip
+            h.compose, [*slots, state], [comp_img, warn_md, state], api_name=False, **light).success(
+            h.current_view, [state], view, **quiet)  # fmt: skip
         share_btn.click(h.share, [state], [share_link], api_name="share")
         share_open.click(h.open_share, [share_link, state], view, api_name="open_share", **light)
 

@@ -348,3 +348,41 @@ def test_a_scale_typed_in_the_sliders_box_is_the_scale_applied(page, app_server,
             raise AssertionError(f"typed {typed!r}: the preview is not the vector at scale {shown}")
         assert _error_badges(page, "#applied") == 0, typed
         assert page.locator(".toast-body").count() == 0, (typed, page.locator(".toast-body").all_inner_texts())
+    # the Edit tab shows what the next edit starts from: the image with the vector applied (before, it kept the
+    # image without it, while an edit started from the image with it)
+    page.get_by_role("tab", name="Edit").click()
+    page.locator("#info").get_by_text(f"Applied (preview): #{vid} ×1").wait_for()
+    assert np.array_equal(_png_pixels(page, "#image"), want)
+
+
+def test_a_vector_chosen_in_a_compose_slot_is_previewed_at_once(page, app_server, client, tmp_path):
+    """Choosing a vector in a Compose slot previews it (before, only moving a slider or pressing Preview did), and
+    the Edit tab shows the composed image, which the next edit starts from."""
+    from gradio_client import handle_file
+
+    from app.testing import write_target_mask
+
+    client.predict(7, api_name="/sample")
+    mask = write_target_mask(tmp_path / "target.png", 16, (3, 3, 12, 9), (0, 200, 60))
+    client.predict(None, handle_file(str(mask)), "optimization", 4, api_name="/edit")
+    _, vid = client.predict("Slot glasses", "", "", "public", False, api_name="/save_edit")
+    vid = int(vid)
+    client.predict(7, api_name="/sample")  # the client's image: the browser's seed below
+    want = np.asarray(Image.open(client.predict(vid, 1.0, api_name="/apply")).convert("RGB"))
+
+    page.goto(app_server.url + "?seed=7")
+    page.locator("#info").get_by_text("seed 7").wait_for()
+    page.get_by_role("tab", name="Compose").click()
+    page.get_by_role("button", name="Refresh vector list").click()
+    page.wait_for_timeout(1000)
+    page.locator("#slot-0 input").click()
+    page.get_by_role("option", name=f"#{vid} Slot glasses").click()
+    for _ in range(100):
+        page.wait_for_timeout(200)
+        if page.locator("#compose-preview img").count() and np.array_equal(_png_pixels(page, "#compose-preview"), want):
+            break
+    else:
+        raise AssertionError("choosing the vector did not preview it")
+    page.get_by_role("tab", name="Edit").click()
+    page.locator("#info").get_by_text(f"Applied (preview): #{vid} ×1").wait_for()
+    assert np.array_equal(_png_pixels(page, "#image"), want)
