@@ -470,16 +470,21 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         lab_refresh.click(h.label_set_choices, [lab_set], [lab_set], api_name="label_sets")
         lab_set.change(h.label_open_set, [lab_set, lstate], open_outputs, api_name="label_open")
         lab_template.click(h.label_template, None, [lab_classes], api_name=False)
-        lab_create.click(h.label_create, [lab_name, lab_classes], [lab_set, lab_setup_msg], api_name="label_create")
-        lab_update.click(h.label_update_classes, [lab_set, lab_classes], [lab_setup_msg], api_name="label_classes"
-                         ).success(h.label_open_set, [lab_set, lstate], open_outputs, api_name=False)  # fmt: skip
+        # every Label action that may be refused (no set chosen yet, no sample open, ...) shows its progress on its
+        # own button: a failed event covers what it shows progress on with an "Error" badge (the painter, the
+        # samples), and the painter then stayed blocked until another sample was opened
+        lab_create.click(h.label_create, [lab_name, lab_classes], [lab_set, lab_setup_msg], api_name="label_create",
+                         show_progress_on=[lab_create])  # fmt: skip
+        lab_update.click(h.label_update_classes, [lab_set, lab_classes], [lab_setup_msg], api_name="label_classes",
+                         show_progress_on=[lab_update]).success(h.label_open_set, [lab_set, lstate], open_outputs, api_name=False)  # fmt: skip
         lab_delete.click(h.label_delete_set, [lab_set, lab_delete_sure, lstate],
-                         [lab_set, lab_setup_msg, lab_gallery, lab_progress, lstate], api_name="label_delete_set"
-                         ).success(lambda: False, None, [lab_delete_sure], api_name=False)  # fmt: skip
+                         [lab_set, lab_setup_msg, lab_gallery, lab_progress, lstate], api_name="label_delete_set",
+                         show_progress_on=[lab_delete]).success(lambda: False, None, [lab_delete_sure], api_name=False)  # fmt: skip
         lab_remove.click(h.label_remove_sample, [lstate],
                          [lab_msg, lab_gallery, lab_progress, *painter, lab_sample_md, lstate],
-                         api_name="label_remove_sample")  # fmt: skip
-        lab_member_btn.click(h.label_add_member, [lab_set, lab_member], [lab_setup_msg], api_name="label_add_member")
+                         api_name="label_remove_sample", show_progress_on=[lab_remove])  # fmt: skip
+        lab_member_btn.click(h.label_add_member, [lab_set, lab_member], [lab_setup_msg], api_name="label_add_member",
+                             show_progress_on=[lab_member_btn])  # fmt: skip
         lab_add.click(h.label_add_samples, [lab_set, lab_count], [lab_gallery, lab_progress], api_name="label_add_samples",
                       show_progress_on=[lab_add], **light)  # fmt: skip  (a refusal must not cover the samples)
         lab_gallery.select(h.label_pick, [lab_set, lstate], [*painter, lab_sample_md, lstate], api_name=False, **light)
@@ -493,11 +498,14 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         fill_cls, fill_btn = gr.Textbox(visible=False), gr.Button(visible=False)
         fill_btn.click(h.label_fill_at, [fill_x, fill_y, fill_cls, lab_editor, lstate], [*painter, lstate],
                        api_name="label_fill")  # fmt: skip
-        lab_apply.click(h.label_apply_paint, [lab_editor, lstate], [*painter, lstate], api_name="label_apply")
-        lab_guess.click(h.label_guess, [lstate], [*painter, lstate], api_name="label_guess", **light)
-        lab_clear.click(h.label_clear, [lstate], [*painter, lstate], api_name="label_clear")
+        lab_apply.click(h.label_apply_paint, [lab_editor, lstate], [*painter, lstate], api_name="label_apply",
+                        show_progress_on=[lab_apply])  # fmt: skip
+        lab_guess.click(h.label_guess, [lstate], [*painter, lstate], api_name="label_guess", show_progress_on=[lab_guess],
+                        **light)  # fmt: skip
+        lab_clear.click(h.label_clear, [lstate], [*painter, lstate], api_name="label_clear", show_progress_on=[lab_clear])
         lab_save.click(h.label_save, [lab_editor, lab_force, lab_note, lstate],
-                       [lab_msg, lab_gallery, lab_progress, *painter, lstate], api_name="label_save")  # fmt: skip
+                       [lab_msg, lab_gallery, lab_progress, *painter, lstate], api_name="label_save",
+                       show_progress_on=[lab_save])  # fmt: skip
         lab_train.click(h.label_train, [lab_set], [lab_train_msg], api_name="label_train",
                         show_progress_on=[lab_train_msg]).success(
             h.edit_controls, None, edit_controls, api_name=False).then(
@@ -508,12 +516,16 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
             h.edit_controls, None, edit_controls, api_name=False).then(
             h.refresh_view, [state], [banner, *view], api_name=False)  # fmt: skip
         lab_stop.click(h.label_train_stop, [lab_set], [lab_train_msg], api_name="label_train_stop", queue=False)
-        lab_pub.click(h.label_publish, [lab_pub_v], [lab_pub_msg, lab_versions], api_name="label_publish")
-        lab_export.click(h.label_export, [lab_set], [lab_export_file], api_name="label_export")
-        lab_import.click(h.label_import, [lab_import_file], [lab_import_msg, lab_set], api_name="label_import").success(
-            h.edit_controls, None, edit_controls, api_name=False)  # fmt: skip
-        lab_use.click(h.label_use_version, [lab_pub_v], [lab_pub_msg, lab_versions], api_name="label_use_version"
-                      ).success(h.edit_controls, None, edit_controls, api_name=False).then(
+        lab_pub.click(h.label_publish, [lab_pub_v], [lab_pub_msg, lab_versions], api_name="label_publish",
+                      show_progress_on=[lab_pub])  # fmt: skip
+        lab_export.click(h.label_export, [lab_set], [lab_export_file], api_name="label_export",
+                         show_progress_on=[lab_export])  # fmt: skip
+        lab_import.click(h.label_import, [lab_import_file], [lab_import_msg, lab_set], api_name="label_import",
+                         show_progress_on=[lab_import]).success(
+            h.edit_controls, None, edit_controls, api_name=False).then(
+            h.refresh_view, [state], [banner, *view], api_name=False)  # fmt: skip  (the banner names the branch)
+        lab_use.click(h.label_use_version, [lab_pub_v], [lab_pub_msg, lab_versions], api_name="label_use_version",
+                      show_progress_on=[lab_use]).success(h.edit_controls, None, edit_controls, api_name=False).then(
             h.refresh_view, [state], [banner, *view], api_name=False)  # fmt: skip
         model_btn.click(h.switch_model, [model_pick], [model_msg, banner], api_name="switch_model").success(
             h.edit_controls, None, edit_controls, api_name=False).then(

@@ -128,6 +128,15 @@ def test_label_two_samples_train_and_edit_in_the_browser(page, blob_server):
     _label_one(page, 0, fill=True)
     _label_one(page, 1, fill=False)
     page.locator("#label-progress").get_by_text("2 of 4 labelled").wait_for()
+    # the branch's guess before any branch of this set exists: refused in words, and the painter stays usable
+    page.locator("#label-guess").click()
+    page.locator(".toast-body").first.wait_for()
+    page.wait_for_timeout(300)
+    for where in ("#label-editor", "#label-fill", "#label-samples"):
+        assert _error_badges(page, where) == 0, f"{where} is covered by an error badge after a refused guess"
+    page.locator("#label-apply").click()
+    page.wait_for_timeout(1000)
+    assert _error_badges(page, "#label-editor") == 0 and page.locator("#label-editor canvas").first.is_visible()
     set_id = rt.labels.sets_for_model(rt.base_model.model_id)[-1].id
     stored = [m for _, m in rt.labels.training_masks(set_id)]
     assert len(stored) == 2 and all((m == 1).sum() >= 4 for m in stored), "the brush strokes were not saved as 'light'"
