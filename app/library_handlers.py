@@ -49,8 +49,9 @@ class LibraryHandlers:
         the classes a vector is about (its subject classes), as the class filter matches them."""
         try:
             viewer = self.user(request, profile)
+            # the tag as saving writes it (handler_util.parse_tags): "Open mouth" finds open-mouth
             q = SearchQuery(text=text or "", model_id=self.rt.model_id, edited_class=edited_class or None,
-                            tag=(tag or "").strip().lower() or None, sort=sort or "relevance", page_size=40)  # fmt: skip
+                            tag="-".join((tag or "").lower().split()) or None, sort=sort or "relevance", page_size=40)  # fmt: skip
             page = self.rt.library.search(q, viewer)
         except (ValueError, LibraryError) as e:
             raise readable(e) from None

@@ -184,7 +184,8 @@ def cmd_batch(base: EditGAN, args) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m core.cli", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default=DEFAULT_MODEL, help="model name under checkpoints/ or a folder")
+    ap.add_argument("--model", default=DEFAULT_MODEL,
+                    help="model name under checkpoints/, a folder or a rosinality .pt (the app also reads hf://)")
     ap.add_argument("--device", default=device_spec_from_env(),
                     help=f"auto (CUDA when there is a GPU, else the CPU), cpu or cuda (default: ${ENV_DEVICE}, else auto)")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -196,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p, start=True):
         p.add_argument("--out", required=True, help="output folder")
+        # --model and --device also after the command (SUPPRESS: given there, they replace the ones before it)
+        p.add_argument("--model", default=argparse.SUPPRESS, help="as --model before the command")
+        p.add_argument("--device", default=argparse.SUPPRESS, help="as --device before the command")
         if start:
             p.add_argument("--seed", type=int, default=0)
             p.add_argument("--truncation", type=float, default=0.7)

@@ -415,6 +415,19 @@ def interference(vectors: Sequence[tuple[VectorFile, float]], corr_threshold: fl
     return warnings
 
 
+def scale_warnings(vectors: Sequence[tuple[VectorFile, float]]) -> list[str]:
+    """A warning for each vector applied at a scale outside the range its file gives (``scale_min``, ``scale_max``):
+    beyond it its author saw the face break or the change overshoot. The app refuses such scales; the Python API
+    and the CLI apply them and say so."""
+    out = []
+    for i, (v, s) in enumerate(vectors):
+        if not v.scale_min <= s <= v.scale_max:
+            name = v.name or f"vector {i + 1}"
+            out.append(f"{name!r} is applied at scale {s:g}, outside its range [{v.scale_min:g}, {v.scale_max:g}]: "
+                       "expect the face to break or the change to overshoot")
+    return out
+
+
 @dataclass
 class ApplyResult:
     image: torch.Tensor  # [1, 3, R, R]
@@ -441,7 +454,7 @@ def apply_vectors(
     w = w_plus + delta[None]
     out = generator.synthesis(w, return_features=branch is not None)
     mask = branch(out.features).argmax(1) if branch is not None else None
-    return ApplyResult(image=out.image, mask=mask, w_plus=w, warnings=interference(vectors),
+    return ApplyResult(image=out.image, mask=mask, w_plus=w, warnings=scale_warnings(vectors) + interference(vectors),
                        seconds=time.perf_counter() - t0)  # fmt: skip
 
 

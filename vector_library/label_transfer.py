@@ -245,7 +245,8 @@ def read_label_folder(source: Union[Path, str, bytes], model_id: Optional[str] =
         if path.is_symlink() or not path.resolve().is_relative_to(root):
             raise InvalidInput(f"{name} is a link or lies outside the label-set folder; refused")
         if not path.is_file():
-            raise InvalidInput(f"the folder has no {name}, which {LABELS_FILE} lists")
+            raise InvalidInput(f"the folder has no {name}, which {LABELS_FILE} lists" if name != LABELS_FILE else
+                               f"the folder has no {LABELS_FILE}: it is not a label set exported by this app")
         size = path.stat().st_size
         if size > limit:
             raise InvalidInput(f"{name} is {size} bytes; at most {limit} are accepted")
@@ -274,7 +275,9 @@ def _read_zip(data: bytes, model_id: Optional[str]) -> LabelFolder:
             try:
                 info = zf.getinfo(name)
             except KeyError:
-                raise InvalidInput(f"the archive has no {name}, which {LABELS_FILE} lists") from None
+                raise InvalidInput(f"the archive has no {name}, which {LABELS_FILE} lists" if name != LABELS_FILE else
+                                   f"the archive has no {LABELS_FILE}: it is not a label set exported by this app "
+                                   "(Download this set makes one)") from None
             if info.file_size > limit:
                 raise InvalidInput(f"{name} is {info.file_size} bytes; at most {limit} are accepted")
             total[0] += info.file_size

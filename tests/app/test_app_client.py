@@ -48,7 +48,8 @@ def test_edit_by_mask_save_search_apply(client, app_server, tmp_path):
     assert "target IoU" in metrics and "outside the region" in metrics
     assert "1 change(s)" in info
 
-    msg, vid = client.predict("Client glasses", "painted lenses", "glasses, test", "public", True, api_name="/save_edit")
+    msg, vid = client.predict("Client glasses", "painted lenses", "glasses, test, round lenses", "public", True,
+                              api_name="/save_edit")  # fmt: skip
     assert "Saved as vector" in msg and vid >= 1
     assert "Made transferable: on 16 random faces" in msg  # the saved vector was optimised on other faces too
 
@@ -62,6 +63,8 @@ def test_edit_by_mask_save_search_apply(client, app_server, tmp_path):
     assert len(gallery) == 1 and "Client glasses" in gallery[0]["caption"]
     _, tagged = client.predict("", "test", "", "recent", api_name="/search")
     assert vid in [r[0] for r in _table_rows(tagged)]
+    _, tagged = client.predict("", " Round  Lenses ", "", "recent", api_name="/search")  # as saving wrote it
+    assert [r[0] for r in _table_rows(tagged)] == [vid]
 
     # a fresh image; scale 0 leaves it unchanged, other scales change it
     base = _img(client.predict(6, api_name="/sample")[0])

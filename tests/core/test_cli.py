@@ -46,6 +46,10 @@ def test_sample_edit_apply_batch(bundle, tmp_path, capsys):
     assert main(["--model", str(bundle), "apply", "--seed", "2", "--vector", f"{vec}:0.5", "--refine", "2",
                  "--out", str(out)]) == 0  # fmt: skip
     assert (out / "applied.png").exists()
+    capsys.readouterr()  # --model after the command works too; a scale beyond the vector's range is warned about
+    assert main(["apply", "--model", str(bundle), "--seed", "2", "--vector", f"{vec}:50", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "outside its range" in json.loads(captured.out)["warnings"][0] and "warning:" in captured.err
     photos = tmp_path / "photos"
     photos.mkdir()
     Image.fromarray(np.full((30, 40, 3), 90, np.uint8)).save(photos / "a.png")

@@ -238,6 +238,10 @@ def test_composition_adds_deltas_and_warns(tiny_generator, edit_and_vector):
     unrelated = VectorFile(delta=np.eye(*v.delta.shape, dtype=np.float32), model_id=MODEL_ID,
                            edited_classes=("glasses",))  # fmt: skip
     assert interference([(v, 1.0), (unrelated, 1.0)]) == []
+    assert not any("outside its range" in m for m in res.warnings)
+    far = apply_vectors(g, w, [(other, 50.0)], MODEL_ID)  # the API applies it, and says it is beyond the range
+    assert far.warnings == [f"'b' is applied at scale 50, outside its range [{other.scale_min:g}, "
+                            f"{other.scale_max:g}]: expect the face to break or the change to overshoot"]
 
 
 def test_mismatched_vectors_are_refused(tiny_generator, edit_and_vector):

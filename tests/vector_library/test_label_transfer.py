@@ -172,7 +172,11 @@ def test_zip_round_trip_and_damaged_zip(store, other, tmp_path, snapshot):
     with zipfile.ZipFile(buf, "w") as zf:
         for name, content in files.items():
             zf.writestr(name, content)
-    for bad, message in ((buf.getvalue(), "pickle"), (b"not a zip", "not a zip")):
+    other_zip = io.BytesIO()
+    with zipfile.ZipFile(other_zip, "w") as zf:
+        zf.writestr("photo.png", b"not a label set")
+    for bad, message in ((buf.getvalue(), "pickle"), (b"not a zip", "not a zip"),
+                         (other_zip.getvalue(), "has no labels.json: it is not a label set exported by this app")):
         with pytest.raises(InvalidInput, match=message):
             import_label_set(store, bad, "carol")
     assert snapshot() == before
