@@ -415,6 +415,14 @@ class LabelHandlers:
         msg = f"Saved version {saved.version} of sample #{saved.sample_id}."
         return (msg, self._gallery(info), self._progress(info), *self._painter(new), new)
 
+    def label_after_save(self, lstate: LabelSession):
+        """After Save mask: the note box emptied (it belonged to that version) and the sample's line saying the
+        version just saved (it said "not labelled yet"). Returns (note, sample text)."""
+        try:
+            return "", self._sample_text(self.rt.labels.sample(lstate.sample_id))
+        except (ValueError, LibraryError) as e:
+            raise readable(e) from None
+
     # ------------------------------------------------------------------ training
     def label_train(self, choice, request: gr.Request, profile: gr.OAuthProfile | None = None,
                     progress=gr.Progress()):  # fmt: skip

@@ -351,7 +351,7 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                             lab_guess = gr.Button("Start from the branch's guess", elem_id="label-guess", min_width=80)
                             lab_clear = gr.Button("Clear", elem_id="label-clear", min_width=60)
                             lab_remove = gr.Button("Remove sample", elem_id="label-remove", min_width=60)
-                        lab_note = gr.Textbox(label="Note (optional)", max_length=200)
+                        lab_note = gr.Textbox(label="Note (optional)", max_length=200, elem_id="label-note")
                         lab_force = gr.Checkbox(value=False, label="Overwrite a newer mask by someone else",
                                                 elem_id="label-force")  # fmt: skip
                         lab_save = gr.Button("Save mask", variant="primary", elem_id="label-save")
@@ -505,7 +505,8 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         lab_clear.click(h.label_clear, [lstate], [*painter, lstate], api_name="label_clear", show_progress_on=[lab_clear])
         lab_save.click(h.label_save, [lab_editor, lab_force, lab_note, lstate],
                        [lab_msg, lab_gallery, lab_progress, *painter, lstate], api_name="label_save",
-                       show_progress_on=[lab_save])  # fmt: skip
+                       show_progress_on=[lab_save]).success(
+            h.label_after_save, [lstate], [lab_note, lab_sample_md], api_name=False, show_progress="hidden")  # fmt: skip
         lab_train.click(h.label_train, [lab_set], [lab_train_msg], api_name="label_train",
                         show_progress_on=[lab_train_msg]).success(
             h.edit_controls, None, edit_controls, api_name=False).then(

@@ -137,6 +137,13 @@ def test_label_two_samples_train_and_edit_in_the_browser(page, blob_server):
     page.locator("#label-apply").click()
     page.wait_for_timeout(1000)
     assert _error_badges(page, "#label-editor") == 0 and page.locator("#label-editor canvas").first.is_visible()
+    # the sample's line says the version saved, and a note goes with its own version only
+    page.locator("#label-sample").get_by_text("version 1 by").wait_for()
+    page.locator("#label-note textarea, #label-note input").first.fill("rough")
+    page.locator("#label-save").click()
+    page.locator("#label-msg").get_by_text("Saved version 2").wait_for()
+    page.locator("#label-sample").get_by_text("version 2 by").wait_for()
+    assert page.locator("#label-note textarea, #label-note input").first.input_value() == ""
     set_id = rt.labels.sets_for_model(rt.base_model.model_id)[-1].id
     stored = [m for _, m in rt.labels.training_masks(set_id)]
     assert len(stored) == 2 and all((m == 1).sum() >= 4 for m in stored), "the brush strokes were not saved as 'light'"
