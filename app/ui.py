@@ -389,15 +389,20 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         # (whatever show_progress says), so the quick events that may be refused show it on their own button, which
         # has none: a refusal is a toast and the workspace stays on screen. The slow ones (upload, tune) show
         # progress on the image, so their refusals are made first by a quick check that gates them.
-        sample_btn.click(h.sample, [seed, state], view, api_name="sample", show_progress_on=[sample_btn], **light)
+        # a new image empties the last edit's before, after and result (they described another image)
+        last_edit, no_edit = [before, after, result_md], dict(fn=lambda: (None, None, ""), inputs=None,
+                                                                api_name=False, queue=False)  # fmt: skip
+        sample_btn.click(h.sample, [seed, state], view, api_name="sample", show_progress_on=[sample_btn], **light
+                         ).success(outputs=last_edit, **no_edit)  # fmt: skip
         random_btn.click(h.random_sample, [state], [seed, *view], api_name="random_sample",
-                         show_progress_on=[random_btn], **light)  # fmt: skip
+                         show_progress_on=[random_btn], **light).success(outputs=last_edit, **no_edit)  # fmt: skip
         examples.select(h.pick_example, [state], [seed, *view], api_name="pick_example",
-                        api_visibility="private", show_progress_on=[random_btn], **light)  # fmt: skip
+                        api_visibility="private", show_progress_on=[random_btn], **light).success(
+            outputs=last_edit, **no_edit)  # fmt: skip
         upload_btn.click(h.check_upload, [photo, embed_steps, tune_photo], None, api_name=False,
                          show_progress_on=[upload_btn], **light).success(
             h.upload, [photo, embed_steps, state, tune_photo], view, api_name="upload", show_progress_on=[image],
-            **heavy)  # fmt: skip
+            **heavy).success(outputs=last_edit, **no_edit)  # fmt: skip
         tune_btn.click(h.check_tune, [state], None, api_name=False, show_progress_on=[tune_btn], **light).success(
             h.tune, [state], view, api_name="tune", show_progress_on=[image], **heavy)  # fmt: skip
         # the progress bar sits on the result text, so the streamed intermediate images stay visible

@@ -260,6 +260,11 @@ def test_stop_keeps_the_stopped_edits_result_on_screen(page, app_server):
     page.locator("#stop-btn").click()
     page.locator("#stop-msg").get_by_text("No edit is running.").wait_for()
     assert "stopped early" in page.locator("#result").inner_text()
+    # a new sample empties the last edit's result, before and after: they were of the other image
+    page.locator("#random-btn").click()
+    page.locator("#info").get_by_text("no changes yet").wait_for()
+    page.wait_for_function("document.querySelector('#result').innerText.trim() === '' && "
+                           "!document.querySelector('#after img')")  # fmt: skip
 
 
 def _error_badges(page, selector: str) -> int:
