@@ -26,7 +26,7 @@ from app.handler_util import (
 from app.session import MAX_APPLIED, EditSession, format_vectors, parse_vectors
 from core.edit_vector import interference
 from core.vector_format import VectorFile, VectorFormatError
-from vector_library import LibraryError, SearchQuery, VectorMetadata
+from vector_library import LibraryError, MetadataUpdate, SearchQuery, VectorMetadata
 
 
 def _count(n: int, noun: str) -> str:
@@ -109,6 +109,47 @@ class LibraryHandlers:
         preview = image_file(preview) if preview is not None else None
         return md, rows, slider, ("♥ Unlike" if liked else "♥ Like"), preview, v.id
 
+    def manage_fields(self, vector_id, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        """The vector page's Change or delete form: (name, description, tags, visibility, delete box, message), filled
+        with the vector's own for its author, left empty for anyone else."""
+        try:
+            viewer = self.user(request, profile)
+            v = self.rt.library.get(vector_id_of(vector_id), viewer)
+        except (ValueError, LibraryError) as e:
+            raise readable(e) from None
+        if not viewer or v.author != viewer:
+            return "", "", "", v.visibility, False, f"Only its author, {md_text(v.author)}, may change this vector."
+        return v.name, v.description, ", ".join(v.tags), v.visibility, False, ""
+
+    def update_vector(self, vector_id, name, description, tags, visibility, request: gr.Request,
+                      profile: gr.OAuthProfile | None = None):  # fmt: skip
+        """api: /update_vector -- the author changes a vector's name, description, tags (as the save form takes
+        them) and visibility; returns a message."""
+        try:
+            user = self._need_user(request, profile, "changing a vector")
+            vid = vector_id_of(vector_id)
+            v = self.rt.library.update_metadata(user, vid, MetadataUpdate(
+                name=str(name or "").strip(), description=str(description or ""), tags=parse_tags(tags),
+                visibility=visibility))  # fmt: skip
+            self.rt.forget_vector(vid)
+        except (ValueError, LibraryError) as e:
+            raise readable(e) from None
+        return f"Saved: **#{v.id} {md_text(v.name)}** is {v.visibility}."
+
+    def delete_vector(self, vector_id, sure, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        """api: /delete_vector -- the author deletes a vector and every version of it, once ``sure`` is ticked;
+        returns (message, the box unticked)."""
+        try:
+            user = self._need_user(request, profile, "deleting a vector")
+            vid = vector_id_of(vector_id)
+            if not sure:
+                raise ValueError("tick 'yes, delete it' first: deleting removes every version and cannot be undone")
+            self.rt.library.delete(user, vid)
+            self.rt.forget_vector(vid)
+        except (ValueError, LibraryError) as e:
+            raise readable(e) from None
+        return f"Deleted vector #{vid}.", False
+
     def like(self, vector_id, request: gr.Request, profile: gr.OAuthProfile | None = None):
         """api: /like -- toggle the user's like; returns (button label, message). The message says the state the
         toggle produced ("Liked · 3 like(s)" / "Not liked · 2 like(s)"): the button's label is not an API output."""
@@ -141,11 +182,12 @@ class LibraryHandlers:
                    profile: gr.OAuthProfile | None = None):  # fmt: skip
         """The scale slider's live preview: as :meth:`apply`, but with the scale its number box shows once the
         person leaves it: a number typed beyond the slider's ends at the nearer end, an emptied box at 0 (or the
-        end nearer to 0). Then the Edit tab's view (image, mask, overlay, editor, info) of the image with the vector
+        end nearer to 0). Then the Edit tab's view (image, mask, overlay, info) of the image with the vector
         applied, which the next edit starts from, from the same event: the live events' last one wins, so the two
-        tabs agree."""
+        tabs agree. The mask editor is left for the slider's release (:meth:`current_view`): redrawn on every
+        move, it kept the browser busy."""
         image, state = self.apply(vector_id, _shown(scale), state, request, profile, live=True)
-        return (image, *self.view(state, self.user(request, profile)), state)
+        return (image, *self.view(state, self.user(request, profile), editor=False), state)
 
     def download_vector(self, vector_id, request: gr.Request, profile: gr.OAuthProfile | None = None):
         """api: /download_vector -- the vector's .safetensors file (counted as a download)."""
@@ -242,10 +284,10 @@ class LibraryHandlers:
     def compose_live(self, v1, v2, v3, v4, s1, s2, s3, s4, state: EditSession, request: gr.Request,
                      profile: gr.OAuthProfile | None = None):  # fmt: skip
         """A slot slider's live preview: as :meth:`compose`, with each scale as its number box shows it once the
-        person leaves it (see :meth:`apply_live`); then the Edit tab's view, as in :meth:`apply_live`."""
+        person leaves it (see :meth:`apply_live`); then the Edit tab's view without the mask editor, as there."""
         s1, s2, s3, s4 = (_shown(s) for s in (s1, s2, s3, s4))
         image, warnings, state = self.compose(v1, v2, v3, v4, s1, s2, s3, s4, state, request, profile, live=True)
-        return (image, warnings, *self.view(state, self.user(request, profile)), state)
+        return (image, warnings, *self.view(state, self.user(request, profile), editor=False), state)
 
     def save_composition(self, name, visibility, v1, v2, v3, v4, s1, s2, s3, s4, request: gr.Request,
                          profile: gr.OAuthProfile | None = None):  # fmt: skip

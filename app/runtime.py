@@ -389,6 +389,12 @@ class Runtime:
         check_vector(vf, m.model_id, m.latent_shape)
         return vf
 
+    def forget_vector(self, vector_id: int) -> None:
+        """Drop what :meth:`vector_info` remembers of a vector its author just changed or deleted."""
+        with self._lock:
+            for key in [k for k in self._infos if k[0] == int(vector_id)]:
+                del self._infos[key]
+
     def cached_vector(self, vector_id: int, sha: str) -> Optional[VectorFile]:
         with self._lock:
             return self._vectors.get((int(vector_id), sha))

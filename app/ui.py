@@ -226,6 +226,19 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
                         with gr.Row():
                             like_btn = gr.Button("♥ Like", elem_id="like-btn")
                             like_msg = gr.Markdown(label="likes")
+                        with gr.Accordion("Change or delete this vector (its author only)", open=False,
+                                          elem_id="manage"):  # fmt: skip
+                            m_name = gr.Textbox(label="Name", max_length=120, elem_id="manage-name")
+                            m_desc = gr.Textbox(label="Description", lines=2, elem_id="manage-desc")
+                            m_tags = gr.Textbox(label=f"Tags ({TAGS_HELP})", elem_id="manage-tags")
+                            m_vis = gr.Radio(list(VISIBILITIES), value="public", label="Visibility",
+                                             elem_id="manage-vis")  # fmt: skip
+                            m_save = gr.Button("Save changes", elem_id="manage-save")
+                            with gr.Row():
+                                m_sure = gr.Checkbox(label="yes, delete it with every version (cannot be undone)",
+                                                     elem_id="manage-sure", scale=3)  # fmt: skip
+                                m_delete = gr.Button("Delete", variant="stop", elem_id="manage-delete", scale=1)
+                            m_msg = gr.Markdown(elem_id="manage-msg")
                     with gr.Column(scale=1):
                         vec_preview = gr.Image(label="Preview (from its author)", interactive=False, height=160,
                                                elem_classes=["pix"])  # fmt: skip
@@ -423,15 +436,27 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
         search_btn.click(h.search, search_inputs, [results, table], api_name="search")
         q_text.submit(h.search, search_inputs, [results, table], api_name=False)
         page_outputs = [page_md, versions, scale, like_btn, vec_preview, vid]
-        open_btn.click(h.vector_page, [vid], page_outputs, api_name="vector")
+        manage_fields = [m_name, m_desc, m_tags, m_vis, m_sure, m_msg]
+        open_btn.click(h.vector_page, [vid], page_outputs, api_name="vector").success(
+            h.manage_fields, [vid], manage_fields, api_name=False)  # fmt: skip
         results.select(h.pick_result, [table], [vid], api_name=False).then(
-            h.vector_page, [vid], page_outputs, api_name=False)  # fmt: skip
+            h.vector_page, [vid], page_outputs, api_name=False).success(
+            h.manage_fields, [vid], manage_fields, api_name=False)  # fmt: skip
+        m_save.click(h.update_vector, [vid, m_name, m_desc, m_tags, m_vis], [m_msg], api_name="update_vector",
+                     show_progress_on=[m_save]).success(
+            h.vector_page, [vid], page_outputs, api_name=False).success(
+            h.search, search_inputs, [results, table], api_name=False)  # fmt: skip
+        m_delete.click(h.delete_vector, [vid, m_sure], [m_msg, m_sure], api_name="delete_vector",
+                       show_progress_on=[m_delete]).success(
+            h.search, search_inputs, [results, table], api_name=False).success(
+            h.vector_choices, None, slot_ids, api_name=False)  # fmt: skip
         like_btn.click(h.like, [vid], [like_btn, like_msg], api_name="like")
         # a preview changes what the next edit starts from: the Edit tab shows it too
         quiet = dict(api_name=False, show_progress="hidden", **light)
         apply_btn.click(h.apply, [vid, scale, state], [applied_img, state], api_name="apply", **light).success(
             h.current_view, [state], view, **quiet)  # fmt: skip
         scale.input(h.apply_live, [vid, scale, state], [applied_img, *view], trigger_mode="always_last", **quiet)
+        scale.release(h.current_view, [state], view, trigger_mode="always_last", **quiet)  # and the mask editor
         keep_btn.click(h.keep, [state], view, api_name="keep", show_progress_on=[keep_btn], **light)
         dl_btn.click(h.download_vector, [vid], [dl_file], api_name="download_vector")
         up_btn.click(h.upload_vector, [up_file, up_name, up_tags, up_vis], [up_msg, up_id],
@@ -443,9 +468,11 @@ def build_demo(runtime: Runtime) -> gr.Blocks:
             # .input, not .change: opening a composition sets ids and scales together and must not be reset
             # a vector chosen in a slot is previewed at once, with its warnings
             slot_ids[i].input(h.slot_range, [slot_ids[i]], [slot_scales[i]], api_name=False).success(
-                h.compose_live, [*slots, state], [comp_img, warn_md, *view], **quiet)  # fmt: skip
+                h.compose_live, [*slots, state], [comp_img, warn_md, *view], **quiet).success(
+                h.current_view, [state], view, **quiet)  # fmt: skip
             slot_scales[i].input(h.compose_live, [*slots, state], [comp_img, warn_md, *view],
                                  trigger_mode="always_last", **quiet)  # fmt: skip
+            slot_scales[i].release(h.current_view, [state], view, trigger_mode="always_last", **quiet)
         comp_btn.click(h.compose, [*slots, state], [comp_img, warn_md, state], api_name="compose", **light).success(
             h.current_view, [state], view, **quiet)  # fmt: skip
         comp_keep.click(h.keep, [state], view, api_name=False, **light)

@@ -250,9 +250,9 @@ def test_stop_keeps_the_stopped_edits_result_on_screen(page, app_server):
     steps.press("Tab")
     _paint_stroke(page)
     page.locator("#run-btn").click()
-    page.wait_for_selector("#after img")  # the first streamed step
+    page.locator("#result").get_by_text("/200").wait_for(timeout=120_000)  # a streamed step of the 200
     page.locator("#stop-btn").click()
-    page.locator("#result").get_by_text("stopped early").wait_for()
+    page.locator("#result").get_by_text("stopped early").wait_for(timeout=120_000)
     page.wait_for_timeout(1500)
     text = page.locator("#result").inner_text()
     assert "stopped early" in text and "steps run" in text and "Stopping" not in text
@@ -336,6 +336,9 @@ def test_a_scale_typed_in_the_sliders_box_is_the_scale_applied(page, app_server,
     page.locator("#vector-id textarea, #vector-id input").first.fill(str(vid))
     page.get_by_role("button", name="Open").click()
     page.locator("#vector-page").get_by_text("Box glasses").first.wait_for()
+    page.get_by_text("Change or delete this vector").click()  # its author finds the form filled with its fields
+    page.wait_for_function("document.querySelector('#manage-name textarea, #manage-name input').value === "
+                           "'Box glasses'")  # fmt: skip
     box = page.locator("#apply-scale input[type=number]")
     assert float(box.get_attribute("max")) == hi and float(box.get_attribute("min")) == lo
     for typed, shown in (("0.5", 0.5), (str(hi + 7), hi), ("", 0.0), (str(lo - 3), lo), ("-", 0.0), ("1", 1.0)):

@@ -248,3 +248,28 @@ def test_edit_with_an_editor_value_of_painted_layers(client, tmp_path):
                                                                                 api_name="/edit")  # fmt: skip
     assert "mask edit" in metrics and "steps run | 3" in metrics
     assert "1 change(s)" in info
+
+
+def test_the_author_changes_and_deletes_a_saved_vector(client, tmp_path):
+    """A vector saved private can be made public, renamed and retagged from the app, and deleted (before, only the
+    Python API could)."""
+    client.predict(9, api_name="/sample")
+    _edit(client, tmp_path)
+    _, vid = client.predict("Quiet glasses", "", "", "private", False, api_name="/save_edit")
+    vid = int(vid)
+    msg = client.predict(vid, "Loud glasses", "now for everyone", "glasses, Round Lenses", "public",
+                         api_name="/update_vector")  # fmt: skip
+    assert f"#{vid} Loud glasses" in msg and "public" in msg
+    page = client.predict(vid, api_name="/vector")[0]
+    assert "Loud glasses" in page and "now for everyone" in page and "round\\-lenses" in page  # markdown-escaped
+    _, table = client.predict("loud", "", "", "relevance", api_name="/search")
+    assert [r[0] for r in _table_rows(table)] == [vid]
+    with pytest.raises(Exception, match="must not be empty|name"):
+        client.predict(vid, "", "", "", "public", api_name="/update_vector")
+    with pytest.raises(Exception, match="tick 'yes, delete it' first"):
+        client.predict(vid, False, api_name="/delete_vector")
+    assert client.predict(vid, True, api_name="/delete_vector")[0] == f"Deleted vector #{vid}."
+    with pytest.raises(Exception, match=f"{vid}"):
+        client.predict(vid, api_name="/vector")
+    _, table = client.predict("loud", "", "", "relevance", api_name="/search")
+    assert _table_rows(table) == []
