@@ -160,7 +160,7 @@ def region_of_interest(
         raise ValueError("the target mask is identical to the current mask: paint a change first")
     n = len(class_names)
     on = torch.bincount(torch.cat([original[changed], target[changed]]), minlength=n)  # changed pixels per class
-    ids = sorted(torch.unique(torch.cat([original[changed], target[changed]])).tolist(),
+    ids = sorted(torch.nonzero(on).flatten().tolist(),
                  key=lambda i: (class_names[i] in context_classes, -int(on[i]), i))  # fmt: skip
     edited = tuple(class_names[i] for i in ids)
     roi = changed.clone()

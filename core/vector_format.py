@@ -260,7 +260,8 @@ def subject_classes(change: np.ndarray, class_names: Sequence[str],
     gives ``("glasses",)`` where the edited classes also name the eyes, brows and skin it covers.
     """
     counts = class_change_pixels(change[0], change[1], len(class_names))
-    ids = [i for i in np.flatnonzero(counts) if class_names[i] not in context_classes] or list(np.flatnonzero(counts))
+    touched = list(np.flatnonzero(counts))
+    ids = [i for i in touched if class_names[i] not in context_classes] or touched
     if not ids:
         return ()
     top = max(int(counts[i]) for i in ids)
